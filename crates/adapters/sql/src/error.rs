@@ -1,0 +1,68 @@
+//! The crate's error, and the mapping of sqlx errors onto the domain's.
+
+use jangteo_core::CoreError;
+
+/// Errors opening or migrating a database.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// The URL names a backend this build does not include.
+    #[error("database backend `{0}` is not compiled in; rebuild with `--features {0}`")]
+    FeatureNotEnabled(String),
+    /// The URL is not one we understand.
+    #[error("unsupported database URL `{0}`: expected sqlite://... or postgres://...")]
+    UnsupportedUrl(String),
+    /// Connecting failed.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Maps a sqlx error to a domain error. Unique violations become 409 conflicts named
+/// after the constraint, pool exhaustion and I/O become "unavailable" (retryable), and
+/// the rest become storage errors whose details stay in the logs.
+pub(crate) fn map(e: sqlx::Error) -> CoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let msg = db.message();
+            let code = if msg.contains("handle") {
+                "handle_taken"
+            } else if msg.contains("sku") {
+                "sku_taken"
+            } else if msg.contains("email") {
+                "email_taken"
+            } else if msg.contains("idempotency") {
+                "idempotency_conflict"
+            } else {
+                "duplicate"
+            };
+            let message = match code {
+                "handle_taken" => "a product with this handle exists",
+                "sku_taken" => "a variant with this SKU exists",
+                "email_taken" => "an account with this e-mail exists",
+                "idempotency_conflict" => "this Idempotency-Key is in use by a concurrent request",
+                _ => "a record with these values exists",
+            };
+            CoreError::conflict(code, message)
+        }
+        sqlx::Error::Database(db) if db.is_check_violation() => CoreError::conflict(
+            "constraint_violation",
+            format!("rejected by a database rule: {}", db.message()),
+        ),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            CoreError::Unavailable(format!("database: {e}"))
+        }
+        sqlx::Error::Database(db)
+            if db.message().contains("database is locked") || db.message().contains("busy") =>
+        {
+            CoreError::Unavailable(format!("database busy: {}", db.message()))
+        }
+        _ => CoreError::Storage(e.to_string()),
+    }
+}
+
+/// Maps a JSON (de)serialization failure of a stored document.
+pub(crate) fn json(e: serde_json::Error) -> CoreError {
+    CoreError::Storage(format!("stored document is malformed: {e}"))
+}

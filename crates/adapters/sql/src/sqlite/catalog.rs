@@ -1,0 +1,549 @@
+//! Catalog queries.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use jangteo_core::catalog::{
+    Category, Cursor, Product, ProductPage, ProductQuery, ProductSort, ProductStatus, Variant,
+    VariantSnapshot,
+};
+use jangteo_core::ids::{ProductId, VariantId};
+use jangteo_core::locale::LocalizedText;
+use jangteo_core::money::{Currency, Money};
+use jangteo_core::ports::{CatalogRead, CatalogWrite};
+use jangteo_core::{CoreError, CoreResult};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+use super::{Conn, SqliteReader, SqliteTx};
+use crate::error::{json, map};
+use crate::time::{parse, ts};
+
+/// Terms this long or longer go through the trigram index; shorter ones (two-syllable
+/// Korean words such as 홍삼) are matched by scanning the lowercased search column,
+/// because FTS5's trigram tokenizer cannot match fewer than three characters.
+const TRIGRAM_MIN_CHARS: usize = 3;
+
+fn search_text(p: &Product) -> String {
+    let mut s = String::new();
+    s.push_str(&p.handle);
+    for t in p.title.0.values().chain(p.description.0.values()) {
+        s.push('\n');
+        s.push_str(t);
+    }
+    for v in &p.variants {
+        s.push('\n');
+        s.push_str(&v.sku);
+    }
+    s.to_lowercase()
+}
+
+/// Quotes a term as an FTS5 string literal, so operators and quotes in user input are
+/// matched literally.
+fn fts_literal(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
+fn parse_id<T: std::str::FromStr>(s: &str) -> CoreResult<T> {
+    s.parse()
+        .map_err(|_| CoreError::Storage(format!("bad id `{s}` in storage")))
+}
+
+fn product_from_row(row: &SqliteRow) -> CoreResult<Product> {
+    let get = |c: &str| row.try_get::<String, _>(c).map_err(map);
+    Ok(Product {
+        id: parse_id(&get("id")?)?,
+        handle: get("handle")?,
+        status: ProductStatus::parse(&get("status")?)?,
+        title: serde_json::from_str(&get("title")?).map_err(json)?,
+        description: serde_json::from_str(&get("description")?).map_err(json)?,
+        categories: serde_json::from_str(&get("categories")?).map_err(json)?,
+        media: serde_json::from_str(&get("media")?).map_err(json)?,
+        countries: serde_json::from_str(&get("countries")?).map_err(json)?,
+        variants: Vec::new(),
+        created_at: parse(&get("created_at")?)?,
+        updated_at: parse(&get("updated_at")?)?,
+    })
+}
+
+const PRODUCT_COLS: &str =
+    "p.id, p.handle, p.status, p.title, p.description, p.categories, p.media, p.countries, p.created_at, p.updated_at";
+
+/// Loads the variants (with prices) of the given products, in position order.
+async fn load_variants(
+    conn: &mut SqliteConnection,
+    product_ids: &[String],
+) -> CoreResult<HashMap<String, Vec<Variant>>> {
+    let mut out: HashMap<String, Vec<Variant>> = HashMap::new();
+    if product_ids.is_empty() {
+        return Ok(out);
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT id, product_id, sku, options, stock FROM variants WHERE product_id IN (",
+    );
+    let mut sep = qb.separated(", ");
+    for id in product_ids {
+        sep.push_bind(id);
+    }
+    qb.push(") ORDER BY product_id, position");
+    let rows = qb.build().fetch_all(&mut *conn).await.map_err(map)?;
+    let mut prices: HashMap<String, Vec<Money>> = HashMap::new();
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT variant_id, currency, amount_minor FROM prices WHERE product_id IN (",
+    );
+    let mut sep = qb.separated(", ");
+    for id in product_ids {
+        sep.push_bind(id);
+    }
+    qb.push(") ORDER BY variant_id, currency");
+    for r in qb.build().fetch_all(&mut *conn).await.map_err(map)? {
+        let vid: String = r.try_get("variant_id").map_err(map)?;
+        let cur: String = r.try_get("currency").map_err(map)?;
+        let minor: i64 = r.try_get("amount_minor").map_err(map)?;
+        let currency: Currency = cur.parse()?;
+        prices
+            .entry(vid)
+            .or_default()
+            .push(Money::from_minor(minor, currency)?);
+    }
+    for r in rows {
+        let id: String = r.try_get("id").map_err(map)?;
+        let pid: String = r.try_get("product_id").map_err(map)?;
+        let options: BTreeMap<String, String> =
+            serde_json::from_str(&r.try_get::<String, _>("options").map_err(map)?).map_err(json)?;
+        let v = Variant {
+            id: parse_id(&id)?,
+            sku: r.try_get("sku").map_err(map)?,
+            options,
+            prices: prices.remove(&id).unwrap_or_default(),
+            stock: r.try_get("stock").map_err(map)?,
+        };
+        out.entry(pid).or_default().push(v);
+    }
+    Ok(out)
+}
+
+async fn attach_variants(
+    conn: &mut SqliteConnection,
+    mut products: Vec<Product>,
+) -> CoreResult<Vec<Product>> {
+    let ids: Vec<String> = products.iter().map(|p| p.id.to_string()).collect();
+    let mut variants = load_variants(conn, &ids).await?;
+    for p in &mut products {
+        p.variants = variants.remove(&p.id.to_string()).unwrap_or_default();
+    }
+    Ok(products)
+}
+
+pub(crate) async fn product_where(
+    conn: &mut SqliteConnection,
+    column: &str,
+    value: &str,
+) -> CoreResult<Option<Product>> {
+    let sql = format!("SELECT {PRODUCT_COLS} FROM products p WHERE p.{column} = ?");
+    let Some(row) = sqlx::query(&sql)
+        .bind(value)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map)?
+    else {
+        return Ok(None);
+    };
+    let p = product_from_row(&row)?;
+    Ok(attach_variants(conn, vec![p]).await?.pop())
+}
+
+pub(crate) async fn products(
+    conn: &mut SqliteConnection,
+    q: &ProductQuery,
+) -> CoreResult<ProductPage> {
+    let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {PRODUCT_COLS}"));
+    // The sort key of each row, for the next cursor.
+    let price_expr =
+        "(SELECT MIN(pr.amount_minor) FROM prices pr WHERE pr.product_id = p.id AND pr.currency = ";
+    match (q.sort, q.currency) {
+        (ProductSort::PriceAsc | ProductSort::PriceDesc, Some(c)) => {
+            qb.push(", ")
+                .push(price_expr)
+                .push_bind(c.code())
+                .push(") AS sort_key");
+        }
+        (ProductSort::Handle, _) => {
+            qb.push(", p.handle AS sort_key");
+        }
+        _ => {
+            qb.push(", p.created_at AS sort_key");
+        }
+    }
+    qb.push(" FROM products p WHERE 1 = 1");
+    match (q.status, q.include_drafts) {
+        (Some(st), true) => {
+            qb.push(" AND p.status = ").push_bind(st.as_str());
+        }
+        (_, false) => {
+            qb.push(" AND p.status = 'published'");
+        }
+        (None, true) => {}
+    }
+    for term in &q.terms {
+        if term.chars().count() >= TRIGRAM_MIN_CHARS {
+            qb.push(" AND p.rid IN (SELECT rowid FROM products_fts WHERE products_fts MATCH ")
+                .push_bind(fts_literal(term))
+                .push(")");
+        } else {
+            qb.push(" AND instr(p.search_text, ")
+                .push_bind(term.clone())
+                .push(") > 0");
+        }
+    }
+    if let Some(cat) = &q.category {
+        qb.push(" AND p.id IN (SELECT product_id FROM product_categories WHERE category = ")
+            .push_bind(cat.clone())
+            .push(")");
+    }
+    if let Some(c) = q.currency {
+        // A buyer browsing in a currency only sees what can be bought in it.
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM prices pr WHERE pr.product_id = p.id AND pr.currency = ",
+        )
+        .push_bind(c.code());
+        if let Some(min) = q.min_price_minor {
+            qb.push(" AND pr.amount_minor >= ").push_bind(min);
+        }
+        if let Some(max) = q.max_price_minor {
+            qb.push(" AND pr.amount_minor <= ").push_bind(max);
+        }
+        qb.push(")");
+    }
+    let sort_expr = match (q.sort, q.currency) {
+        (ProductSort::PriceAsc | ProductSort::PriceDesc, Some(c)) => {
+            format!("{price_expr}'{}')", c.code())
+        }
+        (ProductSort::Handle, _) => "p.handle".to_string(),
+        _ => "p.created_at".to_string(),
+    };
+    let (cmp, dir) = match q.sort {
+        ProductSort::Newest | ProductSort::PriceDesc => ("<", "DESC"),
+        ProductSort::PriceAsc | ProductSort::Handle => (">", "ASC"),
+    };
+    let numeric = matches!(q.sort, ProductSort::PriceAsc | ProductSort::PriceDesc);
+    if let Some(after) = &q.after {
+        qb.push(format!(" AND ({sort_expr} {cmp} "));
+        push_key(&mut qb, &after.key, numeric)?;
+        qb.push(format!(" OR ({sort_expr} = "));
+        push_key(&mut qb, &after.key, numeric)?;
+        qb.push(format!(" AND p.id {cmp} "))
+            .push_bind(after.id.to_string())
+            .push("))");
+    }
+    qb.push(format!(" ORDER BY sort_key {dir}, p.id {dir} LIMIT "))
+        .push_bind(i64::from(q.limit) + 1);
+    let rows = qb.build().fetch_all(&mut *conn).await.map_err(map)?;
+    let more = rows.len() > q.limit as usize;
+    let mut items = Vec::with_capacity(rows.len().min(q.limit as usize));
+    let mut last_key = None;
+    for row in rows.iter().take(q.limit as usize) {
+        items.push(product_from_row(row)?);
+        last_key = Some(if numeric {
+            row.try_get::<i64, _>("sort_key").map_err(map)?.to_string()
+        } else {
+            row.try_get::<String, _>("sort_key").map_err(map)?
+        });
+    }
+    let products = attach_variants(conn, items).await?;
+    let next = match (more, products.last(), last_key) {
+        (true, Some(p), Some(key)) => Some(Cursor { key, id: p.id }),
+        _ => None,
+    };
+    Ok(ProductPage { products, next })
+}
+
+fn push_key(qb: &mut QueryBuilder<'_, Sqlite>, key: &str, numeric: bool) -> CoreResult<()> {
+    if numeric {
+        let n: i64 = key.parse().map_err(|_| {
+            CoreError::invalid_field("cursor", "invalid_cursor", "cursor is not valid")
+        })?;
+        qb.push_bind(n);
+    } else {
+        qb.push_bind(key.to_string());
+    }
+    Ok(())
+}
+
+pub(crate) async fn categories(conn: &mut SqliteConnection) -> CoreResult<Vec<Category>> {
+    let rows = sqlx::query("SELECT handle, name FROM categories ORDER BY handle")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map)?;
+    rows.iter()
+        .map(|r| {
+            let name: LocalizedText =
+                serde_json::from_str(&r.try_get::<String, _>("name").map_err(map)?)
+                    .map_err(json)?;
+            Ok(Category {
+                handle: r.try_get("handle").map_err(map)?,
+                name,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn variants(
+    conn: &mut SqliteConnection,
+    ids: &[VariantId],
+) -> CoreResult<Vec<VariantSnapshot>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "SELECT DISTINCT p.id, p.handle, p.status, p.title FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN (",
+    );
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(id.to_string());
+    }
+    qb.push(")");
+    let rows = qb.build().fetch_all(&mut *conn).await.map_err(map)?;
+    let mut heads = Vec::new();
+    for r in &rows {
+        let id: String = r.try_get("id").map_err(map)?;
+        let title: LocalizedText =
+            serde_json::from_str(&r.try_get::<String, _>("title").map_err(map)?).map_err(json)?;
+        heads.push((
+            id,
+            r.try_get::<String, _>("handle").map_err(map)?,
+            ProductStatus::parse(&r.try_get::<String, _>("status").map_err(map)?)?,
+            title,
+        ));
+    }
+    let pids: Vec<String> = heads.iter().map(|h| h.0.clone()).collect();
+    let mut by_product = load_variants(conn, &pids).await?;
+    let mut out = Vec::new();
+    for (pid, handle, status, title) in heads {
+        for v in by_product.remove(&pid).unwrap_or_default() {
+            if ids.contains(&v.id) {
+                out.push(VariantSnapshot {
+                    variant: v,
+                    product_id: parse_id(&pid)?,
+                    product_handle: handle.clone(),
+                    product_title: title.clone(),
+                    product_status: status,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn write_children(conn: &mut SqliteConnection, p: &Product, rid: i64) -> CoreResult<()> {
+    let pid = p.id.to_string();
+    sqlx::query("DELETE FROM product_categories WHERE product_id = ?")
+        .bind(&pid)
+        .execute(&mut *conn)
+        .await
+        .map_err(map)?;
+    for c in &p.categories {
+        sqlx::query("INSERT INTO product_categories (category, product_id) VALUES (?, ?)")
+            .bind(c)
+            .bind(&pid)
+            .execute(&mut *conn)
+            .await
+            .map_err(map)?;
+    }
+    // Variants no longer listed go; listed ones are inserted or updated in place so
+    // that their ids (referenced by carts and orders) stay stable.
+    let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM variants WHERE product_id = ");
+    qb.push_bind(&pid);
+    if !p.variants.is_empty() {
+        qb.push(" AND id NOT IN (");
+        let mut sep = qb.separated(", ");
+        for v in &p.variants {
+            sep.push_bind(v.id.to_string());
+        }
+        qb.push(")");
+    }
+    qb.build().execute(&mut *conn).await.map_err(map)?;
+    sqlx::query("DELETE FROM prices WHERE product_id = ?")
+        .bind(&pid)
+        .execute(&mut *conn)
+        .await
+        .map_err(map)?;
+    for (pos, v) in p.variants.iter().enumerate() {
+        let vid = v.id.to_string();
+        sqlx::query(
+            "INSERT INTO variants (id, product_id, position, sku, options, stock) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET position = excluded.position, sku = excluded.sku,
+               options = excluded.options, stock = excluded.stock",
+        )
+        .bind(&vid)
+        .bind(&pid)
+        .bind(pos as i64)
+        .bind(&v.sku)
+        .bind(serde_json::to_string(&v.options).map_err(json)?)
+        .bind(v.stock)
+        .execute(&mut *conn)
+        .await
+        .map_err(map)?;
+        for price in &v.prices {
+            sqlx::query("INSERT INTO prices (variant_id, product_id, currency, amount_minor) VALUES (?, ?, ?, ?)")
+                .bind(&vid)
+                .bind(&pid)
+                .bind(price.currency.code())
+                .bind(price.minor_units())
+                .execute(&mut *conn)
+                .await
+                .map_err(map)?;
+        }
+    }
+    sqlx::query("DELETE FROM products_fts WHERE rowid = ?")
+        .bind(rid)
+        .execute(&mut *conn)
+        .await
+        .map_err(map)?;
+    sqlx::query("INSERT INTO products_fts (rowid, body) VALUES (?, ?)")
+        .bind(rid)
+        .bind(search_text(p))
+        .execute(&mut *conn)
+        .await
+        .map_err(map)?;
+    Ok(())
+}
+
+fn product_values(p: &Product) -> CoreResult<[String; 7]> {
+    Ok([
+        serde_json::to_string(&p.title).map_err(json)?,
+        serde_json::to_string(&p.description).map_err(json)?,
+        serde_json::to_string(&p.categories).map_err(json)?,
+        serde_json::to_string(&p.media).map_err(json)?,
+        serde_json::to_string(&p.countries).map_err(json)?,
+        search_text(p),
+        ts(p.updated_at),
+    ])
+}
+
+pub(crate) async fn insert_product(conn: &mut SqliteConnection, p: &Product) -> CoreResult<()> {
+    let [title, description, categories, media, countries, search, updated] = product_values(p)?;
+    let rid: i64 = sqlx::query_scalar(
+        "INSERT INTO products (id, handle, status, title, description, categories, media, countries, search_text, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rid",
+    )
+    .bind(p.id.to_string())
+    .bind(&p.handle)
+    .bind(p.status.as_str())
+    .bind(title)
+    .bind(description)
+    .bind(categories)
+    .bind(media)
+    .bind(countries)
+    .bind(search)
+    .bind(ts(p.created_at))
+    .bind(updated)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map)?;
+    write_children(conn, p, rid).await
+}
+
+pub(crate) async fn update_product(conn: &mut SqliteConnection, p: &Product) -> CoreResult<()> {
+    let [title, description, categories, media, countries, search, updated] = product_values(p)?;
+    let rid: Option<i64> = sqlx::query_scalar(
+        "UPDATE products SET handle = ?, status = ?, title = ?, description = ?, categories = ?, media = ?,
+           countries = ?, search_text = ?, updated_at = ? WHERE id = ? RETURNING rid",
+    )
+    .bind(&p.handle)
+    .bind(p.status.as_str())
+    .bind(title)
+    .bind(description)
+    .bind(categories)
+    .bind(media)
+    .bind(countries)
+    .bind(search)
+    .bind(updated)
+    .bind(p.id.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map)?;
+    let rid = rid.ok_or(CoreError::NotFound { entity: "product" })?;
+    write_children(conn, p, rid).await
+}
+
+pub(crate) async fn delete_product(conn: &mut SqliteConnection, id: ProductId) -> CoreResult<bool> {
+    let rid: Option<i64> = sqlx::query_scalar("DELETE FROM products WHERE id = ? RETURNING rid")
+        .bind(id.to_string())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map)?;
+    let Some(rid) = rid else { return Ok(false) };
+    sqlx::query("DELETE FROM products_fts WHERE rowid = ?")
+        .bind(rid)
+        .execute(&mut *conn)
+        .await
+        .map_err(map)?;
+    Ok(true)
+}
+
+macro_rules! catalog_read {
+    ($t:ty) => {
+        #[async_trait]
+        impl CatalogRead for $t {
+            async fn product(&mut self, id: ProductId) -> CoreResult<Option<Product>> {
+                product_where(self.conn(), "id", &id.to_string()).await
+            }
+            async fn product_by_handle(&mut self, handle: &str) -> CoreResult<Option<Product>> {
+                product_where(self.conn(), "handle", handle).await
+            }
+            async fn products(&mut self, query: &ProductQuery) -> CoreResult<ProductPage> {
+                products(self.conn(), query).await
+            }
+            async fn categories(&mut self) -> CoreResult<Vec<Category>> {
+                categories(self.conn()).await
+            }
+            async fn variants(&mut self, ids: &[VariantId]) -> CoreResult<Vec<VariantSnapshot>> {
+                variants(self.conn(), ids).await
+            }
+        }
+    };
+}
+catalog_read!(SqliteTx);
+catalog_read!(SqliteReader);
+
+#[async_trait]
+impl CatalogWrite for SqliteTx {
+    async fn insert_product(&mut self, product: &Product) -> CoreResult<()> {
+        insert_product(self.conn(), product).await
+    }
+    async fn update_product(&mut self, product: &Product) -> CoreResult<()> {
+        update_product(self.conn(), product).await
+    }
+    async fn delete_product(&mut self, id: ProductId) -> CoreResult<bool> {
+        delete_product(self.conn(), id).await
+    }
+    async fn upsert_category(&mut self, category: &Category) -> CoreResult<()> {
+        sqlx::query("INSERT INTO categories (handle, name) VALUES (?, ?) ON CONFLICT (handle) DO UPDATE SET name = excluded.name")
+            .bind(&category.handle)
+            .bind(serde_json::to_string(&category.name).map_err(json)?)
+            .execute(self.conn())
+            .await
+            .map_err(map)?;
+        Ok(())
+    }
+    async fn take_stock(&mut self, variant: VariantId, qty: i64) -> CoreResult<Option<i64>> {
+        sqlx::query_scalar(
+            "UPDATE variants SET stock = stock - ?1 WHERE id = ?2 AND stock >= ?1 RETURNING stock",
+        )
+        .bind(qty)
+        .bind(variant.to_string())
+        .fetch_optional(self.conn())
+        .await
+        .map_err(map)
+    }
+    async fn return_stock(&mut self, variant: VariantId, qty: i64) -> CoreResult<()> {
+        sqlx::query("UPDATE variants SET stock = stock + ? WHERE id = ?")
+            .bind(qty)
+            .bind(variant.to_string())
+            .execute(self.conn())
+            .await
+            .map_err(map)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,255 @@
+//! Passwords, access tokens, refresh tokens and the login rate limit.
+//!
+//! Access tokens are short-lived HS256 JWTs with the algorithm pinned (a token claiming
+//! `alg: none` or RS256 is refused). Refresh tokens are random, stored as SHA-256 only,
+//! and rotate on every use; presenting a rotated token again revokes its whole family.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use async_trait::async_trait;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::customer::Role;
+use crate::error::{CoreError, CoreResult};
+use crate::ids::CustomerId;
+
+/// Hashes a password with Argon2id (OWASP parameters, the crate's defaults). Runs on a
+/// blocking thread because a hash takes tens of milliseconds.
+pub async fn hash_password(password: String) -> CoreResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| CoreError::Internal(format!("password hashing failed: {e}")))
+    })
+    .await
+    .map_err(|e| CoreError::Internal(format!("hashing task failed: {e}")))?
+}
+
+/// Verifies a password against a PHC string; a malformed hash verifies as false.
+pub async fn verify_password(password: String, hash: String) -> CoreResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let Ok(parsed) = PasswordHash::new(&hash) else { return false };
+        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+    })
+    .await
+    .map_err(|e| CoreError::Internal(format!("hashing task failed: {e}")))
+}
+
+/// Random URL-safe token of 32 bytes.
+pub fn random_token() -> CoreResult<String> {
+    let mut buf = [0u8; 32];
+    getrandom::getrandom(&mut buf).map_err(|e| CoreError::Internal(format!("no randomness: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// SHA-256 hex of a token (refresh tokens and guest order tokens are stored this way).
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Claims inside an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Subject: the user id.
+    pub sub: CustomerId,
+    /// E-mail, for audit entries.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Issued at (unix seconds).
+    pub iat: i64,
+    /// Expires (unix seconds).
+    pub exp: i64,
+}
+
+/// A signed-in principal, as the HTTP layer hands it to use cases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// User id.
+    pub id: CustomerId,
+    /// E-mail.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Issues and verifies access tokens.
+#[derive(Clone)]
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    issuer: String,
+    ttl: chrono::Duration,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never prints.
+        f.debug_struct("TokenService").field("issuer", &self.issuer).field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+/// Audience of every access token.
+const AUDIENCE: &str = "jangteo";
+
+impl TokenService {
+    /// A token service with an HMAC secret of at least 32 bytes.
+    pub fn new(secret: &[u8], issuer: &str, ttl: chrono::Duration) -> CoreResult<Self> {
+        if secret.len() < 32 {
+            return Err(CoreError::Internal("the JWT secret must be at least 32 bytes".into()));
+        }
+        Ok(TokenService {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            issuer: issuer.to_string(),
+            ttl,
+        })
+    }
+
+    /// Access-token lifetime.
+    pub fn ttl(&self) -> chrono::Duration {
+        self.ttl
+    }
+
+    /// Signs a token for a user.
+    pub fn issue(&self, id: CustomerId, email: &str, role: Role, now: DateTime<Utc>) -> CoreResult<String> {
+        let claims = Claims {
+            sub: id,
+            email: email.to_string(),
+            role,
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.to_string(),
+            iat: now.timestamp(),
+            exp: (now + self.ttl).timestamp(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| CoreError::Internal(format!("token signing failed: {e}")))
+    }
+
+    /// Verifies signature, algorithm, issuer, audience and expiry.
+    pub fn verify(&self, token: &str) -> CoreResult<Principal> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_issuer(&[self.issuer.as_str()]);
+        v.set_audience(&[AUDIENCE]);
+        v.leeway = 5;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+            .map_err(|_| CoreError::Unauthorized("invalid or expired access token".into()))?;
+        Ok(Principal { id: data.claims.sub, email: data.claims.email, role: data.claims.role })
+    }
+}
+
+/// Counts attempts per key in a window (login rate limiting).
+#[async_trait]
+pub trait RateLimiter: Send + Sync + std::fmt::Debug {
+    /// Records one attempt; `Err(RateLimited)` when the key is over `limit` in `window`.
+    async fn hit(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()>;
+    /// Forgets a key (after a successful login).
+    async fn reset(&self, key: &str) -> CoreResult<()>;
+}
+
+/// Fixed-window limiter in process memory (one instance; Redis serves several).
+#[derive(Debug, Default)]
+pub struct InMemoryRateLimiter {
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+#[async_trait]
+impl RateLimiter for InMemoryRateLimiter {
+    async fn hit(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()> {
+        let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if map.len() > 100_000 {
+            // Bound memory under a flood of distinct keys.
+            map.retain(|_, (start, _)| now.duration_since(*start) < window);
+        }
+        let entry = map.entry(key.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 > limit {
+            let retry = window.saturating_sub(now.duration_since(entry.0)).as_secs().max(1);
+            return Err(CoreError::RateLimited { retry_after_secs: retry });
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, key: &str) -> CoreResult<()> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc() -> TokenService {
+        TokenService::new(&[7u8; 32], "test", chrono::Duration::minutes(15)).unwrap()
+    }
+
+    #[test]
+    fn tokens_round_trip_and_expire() {
+        let s = svc();
+        let id = CustomerId::new();
+        let t = s.issue(id, "a@b.co", Role::Operator, Utc::now()).unwrap();
+        assert_eq!(s.verify(&t).unwrap().role, Role::Operator);
+        let old = s.issue(id, "a@b.co", Role::Operator, Utc::now() - chrono::Duration::hours(1)).unwrap();
+        assert!(s.verify(&old).is_err());
+    }
+
+    #[test]
+    fn foreign_keys_and_alg_none_are_refused() {
+        let s = svc();
+        let other = TokenService::new(&[8u8; 32], "test", chrono::Duration::minutes(15)).unwrap();
+        let t = other.issue(CustomerId::new(), "a@b.co", Role::Admin, Utc::now()).unwrap();
+        assert!(s.verify(&t).is_err());
+        // header {"alg":"none"} with admin claims and an empty signature
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let claims = format!(
+            r#"{{"sub":"{}","email":"x@y.z","role":"admin","iss":"test","aud":"jangteo","iat":0,"exp":9999999999}}"#,
+            CustomerId::new()
+        );
+        let forged = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&claims));
+        assert!(s.verify(&forged).is_err());
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(TokenService::new(b"short", "t", chrono::Duration::minutes(1)).is_err());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn passwords_verify() {
+        let h = hash_password("correct horse".into()).await.unwrap();
+        assert!(verify_password("correct horse".into(), h.clone()).await.unwrap());
+        assert!(!verify_password("wrong".into(), h).await.unwrap());
+        assert!(!verify_password("x".into(), "not a hash".into()).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn limiter_blocks_after_limit() {
+        let l = InMemoryRateLimiter::default();
+        for _ in 0..3 {
+            l.hit("k", 3, Duration::from_secs(60)).await.unwrap();
+        }
+        assert!(matches!(l.hit("k", 3, Duration::from_secs(60)).await, Err(CoreError::RateLimited { .. })));
+        l.reset("k").await.unwrap();
+        l.hit("k", 3, Duration::from_secs(60)).await.unwrap();
+    }
+}

@@ -1,0 +1,240 @@
+//! The engine: the use cases, wired to their ports.
+//!
+//! Build one with [`EngineBuilder`]; clone it freely (it is an `Arc` inside). Use cases
+//! live in the `service` modules as `impl Engine` blocks grouped by aggregate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::auth::{InMemoryRateLimiter, RateLimiter, TokenService};
+use crate::cache::PageCache;
+use crate::catalog::{Product, ProductPage};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{CoreError, CoreResult};
+use crate::events::{DomainEvent, EventPublisher, OutboxRelay};
+use crate::payment::PaymentRegistry;
+use crate::ports::{AuditEntry, Store, Tx};
+use crate::pricing::Pricing;
+
+/// Tunables of the use cases.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How long an untouched cart lives.
+    pub cart_ttl: chrono::Duration,
+    /// How long a pending payment may take before the order is canceled and its stock
+    /// released (providers may give their own, shorter expiry).
+    pub payment_ttl: chrono::Duration,
+    /// Locales tried after the caller's, in order.
+    pub default_locales: Vec<String>,
+    /// `inventory.low` fires when stock falls to or below this.
+    pub low_stock_threshold: i64,
+    /// Refresh-token lifetime.
+    pub refresh_ttl: chrono::Duration,
+    /// Failed logins allowed per account and per client address in `login_window`.
+    pub login_limit: u32,
+    /// Rate-limit window.
+    pub login_window: Duration,
+    /// How long catalog pages may be served from the cache. Admin writes invalidate at
+    /// once; stock figures on listings may lag by at most this much (checkout always
+    /// checks stock in the database).
+    pub catalog_cache_ttl: Duration,
+    /// Prefix of order numbers.
+    pub order_prefix: String,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            cart_ttl: chrono::Duration::days(7),
+            payment_ttl: chrono::Duration::minutes(60),
+            default_locales: vec!["en".into(), "ko".into()],
+            low_stock_threshold: 5,
+            refresh_ttl: chrono::Duration::days(30),
+            login_limit: 10,
+            login_window: Duration::from_secs(15 * 60),
+            catalog_cache_ttl: Duration::from_secs(1),
+            order_prefix: "JT".into(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) payments: PaymentRegistry,
+    pub(crate) pricing: Pricing,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) tokens: TokenService,
+    pub(crate) limiter: Arc<dyn RateLimiter>,
+    pub(crate) relay_wake: Arc<Notify>,
+    pub(crate) settings: EngineSettings,
+    pub(crate) product_pages: PageCache<ProductPage>,
+    pub(crate) product_details: PageCache<Product>,
+}
+
+/// The engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine(pub(crate) Arc<Inner>);
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.0.store)
+            .field("payments", &self.0.payments.names())
+            .field("settings", &self.0.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    store: Arc<dyn Store>,
+    payments: PaymentRegistry,
+    pricing: Pricing,
+    clock: Arc<dyn Clock>,
+    limiter: Arc<dyn RateLimiter>,
+    jwt_secret: Vec<u8>,
+    settings: EngineSettings,
+}
+
+impl EngineBuilder {
+    /// Starts from a store and a JWT secret (32 bytes or more); everything else has
+    /// defaults: no payment provider, zero tax and shipping, the system clock, an
+    /// in-memory rate limiter.
+    pub fn new(store: Arc<dyn Store>, jwt_secret: impl Into<Vec<u8>>) -> Self {
+        EngineBuilder {
+            store,
+            payments: PaymentRegistry::new(),
+            pricing: Pricing::default(),
+            clock: Arc::new(SystemClock),
+            limiter: Arc::new(InMemoryRateLimiter::default()),
+            jwt_secret: jwt_secret.into(),
+            settings: EngineSettings::default(),
+        }
+    }
+
+    /// Payment providers.
+    pub fn payments(mut self, registry: PaymentRegistry) -> Self {
+        self.payments = registry;
+        self
+    }
+
+    /// Tax and shipping hooks.
+    pub fn pricing(mut self, pricing: Pricing) -> Self {
+        self.pricing = pricing;
+        self
+    }
+
+    /// Clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Login rate limiter.
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Settings.
+    pub fn settings(mut self, settings: EngineSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Builds the engine.
+    pub fn build(self) -> CoreResult<Engine> {
+        let tokens = TokenService::new(&self.jwt_secret, "jangteo", chrono::Duration::minutes(15))?;
+        if self.payments.names().is_empty() {
+            return Err(CoreError::Internal("register at least one payment provider".into()));
+        }
+        let ttl = self.settings.catalog_cache_ttl;
+        Ok(Engine(Arc::new(Inner {
+            store: self.store,
+            payments: self.payments,
+            pricing: self.pricing,
+            clock: self.clock,
+            tokens,
+            limiter: self.limiter,
+            relay_wake: Arc::new(Notify::new()),
+            settings: self.settings,
+            product_pages: PageCache::new(ttl, 10_000),
+            product_details: PageCache::new(ttl, 50_000),
+        })))
+    }
+}
+
+impl Engine {
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    /// Settings in force.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.0.settings
+    }
+
+    /// Access-token service (the HTTP layer verifies bearer tokens with it).
+    pub fn tokens(&self) -> &TokenService {
+        &self.0.tokens
+    }
+
+    /// The current time by the engine's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.clock.now()
+    }
+
+    /// An outbox relay to a publisher, woken whenever a use case commits events.
+    pub fn outbox_relay(&self, publisher: Arc<dyn EventPublisher>) -> OutboxRelay {
+        OutboxRelay::new(self.0.store.clone(), publisher, self.0.relay_wake.clone())
+    }
+
+    /// Drops every cached catalog page (after catalog writes, or on a catalog event
+    /// from another instance).
+    pub fn invalidate_catalog_cache(&self) {
+        self.0.product_pages.invalidate_all();
+        self.0.product_details.invalidate_all();
+    }
+
+    /// Is the storage reachable?
+    pub async fn ready(&self) -> CoreResult<()> {
+        self.0.store.ping().await
+    }
+
+    /// Commits a transaction with its events and tells the relay.
+    pub(crate) async fn commit(&self, mut tx: Box<dyn Tx>, events: &[DomainEvent]) -> CoreResult<()> {
+        if !events.is_empty() {
+            tx.append_events(events).await?;
+        }
+        tx.commit().await?;
+        if !events.is_empty() {
+            self.0.relay_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// An audit entry for a staff action.
+    pub(crate) fn audit(
+        &self,
+        staff: &crate::auth::Principal,
+        action: &str,
+        target_type: &str,
+        target_id: impl ToString,
+        details: serde_json::Value,
+    ) -> AuditEntry {
+        AuditEntry {
+            id: 0,
+            at: self.now(),
+            actor_id: Some(staff.id),
+            actor_email: staff.email.clone(),
+            action: action.to_string(),
+            target_type: target_type.to_string(),
+            target_id: target_id.to_string(),
+            details,
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Storage ports.
+//!
+//! A use case opens a transaction with [`Store::begin`], reads and writes through it,
+//! and commits; nothing is visible to others before the commit, and a dropped
+//! transaction rolls back. Reads outside a transaction go through [`Store::read`].
+//! The traits are small and grouped by aggregate; [`Tx`] and [`Reads`] bundle them so a
+//! use case holds one object. Every method takes `&mut self` because a database
+//! transaction is one connection used by one task at a time.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::cart::Cart;
+use crate::catalog::{Category, Product, ProductPage, ProductQuery, VariantSnapshot};
+use crate::customer::{Customer, RefreshToken, Role};
+use crate::error::CoreResult;
+use crate::events::DomainEvent;
+use crate::ids::{CartId, CustomerId, OrderId, ProductId, VariantId};
+use crate::order::{Order, OrderQuery};
+
+/// Reading the catalog.
+#[async_trait]
+pub trait CatalogRead: Send {
+    /// A product by id, drafts included.
+    async fn product(&mut self, id: ProductId) -> CoreResult<Option<Product>>;
+    /// A product by handle, drafts included.
+    async fn product_by_handle(&mut self, handle: &str) -> CoreResult<Option<Product>>;
+    /// A page of products matching a query.
+    async fn products(&mut self, query: &ProductQuery) -> CoreResult<ProductPage>;
+    /// All categories.
+    async fn categories(&mut self) -> CoreResult<Vec<Category>>;
+    /// Variants with their product, for carts; unknown ids are left out.
+    async fn variants(&mut self, ids: &[VariantId]) -> CoreResult<Vec<VariantSnapshot>>;
+}
+
+/// Changing the catalog and stock.
+#[async_trait]
+pub trait CatalogWrite: Send {
+    /// Inserts a product and its variants; `Conflict("handle_taken" | "sku_taken")` on
+    /// duplicates.
+    async fn insert_product(&mut self, product: &Product) -> CoreResult<()>;
+    /// Replaces a product and its variant set (variants missing from it are deleted).
+    async fn update_product(&mut self, product: &Product) -> CoreResult<()>;
+    /// Deletes a product; false when it did not exist.
+    async fn delete_product(&mut self, id: ProductId) -> CoreResult<bool>;
+    /// Creates or renames a category.
+    async fn upsert_category(&mut self, category: &Category) -> CoreResult<()>;
+    /// Decrements stock by `qty` only if at least `qty` is on hand; returns the stock
+    /// left, or `None` when there was not enough (nothing changed then). This single
+    /// conditional update is what keeps stock from going negative under concurrency.
+    async fn take_stock(&mut self, variant: VariantId, qty: i64) -> CoreResult<Option<i64>>;
+    /// Returns stock (cancellation, expiry); a deleted variant is ignored.
+    async fn return_stock(&mut self, variant: VariantId, qty: i64) -> CoreResult<()>;
+}
+
+/// Reading carts.
+#[async_trait]
+pub trait CartRead: Send {
+    /// A cart by id.
+    async fn cart(&mut self, id: CartId) -> CoreResult<Option<Cart>>;
+}
+
+/// Writing carts.
+#[async_trait]
+pub trait CartWrite: Send {
+    /// Inserts or replaces a cart with its lines.
+    async fn save_cart(&mut self, cart: &Cart) -> CoreResult<()>;
+    /// Deletes open carts that expired before `now`; returns how many.
+    async fn delete_expired_carts(&mut self, now: DateTime<Utc>) -> CoreResult<u64>;
+}
+
+/// Reading orders.
+#[async_trait]
+pub trait OrderRead: Send {
+    /// An order by id.
+    async fn order(&mut self, id: OrderId) -> CoreResult<Option<Order>>;
+    /// Orders, newest first.
+    async fn orders(&mut self, query: &OrderQuery) -> CoreResult<Vec<Order>>;
+    /// Pending orders whose payment expired before `now`.
+    async fn expired_pending_orders(&mut self, now: DateTime<Utc>, limit: u32) -> CoreResult<Vec<OrderId>>;
+}
+
+/// Writing orders.
+#[async_trait]
+pub trait OrderWrite: Send {
+    /// Inserts a new order.
+    async fn insert_order(&mut self, order: &Order) -> CoreResult<()>;
+    /// Saves a changed order (status, payment, fulfilment, history).
+    async fn update_order(&mut self, order: &Order) -> CoreResult<()>;
+}
+
+/// Reading users.
+#[async_trait]
+pub trait CustomerRead: Send {
+    /// By id.
+    async fn customer(&mut self, id: CustomerId) -> CoreResult<Option<Customer>>;
+    /// By (lowercased) e-mail.
+    async fn customer_by_email(&mut self, email: &str) -> CoreResult<Option<Customer>>;
+    /// Users with one of the given roles, oldest first.
+    async fn customers_with_roles(&mut self, roles: &[Role]) -> CoreResult<Vec<Customer>>;
+    /// A refresh token by its hash.
+    async fn refresh_token(&mut self, token_hash: &str) -> CoreResult<Option<RefreshToken>>;
+}
+
+/// Writing users and refresh tokens.
+#[async_trait]
+pub trait CustomerWrite: Send {
+    /// Inserts a user; `Conflict("email_taken")` on a duplicate e-mail.
+    async fn insert_customer(&mut self, customer: &Customer) -> CoreResult<()>;
+    /// Stores a new refresh token.
+    async fn insert_refresh_token(&mut self, token: &RefreshToken) -> CoreResult<()>;
+    /// Marks a token rotated; returns false if it was already used (a race or replay).
+    async fn use_refresh_token(&mut self, token_hash: &str, at: DateTime<Utc>) -> CoreResult<bool>;
+    /// Revokes every token of a rotation family.
+    async fn revoke_refresh_family(&mut self, family: &str) -> CoreResult<()>;
+}
+
+/// A remembered answer to an idempotent request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// What the key is for, e.g. `checkout`.
+    pub scope: String,
+    /// The client's key.
+    pub key: String,
+    /// Hash of what the request was about (the cart id); a reused key for another
+    /// request is refused.
+    pub fingerprint: String,
+    /// The resource the first request produced (an order id).
+    pub resource_id: String,
+    /// When recorded.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Idempotency keys.
+#[async_trait]
+pub trait IdempotencyStore: Send {
+    /// A stored key.
+    async fn idempotency(&mut self, scope: &str, key: &str) -> CoreResult<Option<IdempotencyRecord>>;
+    /// Stores a key; `Conflict("idempotency_conflict")` when it exists.
+    async fn put_idempotency(&mut self, record: &IdempotencyRecord) -> CoreResult<()>;
+}
+
+/// One admin write, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sequence number (assigned by storage; 0 before insert).
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Staff user.
+    pub actor_id: Option<CustomerId>,
+    /// Staff e-mail.
+    pub actor_email: String,
+    /// `product.create`, `order.fulfill`, `user.create`, ...
+    pub action: String,
+    /// Kind of target.
+    pub target_type: String,
+    /// Target id.
+    pub target_id: String,
+    /// Request summary (never secrets).
+    pub details: serde_json::Value,
+}
+
+/// The audit log.
+#[async_trait]
+pub trait AuditLog: Send {
+    /// Appends an entry.
+    async fn append_audit(&mut self, entry: &AuditEntry) -> CoreResult<()>;
+    /// Entries newest first, optionally before an id.
+    async fn audit_entries(&mut self, limit: u32, before: Option<i64>) -> CoreResult<Vec<AuditEntry>>;
+}
+
+/// Writing events to the outbox, inside the business transaction.
+#[async_trait]
+pub trait EventWrite: Send {
+    /// Appends events.
+    async fn append_events(&mut self, events: &[DomainEvent]) -> CoreResult<()>;
+}
+
+/// A committed outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// Position in the outbox (commit order within one writer).
+    pub seq: i64,
+    /// The event.
+    pub event: DomainEvent,
+}
+
+/// Everything readable, bundled.
+pub trait Reads: CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyStore + AuditLog {}
+impl<T: CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyStore + AuditLog> Reads for T {}
+
+/// A transaction: every read and write, then commit. Dropping it rolls back.
+#[async_trait]
+pub trait Tx: Reads + CatalogWrite + CartWrite + OrderWrite + CustomerWrite + EventWrite {
+    /// Makes every change visible at once.
+    async fn commit(self: Box<Self>) -> CoreResult<()>;
+}
+
+/// A storage backend.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Starts a read-write transaction.
+    async fn begin(&self) -> CoreResult<Box<dyn Tx>>;
+    /// A connection for reads outside a transaction.
+    async fn read(&self) -> CoreResult<Box<dyn Reads>>;
+    /// Unsent outbox rows, oldest first.
+    async fn outbox_pending(&self, limit: u32) -> CoreResult<Vec<OutboxRow>>;
+    /// Marks rows sent after the publisher acknowledged them.
+    async fn outbox_mark_sent(&self, seqs: &[i64]) -> CoreResult<()>;
+    /// Answers when the database is reachable (readiness).
+    async fn ping(&self) -> CoreResult<()>;
+}
+
+fn _assert_object_safe(_: &dyn Store, _: &dyn Tx, _: &dyn Reads) {}

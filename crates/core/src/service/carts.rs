@@ -1,0 +1,272 @@
+//! Cart use cases.
+
+use crate::auth::Principal;
+use crate::cart::{is_country_code, is_email, Address, Cart, CartStatus, LineItem, PricedCart, MAX_LINES};
+use crate::engine::Engine;
+use crate::error::{CoreError, CoreResult, FieldError};
+use crate::ids::{CartId, LineId, VariantId};
+use crate::locale::{validate_locale, LocaleChain};
+use crate::money::Currency;
+use crate::ports::Reads;
+
+/// Body of a cart creation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewCart {
+    /// Destination country.
+    pub country: String,
+    /// Currency.
+    pub currency: String,
+    /// Locale (defaults to the first store locale).
+    pub locale: Option<String>,
+}
+
+/// Changes to a cart's contact and address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CartUpdate {
+    /// Contact e-mail.
+    pub email: Option<String>,
+    /// Shipping address.
+    pub shipping_address: Option<Address>,
+    /// Locale.
+    pub locale: Option<String>,
+}
+
+impl Engine {
+    /// The locale chain for a cart.
+    pub fn cart_chain(&self, cart: &Cart) -> LocaleChain {
+        LocaleChain::negotiate([cart.locale.as_str()], &self.0.settings.default_locales)
+    }
+
+    pub(crate) async fn priced(&self, reads: &mut dyn Reads, cart: Cart) -> CoreResult<PricedCart> {
+        let ids: Vec<VariantId> = cart.lines.iter().map(|l| l.variant_id).collect();
+        let snaps = reads.variants(&ids).await?;
+        let chain = self.cart_chain(&cart);
+        self.0.pricing.price(&cart, &snaps, &chain, false).await
+    }
+
+    /// Carts of signed-in buyers are theirs alone; guest carts are reached by id.
+    fn check_owner(cart: &Cart, caller: Option<&Principal>) -> CoreResult<()> {
+        match (cart.customer_id, caller) {
+            (Some(owner), Some(p)) if owner == p.id => Ok(()),
+            (Some(_), _) => Err(CoreError::NotFound { entity: "cart" }),
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// Creates a cart.
+    pub async fn create_cart(&self, input: NewCart, caller: Option<&Principal>) -> CoreResult<PricedCart> {
+        let mut errors = Vec::new();
+        let country = input.country.trim().to_ascii_uppercase();
+        if !is_country_code(&country) {
+            errors.push(FieldError::new("country", "invalid_country", "ISO 3166-1 alpha-2 code"));
+        }
+        let currency = input.currency.parse::<Currency>().map_err(|_| {
+            errors.push(FieldError::new("currency", "unsupported_currency", "unsupported currency"));
+        });
+        let locale = match input.locale.as_deref() {
+            Some(l) => validate_locale(l).map_err(|_| {
+                errors.push(FieldError::new("locale", "invalid_locale", "not a BCP 47 locale tag"));
+            }),
+            None => Ok(self.0.settings.default_locales.first().cloned().unwrap_or_else(|| "en".into())),
+        };
+        let (Ok(currency), Ok(locale), true) = (currency, locale, errors.is_empty()) else {
+            return Err(CoreError::validation(errors));
+        };
+        let now = self.now();
+        let cart = Cart {
+            id: CartId::new(),
+            country,
+            currency,
+            locale,
+            customer_id: caller.map(|p| p.id),
+            email: caller.map(|p| p.email.clone()),
+            shipping_address: None,
+            lines: Vec::new(),
+            status: CartStatus::Open,
+            order_id: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: now + self.0.settings.cart_ttl,
+        };
+        let mut tx = self.0.store.begin().await?;
+        tx.save_cart(&cart).await?;
+        self.commit(tx, &[]).await?;
+        let mut r = self.0.store.read().await?;
+        self.priced(r.as_mut(), cart).await
+    }
+
+    /// A priced cart.
+    pub async fn cart(&self, id: CartId, caller: Option<&Principal>) -> CoreResult<PricedCart> {
+        let mut r = self.0.store.read().await?;
+        let cart = r.cart(id).await?.ok_or(CoreError::NotFound { entity: "cart" })?;
+        Self::check_owner(&cart, caller)?;
+        self.priced(r.as_mut(), cart).await
+    }
+
+    async fn change_cart<F>(&self, id: CartId, caller: Option<&Principal>, change: F) -> CoreResult<PricedCart>
+    where
+        F: FnOnce(&mut Cart, &[crate::catalog::VariantSnapshot]) -> CoreResult<()> + Send,
+    {
+        self.change_cart_with(id, caller, Vec::new(), change).await
+    }
+
+    async fn change_cart_with<F>(
+        &self,
+        id: CartId,
+        caller: Option<&Principal>,
+        extra_variants: Vec<VariantId>,
+        change: F,
+    ) -> CoreResult<PricedCart>
+    where
+        F: FnOnce(&mut Cart, &[crate::catalog::VariantSnapshot]) -> CoreResult<()> + Send,
+    {
+        let now = self.now();
+        let mut tx = self.0.store.begin().await?;
+        let mut cart = tx.cart(id).await?.ok_or(CoreError::NotFound { entity: "cart" })?;
+        Self::check_owner(&cart, caller)?;
+        cart.ensure_open(now)?;
+        let snaps = tx.variants(&extra_variants).await?;
+        change(&mut cart, &snaps)?;
+        cart.updated_at = now;
+        // Activity extends the cart's life.
+        cart.expires_at = now + self.0.settings.cart_ttl;
+        tx.save_cart(&cart).await?;
+        let priced = self.priced(tx.as_mut(), cart).await?;
+        self.commit(tx, &[]).await?;
+        Ok(priced)
+    }
+
+    /// Adds a variant to a cart (or raises the quantity of its existing line).
+    pub async fn add_line(
+        &self,
+        id: CartId,
+        variant_id: VariantId,
+        quantity: i64,
+        caller: Option<&Principal>,
+    ) -> CoreResult<PricedCart> {
+        Cart::check_quantity(quantity)?;
+        self.change_cart_with(id, caller, vec![variant_id], move |cart, snaps| {
+            let snap = snaps
+                .iter()
+                .find(|s| s.variant.id == variant_id && s.product_status == crate::catalog::ProductStatus::Published)
+                .ok_or_else(|| CoreError::invalid_field("variant_id", "unknown_variant", "no such variant for sale"))?;
+            if snap.variant.price_in(cart.currency).is_none() {
+                return Err(CoreError::invalid_field(
+                    "variant_id",
+                    "no_price",
+                    format!("this variant has no price in {}", cart.currency),
+                ));
+            }
+            let existing = cart.lines.iter_mut().find(|l| l.variant_id == variant_id);
+            let new_qty = existing.as_ref().map(|l| l.quantity).unwrap_or(0) + quantity;
+            Cart::check_quantity(new_qty)?;
+            if new_qty > snap.variant.stock {
+                return Err(CoreError::OutOfStock {
+                    variant_id: variant_id.to_string(),
+                    requested: new_qty,
+                    available: snap.variant.stock,
+                });
+            }
+            match existing {
+                Some(line) => line.quantity = new_qty,
+                None => {
+                    if cart.lines.len() >= MAX_LINES {
+                        return Err(CoreError::invalid("too_many_lines", format!("a cart holds at most {MAX_LINES} lines")));
+                    }
+                    cart.lines.push(LineItem { id: LineId::new(), variant_id, quantity });
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets a line's quantity.
+    pub async fn update_line(&self, id: CartId, line_id: LineId, quantity: i64, caller: Option<&Principal>) -> CoreResult<PricedCart> {
+        Cart::check_quantity(quantity)?;
+        let variant = {
+            let mut r = self.0.store.read().await?;
+            let cart = r.cart(id).await?.ok_or(CoreError::NotFound { entity: "cart" })?;
+            cart.lines.iter().find(|l| l.id == line_id).map(|l| l.variant_id)
+        };
+        let variant = variant.ok_or(CoreError::NotFound { entity: "line item" })?;
+        self.change_cart_with(id, caller, vec![variant], move |cart, snaps| {
+            let line = cart.lines.iter_mut().find(|l| l.id == line_id).ok_or(CoreError::NotFound { entity: "line item" })?;
+            let stock = snaps.first().map(|s| s.variant.stock).unwrap_or(0);
+            if quantity > line.quantity && quantity > stock {
+                return Err(CoreError::OutOfStock { variant_id: line.variant_id.to_string(), requested: quantity, available: stock });
+            }
+            line.quantity = quantity;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a line.
+    pub async fn remove_line(&self, id: CartId, line_id: LineId, caller: Option<&Principal>) -> CoreResult<PricedCart> {
+        self.change_cart(id, caller, move |cart, _| {
+            let before = cart.lines.len();
+            cart.lines.retain(|l| l.id != line_id);
+            if cart.lines.len() == before {
+                return Err(CoreError::NotFound { entity: "line item" });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets e-mail, shipping address or locale.
+    pub async fn update_cart(&self, id: CartId, update: CartUpdate, caller: Option<&Principal>) -> CoreResult<PricedCart> {
+        let mut errors = Vec::new();
+        if let Some(e) = &update.email {
+            if !is_email(e.trim()) {
+                errors.push(FieldError::new("email", "invalid_format", "not an e-mail address"));
+            }
+        }
+        if let Some(a) = &update.shipping_address {
+            a.validate(&mut errors);
+        }
+        let locale = match update.locale.as_deref() {
+            Some(l) => match validate_locale(l) {
+                Ok(l) => Some(l),
+                Err(_) => {
+                    errors.push(FieldError::new("locale", "invalid_locale", "not a BCP 47 locale tag"));
+                    None
+                }
+            },
+            None => None,
+        };
+        if !errors.is_empty() {
+            return Err(CoreError::validation(errors));
+        }
+        self.change_cart(id, caller, move |cart, _| {
+            if let Some(e) = update.email {
+                cart.email = Some(e.trim().to_string());
+            }
+            if let Some(mut a) = update.shipping_address {
+                a.country = a.country.to_ascii_uppercase();
+                if a.country != cart.country {
+                    return Err(CoreError::invalid_field(
+                        "shipping_address.country",
+                        "country_mismatch",
+                        format!("this cart ships to {}; create a cart for {}", cart.country, a.country),
+                    ));
+                }
+                cart.shipping_address = Some(a);
+            }
+            if let Some(l) = locale {
+                cart.locale = l;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes expired open carts; returns how many.
+    pub async fn purge_expired_carts(&self) -> CoreResult<u64> {
+        let mut tx = self.0.store.begin().await?;
+        let n = tx.delete_expired_carts(self.now()).await?;
+        self.commit(tx, &[]).await?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,396 @@
+//! Checkout: a cart becomes an order.
+//!
+//! 1. One transaction takes the stock of every line (a conditional decrement that never
+//!    goes below zero), writes the order as `pending`, marks the cart completed, stores
+//!    the idempotency key and appends `order.placed`. Either all of it commits or none.
+//! 2. Outside any transaction the payment provider is asked to collect. A database write
+//!    lock is never held across a network call.
+//! 3. A second transaction records the answer: captured -> `paid`; pending -> the order
+//!    waits with its stock reserved until a verified webhook or the expiry sweeper ends
+//!    it; declined -> `canceled`, stock returned, the cart reopened.
+//!
+//! A crash between 1 and 3 leaves a pending order whose reservation the expiry sweeper
+//! releases, so stock never leaks.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::auth::{random_token, token_hash, Principal};
+use crate::cart::CartStatus;
+use crate::engine::Engine;
+use crate::error::{CoreError, CoreResult};
+use crate::events::DomainEvent;
+use crate::ids::{CartId, OrderId};
+use crate::order::{Actor, Order, OrderLine, OrderStatus, PaymentInfo, PaymentStatus, StatusChange};
+use crate::payment::{NextAction, PaymentOutcome, PaymentRequest};
+use crate::ports::IdempotencyRecord;
+
+/// Payment choice sent with a completion.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentChoice {
+    /// Provider name; the default provider when absent.
+    pub provider: Option<String>,
+    /// Provider-specific fields (card token, method, return URL).
+    pub data: BTreeMap<String, String>,
+}
+
+/// What a completion returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutResult {
+    /// The order.
+    pub order: Order,
+    /// For guest orders, the token that lets the buyer read and cancel it. Only the
+    /// first answer carries it; it is stored hashed.
+    pub guest_token: Option<String>,
+    /// For pending payments, what the buyer must do.
+    pub next_action: Option<NextAction>,
+    /// True when this answer repeats an earlier completion.
+    pub replayed: bool,
+}
+
+const SCOPE: &str = "checkout";
+
+pub(crate) fn order_payload(o: &Order) -> serde_json::Value {
+    json!({
+        "order_id": o.id, "number": o.number, "status": o.status.as_str(),
+        "customer_id": o.customer_id, "email": o.email, "country": o.country,
+        "currency": o.currency, "locale": o.locale, "totals": o.totals,
+        "lines": o.lines.iter().map(|l| json!({
+            "variant_id": l.variant_id, "product_id": l.product_id, "sku": l.sku,
+            "quantity": l.quantity, "unit_price": l.unit_price, "line_total": l.line_total,
+        })).collect::<Vec<_>>(),
+        "payment": {"provider": o.payment.provider, "status": o.payment.status},
+    })
+}
+
+fn order_number(prefix: &str, now: chrono::DateTime<chrono::Utc>, id: OrderId) -> String {
+    // Crockford base32 of the random tail of the UUID v7: readable, no I/L/O/U.
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let bytes = id.0.as_bytes();
+    let mut n = u64::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]]);
+    let mut tail = String::with_capacity(8);
+    for _ in 0..8 {
+        tail.push(ALPHABET[(n % 32) as usize] as char);
+        n /= 32;
+    }
+    format!("{prefix}-{}-{tail}", now.format("%Y%m%d"))
+}
+
+/// Checks an `Idempotency-Key`: 1-255 visible ASCII characters.
+pub fn validate_idempotency_key(key: &str) -> CoreResult<()> {
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(CoreError::invalid_field(
+            "Idempotency-Key",
+            "invalid_idempotency_key",
+            "1-255 visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Completes a cart: reserves stock, places the order, collects payment.
+    pub async fn complete_cart(
+        &self,
+        cart_id: CartId,
+        idempotency_key: Option<&str>,
+        payment: PaymentChoice,
+        caller: Option<&Principal>,
+    ) -> CoreResult<CheckoutResult> {
+        if let Some(k) = idempotency_key {
+            validate_idempotency_key(k)?;
+        }
+        let provider = self.0.payments.get(payment.provider.as_deref())?;
+        let now = self.now();
+
+        let mut tx = self.0.store.begin().await?;
+        if let Some(key) = idempotency_key {
+            if let Some(rec) = tx.idempotency(SCOPE, key).await? {
+                drop(tx);
+                return self.replay(rec, cart_id, caller).await;
+            }
+        }
+        let mut cart = tx.cart(cart_id).await?.ok_or(CoreError::NotFound { entity: "cart" })?;
+        match (cart.customer_id, caller) {
+            (Some(owner), Some(p)) if owner == p.id => {}
+            (Some(_), _) => return Err(CoreError::NotFound { entity: "cart" }),
+            _ => {}
+        }
+        if cart.status == CartStatus::Completed {
+            // A retry without a key (or with a new one) still gets the first order.
+            let order_id = cart.order_id.ok_or_else(|| CoreError::Internal("completed cart without order".into()))?;
+            drop(tx);
+            return self.replayed_order(order_id).await;
+        }
+        cart.ensure_open(now)?;
+        let email = cart.email.clone().ok_or_else(|| CoreError::invalid_field("email", "required", "set an e-mail on the cart first"))?;
+        let address = cart
+            .shipping_address
+            .clone()
+            .ok_or_else(|| CoreError::invalid_field("shipping_address", "required", "set a shipping address on the cart first"))?;
+        if cart.lines.is_empty() {
+            return Err(CoreError::invalid("cart_empty", "the cart has no lines"));
+        }
+
+        let ids: Vec<_> = cart.lines.iter().map(|l| l.variant_id).collect();
+        let snaps = tx.variants(&ids).await?;
+        let chain = self.cart_chain(&cart);
+        let priced = self.0.pricing.price(&cart, &snaps, &chain, true).await?;
+
+        let mut events = Vec::new();
+        for line in &priced.lines {
+            match tx.take_stock(line.variant_id, line.quantity).await? {
+                Some(left) => {
+                    if left <= self.0.settings.low_stock_threshold {
+                        events.push(DomainEvent::new(
+                            "inventory.low",
+                            "inventory",
+                            line.variant_id,
+                            now,
+                            json!({"variant_id": line.variant_id, "product_id": line.product_id, "sku": line.sku, "stock": left}),
+                        ));
+                    }
+                }
+                None => {
+                    // Dropping the transaction rolls back the lines already taken.
+                    let available = snaps.iter().find(|s| s.variant.id == line.variant_id).map(|s| s.variant.stock).unwrap_or(0);
+                    return Err(CoreError::OutOfStock {
+                        variant_id: line.variant_id.to_string(),
+                        requested: line.quantity,
+                        available: available.min(line.quantity - 1).max(0),
+                    });
+                }
+            }
+        }
+
+        let order_id = OrderId::new();
+        let customer_id = cart.customer_id.or(caller.map(|p| p.id));
+        let guest_token = if customer_id.is_none() { Some(random_token()?) } else { None };
+        let actor = Actor::Customer { id: customer_id };
+        let order = Order {
+            id: order_id,
+            number: order_number(&self.0.settings.order_prefix, now, order_id),
+            cart_id,
+            customer_id,
+            email,
+            status: OrderStatus::Pending,
+            country: cart.country.clone(),
+            currency: cart.currency,
+            locale: cart.locale.clone(),
+            lines: priced
+                .lines
+                .iter()
+                .map(|l| OrderLine {
+                    variant_id: l.variant_id,
+                    product_id: l.product_id,
+                    sku: l.sku.clone(),
+                    title: l.title.clone(),
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                    line_total: l.line_total,
+                })
+                .collect(),
+            totals: priced.totals,
+            shipping_address: address,
+            payment: PaymentInfo {
+                provider: provider.name().to_string(),
+                reference: None,
+                status: PaymentStatus::Pending,
+                amount: priced.totals.total,
+            },
+            fulfillment: None,
+            history: vec![StatusChange { from: None, to: OrderStatus::Pending, at: now, actor: actor.clone(), reason: None }],
+            guest_token_hash: guest_token.as_deref().map(token_hash),
+            payment_expires_at: Some(now + self.0.settings.payment_ttl),
+            created_at: now,
+            updated_at: now,
+        };
+        tx.insert_order(&order).await?;
+        cart.status = CartStatus::Completed;
+        cart.order_id = Some(order_id);
+        cart.updated_at = now;
+        tx.save_cart(&cart).await?;
+        if let Some(key) = idempotency_key {
+            tx.put_idempotency(&IdempotencyRecord {
+                scope: SCOPE.into(),
+                key: key.to_string(),
+                fingerprint: cart_id.to_string(),
+                resource_id: order_id.to_string(),
+                created_at: now,
+            })
+            .await?;
+        }
+        events.insert(0, DomainEvent::new("order.placed", "order", order_id, now, order_payload(&order)));
+        self.commit(tx, &events).await?;
+
+        // Step 2: the provider, outside the transaction.
+        let request = PaymentRequest {
+            order_id,
+            order_number: order.number.clone(),
+            amount: order.totals.total,
+            email: order.email.clone(),
+            data: payment.data,
+            idempotency_key: format!("pay-{order_id}"),
+        };
+        let outcome = match provider.authorize(&request).await {
+            Ok(o) => o,
+            Err(e) => {
+                // The order stays pending with its stock reserved; a webhook or the
+                // expiry sweeper settles it.
+                tracing::warn!(order = %order_id, error = %e, "payment provider failed; order left pending");
+                return Ok(CheckoutResult { order, guest_token, next_action: None, replayed: false });
+            }
+        };
+        let (order, next_action) = self.record_payment_outcome(order_id, outcome, Actor::Provider { name: provider.name().into() }).await?;
+        if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
+            return Err(declined_error(&order));
+        }
+        Ok(CheckoutResult { order, guest_token, next_action, replayed: false })
+    }
+
+    /// Step 3: writes what the provider answered.
+    async fn record_payment_outcome(
+        &self,
+        order_id: OrderId,
+        outcome: PaymentOutcome,
+        actor: Actor,
+    ) -> CoreResult<(Order, Option<NextAction>)> {
+        let now = self.now();
+        let mut tx = self.0.store.begin().await?;
+        let mut order = tx.order(order_id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+        if order.status != OrderStatus::Pending {
+            // Someone (webhook, sweeper) settled it meanwhile.
+            return Ok((order, None));
+        }
+        let mut events = Vec::new();
+        let mut next = None;
+        match outcome {
+            PaymentOutcome::Captured { reference } => {
+                order.payment.reference = Some(reference);
+                order.payment.status = PaymentStatus::Captured;
+                order.payment_expires_at = None;
+                order.transition(OrderStatus::Paid, actor, None, now)?;
+                events.push(DomainEvent::new("order.paid", "order", order.id, now, order_payload(&order)));
+            }
+            PaymentOutcome::Pending { reference, expires_at, next_action } => {
+                order.payment.reference = Some(reference);
+                if let Some(at) = expires_at {
+                    order.payment_expires_at = Some(order.payment_expires_at.map_or(at, |cur| cur.min(at)));
+                }
+                order.updated_at = now;
+                next = next_action;
+            }
+            PaymentOutcome::Declined { code, message } => {
+                order.payment.status = PaymentStatus::Failed;
+                order.payment_expires_at = None;
+                order.transition(OrderStatus::Canceled, actor, Some(format!("payment declined: {code}: {message}")), now)?;
+                for l in &order.lines {
+                    tx.return_stock(l.variant_id, l.quantity).await?;
+                }
+                // The buyer may try again with another card.
+                if let Some(mut cart) = tx.cart(order.cart_id).await? {
+                    cart.status = CartStatus::Open;
+                    cart.order_id = None;
+                    cart.updated_at = now;
+                    tx.save_cart(&cart).await?;
+                }
+                events.push(DomainEvent::new("order.canceled", "order", order.id, now, order_payload(&order)));
+            }
+        }
+        tx.update_order(&order).await?;
+        self.commit(tx, &events).await?;
+        Ok((order, next))
+    }
+
+    async fn replay(&self, rec: IdempotencyRecord, cart_id: CartId, caller: Option<&Principal>) -> CoreResult<CheckoutResult> {
+        if rec.fingerprint != cart_id.to_string() {
+            return Err(CoreError::invalid(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for another request",
+            ));
+        }
+        let order_id: OrderId =
+            rec.resource_id.parse().map_err(|_| CoreError::Internal("bad idempotency record".into()))?;
+        let result = self.replayed_order(order_id).await?;
+        match (result.order.customer_id, caller) {
+            (Some(owner), Some(p)) if owner == p.id => {}
+            (Some(_), _) => return Err(CoreError::NotFound { entity: "cart" }),
+            _ => {}
+        }
+        Ok(result)
+    }
+
+    async fn replayed_order(&self, order_id: OrderId) -> CoreResult<CheckoutResult> {
+        let order = self.0.store.read().await?.order(order_id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+        if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
+            return Err(declined_error(&order));
+        }
+        Ok(CheckoutResult { order, guest_token: None, next_action: None, replayed: true })
+    }
+
+    /// A provider's webhook: verified by the provider plugin, then applied once.
+    pub async fn handle_payment_webhook(
+        &self,
+        provider: &str,
+        headers: &std::collections::HashMap<String, String>,
+        body: &[u8],
+    ) -> CoreResult<()> {
+        let p = self.0.payments.get(Some(provider))?;
+        match p.verify_webhook(headers, body).await? {
+            crate::payment::WebhookEvent::Paid { order_id, reference, amount } => {
+                let order = self.0.store.read().await?.order(order_id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+                if amount != order.payment.amount {
+                    return Err(CoreError::invalid("amount_mismatch", "webhook amount differs from the order total"));
+                }
+                let (after, _) = self
+                    .record_payment_outcome(order_id, PaymentOutcome::Captured { reference }, Actor::Provider { name: provider.into() })
+                    .await?;
+                if after.status == OrderStatus::Canceled {
+                    // Paid after expiry: money arrived for a canceled order. Someone must
+                    // refund it; say so loudly and on the bus.
+                    tracing::error!(order = %order_id, "payment confirmed for a canceled order; refund needed");
+                    let tx = self.0.store.begin().await?;
+                    let ev = DomainEvent::new("order.payment_after_cancel", "order", order_id, self.now(), order_payload(&after));
+                    self.commit(tx, &[ev]).await?;
+                }
+                Ok(())
+            }
+            crate::payment::WebhookEvent::Failed { order_id, reason } => {
+                self.record_payment_outcome(
+                    order_id,
+                    PaymentOutcome::Declined { code: "payment_failed".into(), message: reason },
+                    Actor::Provider { name: provider.into() },
+                )
+                .await?;
+                Ok(())
+            }
+            crate::payment::WebhookEvent::Ignored => Ok(()),
+        }
+    }
+}
+
+fn declined_error(order: &Order) -> CoreError {
+    let reason = order.history.last().and_then(|h| h.reason.clone()).unwrap_or_default();
+    CoreError::PaymentDeclined { code: "payment_declined".into(), message: format!("payment was declined ({reason})") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_numbers_are_readable() {
+        let n = order_number("JT", chrono::Utc::now(), OrderId::new());
+        assert_eq!(n.len(), "JT-20261128-".len() + 8);
+        assert!(n.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-'));
+    }
+
+    #[test]
+    fn idempotency_keys_are_checked() {
+        assert!(validate_idempotency_key("abc-123").is_ok());
+        assert!(validate_idempotency_key("").is_err());
+        assert!(validate_idempotency_key("has space").is_err());
+        assert!(validate_idempotency_key(&"x".repeat(256)).is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! Use cases, as `impl Engine` blocks grouped by aggregate.
+
+pub mod carts;
+pub mod catalog;
+pub mod checkout;
+pub mod orders;
+pub mod users;

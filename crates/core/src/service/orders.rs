@@ -1,0 +1,260 @@
+//! Order use cases after checkout: reading, cancelling, fulfilment, expiry.
+
+use serde_json::json;
+
+use crate::auth::{token_hash, Principal};
+use crate::engine::Engine;
+use crate::error::{CoreError, CoreResult};
+use crate::events::DomainEvent;
+use crate::ids::OrderId;
+use crate::order::{Actor, Fulfillment, Order, OrderQuery, OrderStatus, PaymentStatus};
+use crate::payment::RefundRequest;
+
+use super::checkout::order_payload;
+
+/// How a buyer proves an order is theirs.
+#[derive(Debug, Clone, Copy)]
+pub enum OrderAccess<'a> {
+    /// A signed-in buyer.
+    Customer(&'a Principal),
+    /// A guest with the order token from checkout.
+    GuestToken(&'a str),
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl OrderAccess<'_> {
+    fn allows(&self, order: &Order) -> bool {
+        match self {
+            OrderAccess::Customer(p) => order.customer_id == Some(p.id),
+            OrderAccess::GuestToken(t) => {
+                order.guest_token_hash.as_deref().is_some_and(|h| constant_time_eq(h, &token_hash(t)))
+            }
+        }
+    }
+}
+
+/// Fulfilment details from the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FulfillInput {
+    /// Carrier.
+    pub carrier: String,
+    /// Tracking number.
+    pub tracking_number: String,
+}
+
+impl Engine {
+    /// A buyer's orders, newest first.
+    pub async fn customer_orders(&self, who: &Principal, limit: u32, before: Option<OrderId>) -> CoreResult<Vec<Order>> {
+        let q = OrderQuery { customer_id: Some(who.id), status: None, limit: limit.clamp(1, 100), before };
+        self.0.store.read().await?.orders(&q).await
+    }
+
+    /// One order for its buyer. Someone else's order is "not found", not "forbidden",
+    /// so ids cannot be probed.
+    pub async fn customer_order(&self, id: OrderId, access: OrderAccess<'_>) -> CoreResult<Order> {
+        let order = self.0.store.read().await?.order(id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+        if !access.allows(&order) {
+            return Err(CoreError::NotFound { entity: "order" });
+        }
+        Ok(order)
+    }
+
+    /// The buyer cancels an order that is not yet fulfilled: the payment is refunded
+    /// and the stock returns.
+    pub async fn cancel_by_customer(&self, id: OrderId, access: OrderAccess<'_>, reason: Option<String>) -> CoreResult<Order> {
+        let order = self.customer_order(id, access).await?;
+        if !order.buyer_may_cancel() {
+            return Err(CoreError::conflict(
+                "invalid_state",
+                format!("an order that is {} can no longer be canceled", order.status.as_str()),
+            ));
+        }
+        self.cancel(order, access.actor_for(), reason).await
+    }
+
+    /// Orders for operators, newest first.
+    pub async fn admin_orders(&self, status: Option<OrderStatus>, limit: u32, before: Option<OrderId>) -> CoreResult<Vec<Order>> {
+        let q = OrderQuery { customer_id: None, status, limit: limit.clamp(1, 100), before };
+        self.0.store.read().await?.orders(&q).await
+    }
+
+    /// One order for operators.
+    pub async fn admin_order(&self, id: OrderId) -> CoreResult<Order> {
+        self.0.store.read().await?.order(id).await?.ok_or(CoreError::NotFound { entity: "order" })
+    }
+
+    /// An operator cancels a pending or paid order.
+    pub async fn cancel_by_staff(&self, staff: &Principal, id: OrderId, reason: Option<String>) -> CoreResult<Order> {
+        let order = self.admin_order(id).await?;
+        if !matches!(order.status, OrderStatus::Pending | OrderStatus::Paid) {
+            return Err(CoreError::conflict(
+                "invalid_state",
+                format!("an order that is {} cannot be canceled", order.status.as_str()),
+            ));
+        }
+        let actor = Actor::Staff { id: staff.id, email: staff.email.clone() };
+        let audit = self.audit(staff, "order.cancel", "order", id, json!({"reason": reason}));
+        self.cancel_with_audit(order, actor, reason, Some(audit)).await
+    }
+
+    async fn cancel(&self, order: Order, actor: Actor, reason: Option<String>) -> CoreResult<Order> {
+        self.cancel_with_audit(order, actor, reason, None).await
+    }
+
+    async fn cancel_with_audit(
+        &self,
+        order: Order,
+        actor: Actor,
+        reason: Option<String>,
+        audit: Option<crate::ports::AuditEntry>,
+    ) -> CoreResult<Order> {
+        // Refund first, outside the transaction; the provider dedupes retries by key.
+        let refunded = if order.payment.status == PaymentStatus::Captured {
+            let provider = self.0.payments.get(Some(&order.payment.provider))?;
+            provider
+                .refund(&RefundRequest {
+                    order_id: order.id,
+                    reference: order.payment.reference.clone().unwrap_or_default(),
+                    amount: order.payment.amount,
+                    reason: reason.clone().unwrap_or_else(|| "canceled".into()),
+                    idempotency_key: format!("refund-{}", order.id),
+                })
+                .await?;
+            true
+        } else {
+            false
+        };
+        let now = self.now();
+        let mut tx = self.0.store.begin().await?;
+        let mut current = tx.order(order.id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+        current.transition(OrderStatus::Canceled, actor, reason, now)?;
+        current.payment.status = if refunded { PaymentStatus::Refunded } else { PaymentStatus::Failed };
+        current.payment_expires_at = None;
+        for l in &current.lines {
+            tx.return_stock(l.variant_id, l.quantity).await?;
+        }
+        tx.update_order(&current).await?;
+        if let Some(a) = audit {
+            tx.append_audit(&a).await?;
+        }
+        let events = [DomainEvent::new("order.canceled", "order", current.id, now, order_payload(&current))];
+        self.commit(tx, &events).await?;
+        self.invalidate_catalog_cache();
+        Ok(current)
+    }
+
+    /// Hands a paid order to a carrier.
+    pub async fn fulfill_order(&self, staff: &Principal, id: OrderId, input: FulfillInput) -> CoreResult<Order> {
+        let mut errors = Vec::new();
+        for (field, v) in [("carrier", &input.carrier), ("tracking_number", &input.tracking_number)] {
+            if v.trim().is_empty() || v.len() > 100 || v.chars().any(char::is_control) {
+                errors.push(crate::error::FieldError::new(field, "invalid_value", "1-100 printable characters"));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(CoreError::validation(errors));
+        }
+        let now = self.now();
+        self.staff_transition(staff, id, OrderStatus::Fulfilled, "order.fulfilled", "order.fulfill", move |o| {
+            o.fulfillment = Some(Fulfillment {
+                carrier: input.carrier.trim().to_string(),
+                tracking_number: input.tracking_number.trim().to_string(),
+                fulfilled_at: now,
+            });
+        })
+        .await
+    }
+
+    /// Records delivery.
+    pub async fn mark_delivered(&self, staff: &Principal, id: OrderId) -> CoreResult<Order> {
+        self.staff_transition(staff, id, OrderStatus::Delivered, "order.delivered", "order.deliver", |_| {}).await
+    }
+
+    /// Refunds a fulfilled or delivered order (a return).
+    pub async fn refund_order(&self, staff: &Principal, id: OrderId, reason: Option<String>) -> CoreResult<Order> {
+        let order = self.admin_order(id).await?;
+        if !order.status.can_become(OrderStatus::Refunded) {
+            return Err(CoreError::conflict(
+                "invalid_state",
+                format!("an order that is {} cannot be refunded", order.status.as_str()),
+            ));
+        }
+        let provider = self.0.payments.get(Some(&order.payment.provider))?;
+        provider
+            .refund(&RefundRequest {
+                order_id: order.id,
+                reference: order.payment.reference.clone().unwrap_or_default(),
+                amount: order.payment.amount,
+                reason: reason.clone().unwrap_or_else(|| "refund".into()),
+                idempotency_key: format!("refund-{}", order.id),
+            })
+            .await?;
+        self.staff_transition(staff, id, OrderStatus::Refunded, "order.refunded", "order.refund", |o| {
+            o.payment.status = PaymentStatus::Refunded;
+        })
+        .await
+    }
+
+    async fn staff_transition<F: FnOnce(&mut Order) + Send>(
+        &self,
+        staff: &Principal,
+        id: OrderId,
+        to: OrderStatus,
+        event: &str,
+        action: &str,
+        change: F,
+    ) -> CoreResult<Order> {
+        let now = self.now();
+        let mut tx = self.0.store.begin().await?;
+        let mut order = tx.order(id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+        order.transition(to, Actor::Staff { id: staff.id, email: staff.email.clone() }, None, now)?;
+        change(&mut order);
+        tx.update_order(&order).await?;
+        tx.append_audit(&self.audit(staff, action, "order", id, json!({"status": to.as_str(), "fulfillment": order.fulfillment})))
+            .await?;
+        let events = [DomainEvent::new(event, "order", id, now, order_payload(&order))];
+        self.commit(tx, &events).await?;
+        Ok(order)
+    }
+
+    /// Cancels pending orders whose payment window closed and returns their stock.
+    /// Returns how many were canceled.
+    pub async fn expire_pending_orders(&self) -> CoreResult<usize> {
+        let ids = self.0.store.read().await?.expired_pending_orders(self.now(), 500).await?;
+        let mut n = 0;
+        for id in ids {
+            let now = self.now();
+            let mut tx = self.0.store.begin().await?;
+            let Some(mut order) = tx.order(id).await? else { continue };
+            if order.status != OrderStatus::Pending {
+                continue;
+            }
+            order.transition(OrderStatus::Canceled, Actor::System, Some("payment expired".into()), now)?;
+            order.payment.status = PaymentStatus::Failed;
+            order.payment_expires_at = None;
+            for l in &order.lines {
+                tx.return_stock(l.variant_id, l.quantity).await?;
+            }
+            tx.update_order(&order).await?;
+            let events = [DomainEvent::new("order.canceled", "order", id, now, order_payload(&order))];
+            self.commit(tx, &events).await?;
+            n += 1;
+        }
+        if n > 0 {
+            self.invalidate_catalog_cache();
+        }
+        Ok(n)
+    }
+}
+
+impl OrderAccess<'_> {
+    fn actor_for(&self) -> Actor {
+        match self {
+            OrderAccess::Customer(p) => Actor::Customer { id: Some(p.id) },
+            OrderAccess::GuestToken(_) => Actor::Customer { id: None },
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The admin API: operators manage the catalog and orders, admins manage staff. Every
+//! route needs an operator or admin token; writes are audit-logged by the use cases.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use jangteo_core::catalog::{Category, Cursor, ProductInput, VariantInput};
+use jangteo_core::customer::Role;
+use jangteo_core::ids::{OrderId, ProductId, VariantId};
+use jangteo_core::locale::LocalizedText;
+use jangteo_core::order::OrderStatus;
+use jangteo_core::service::orders::FulfillInput;
+
+use crate::dto::*;
+use crate::extract::{parse_id, AdminOnly, ApiJson, ApiQuery, ClientIp, Staff};
+use crate::problem::{ApiError, Problem};
+use crate::store::{login_as, order_cursor, order_list, parse_cancel, search_of};
+use crate::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Signs an operator or admin in.
+#[utoipa::path(post, path = "/admin/auth/login", tag = "auth", request_body = CredentialsBody,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn login(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(b): ApiJson<CredentialsBody>,
+) -> ApiResult<axum::Json<TokenResponse>> {
+    login_as(&s, b, ip, true).await
+}
+
+/// Lists products, drafts included.
+#[utoipa::path(get, path = "/admin/products", tag = "catalog", params(ProductListQuery),
+    responses((status = 200, body = ProductList<AdminProduct>), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 403, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list_products(
+    State(s): State<AppState>,
+    _s: Staff,
+    ApiQuery(q): ApiQuery<ProductListQuery>,
+) -> ApiResult<axum::Json<ProductList<AdminProduct>>> {
+    let page = s.engine.search_products(&search_of(&q, true)).await?;
+    Ok(axum::Json(ProductList {
+        products: page.products.iter().map(AdminProduct::from).collect(),
+        next_cursor: page.next.as_ref().map(Cursor::encode),
+    }))
+}
+
+/// Creates a product.
+#[utoipa::path(post, path = "/admin/products", tag = "catalog", request_body(content = Object, description = "See docs/api.md: handle, status, title, description, categories, media, countries, variants"),
+    responses((status = 201, body = AdminProduct), (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn create_product(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    ApiJson(b): ApiJson<ProductInput>,
+) -> ApiResult<impl IntoResponse> {
+    let product = s.engine.create_product(&p, b).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(AdminProduct::from(&product)),
+    ))
+}
+
+fn product_id(id: &str) -> ApiResult<ProductId> {
+    parse_id(id, "product")
+}
+
+/// A product, drafts included.
+#[utoipa::path(get, path = "/admin/products/{id}", tag = "catalog", params(("id" = String, Path)),
+    responses((status = 200, body = AdminProduct), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn get_product(
+    State(s): State<AppState>,
+    _s: Staff,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<AdminProduct>> {
+    let p = s.engine.product(&id, true).await?;
+    Ok(axum::Json(AdminProduct::from(p.as_ref())))
+}
+
+/// Changes a product; the body is any subset of the create body.
+#[utoipa::path(patch, path = "/admin/products/{id}", tag = "catalog", params(("id" = String, Path)), request_body = Object,
+    responses((status = 200, body = AdminProduct), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn update_product(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ProductInput>,
+) -> ApiResult<axum::Json<AdminProduct>> {
+    let product = s.engine.update_product(&p, product_id(&id)?, b).await?;
+    Ok(axum::Json(AdminProduct::from(&product)))
+}
+
+/// Deletes a product.
+#[utoipa::path(delete, path = "/admin/products/{id}", tag = "catalog", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn delete_product(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.engine.delete_product(&p, product_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes one variant: `{"stock": 10}`, new prices, options or SKU.
+#[utoipa::path(patch, path = "/admin/products/{id}/variants/{variant_id}", tag = "catalog",
+    params(("id" = String, Path), ("variant_id" = String, Path)), request_body = Object,
+    responses((status = 200, body = AdminProduct), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn update_variant(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    Path((id, vid)): Path<(String, String)>,
+    ApiJson(b): ApiJson<VariantInput>,
+) -> ApiResult<axum::Json<AdminProduct>> {
+    let vid: VariantId = parse_id(&vid, "variant")?;
+    let product = s
+        .engine
+        .update_variant(&p, product_id(&id)?, vid, b)
+        .await?;
+    Ok(axum::Json(AdminProduct::from(&product)))
+}
+
+/// Categories with every locale.
+#[utoipa::path(get, path = "/admin/categories", tag = "catalog",
+    responses((status = 200, body = Vec<AdminCategory>)), security(("bearer" = [])))]
+pub(crate) async fn list_categories(
+    State(s): State<AppState>,
+    _s: Staff,
+) -> ApiResult<axum::Json<Vec<AdminCategory>>> {
+    let cats = s.engine.categories().await?;
+    Ok(axum::Json(
+        cats.into_iter()
+            .map(|c| AdminCategory {
+                handle: c.handle,
+                name: c.name.0,
+            })
+            .collect(),
+    ))
+}
+
+/// Creates or renames a category.
+#[utoipa::path(post, path = "/admin/categories", tag = "catalog", request_body = CategoryBody,
+    responses((status = 200, body = AdminCategory), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn upsert_category(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    ApiJson(b): ApiJson<CategoryBody>,
+) -> ApiResult<axum::Json<AdminCategory>> {
+    let c = s
+        .engine
+        .upsert_category(
+            &p,
+            Category {
+                handle: b.handle,
+                name: LocalizedText(b.name),
+            },
+        )
+        .await?;
+    Ok(axum::Json(AdminCategory {
+        handle: c.handle,
+        name: c.name.0,
+    }))
+}
+
+/// Orders, newest first, optionally by status.
+#[utoipa::path(get, path = "/admin/orders", tag = "orders", params(OrderListQuery),
+    responses((status = 200, body = OrderList), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list_orders(
+    State(s): State<AppState>,
+    _s: Staff,
+    ApiQuery(q): ApiQuery<OrderListQuery>,
+) -> ApiResult<axum::Json<OrderList>> {
+    let status = q
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(OrderStatus::parse)
+        .transpose()?;
+    let limit = q.limit.unwrap_or(20);
+    let orders = s
+        .engine
+        .admin_orders(status, limit, order_cursor(q.cursor.as_deref())?)
+        .await?;
+    Ok(axum::Json(order_list(&orders, limit)))
+}
+
+fn order_id(id: &str) -> ApiResult<OrderId> {
+    parse_id(id, "order")
+}
+
+/// One order.
+#[utoipa::path(get, path = "/admin/orders/{id}", tag = "orders", params(("id" = String, Path)),
+    responses((status = 200, body = OrderDto), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn get_order(
+    State(s): State<AppState>,
+    _s: Staff,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<OrderDto>> {
+    Ok(axum::Json(OrderDto::from(
+        &s.engine.admin_order(order_id(&id)?).await?,
+    )))
+}
+
+/// Hands a paid order to a carrier.
+#[utoipa::path(post, path = "/admin/orders/{id}/fulfill", tag = "orders", params(("id" = String, Path)), request_body = FulfillBody,
+    responses((status = 200, body = OrderDto), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn fulfill_order(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<FulfillBody>,
+) -> ApiResult<axum::Json<OrderDto>> {
+    let o = s
+        .engine
+        .fulfill_order(
+            &p,
+            order_id(&id)?,
+            FulfillInput {
+                carrier: b.carrier,
+                tracking_number: b.tracking_number,
+            },
+        )
+        .await?;
+    Ok(axum::Json(OrderDto::from(&o)))
+}
+
+/// Records delivery of a fulfilled order.
+#[utoipa::path(post, path = "/admin/orders/{id}/deliver", tag = "orders", params(("id" = String, Path)),
+    responses((status = 200, body = OrderDto), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn deliver_order(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<OrderDto>> {
+    Ok(axum::Json(OrderDto::from(
+        &s.engine.mark_delivered(&p, order_id(&id)?).await?,
+    )))
+}
+
+/// Cancels a pending or paid order (refund and restock).
+#[utoipa::path(post, path = "/admin/orders/{id}/cancel", tag = "orders", params(("id" = String, Path)), request_body(content = Option<CancelBody>),
+    responses((status = 200, body = OrderDto), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn cancel_order(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<OrderDto>> {
+    let reason = parse_cancel(&body)?;
+    Ok(axum::Json(OrderDto::from(
+        &s.engine.cancel_by_staff(&p, order_id(&id)?, reason).await?,
+    )))
+}
+
+/// Refunds a fulfilled or delivered order (a return).
+#[utoipa::path(post, path = "/admin/orders/{id}/refund", tag = "orders", params(("id" = String, Path)), request_body(content = Option<CancelBody>),
+    responses((status = 200, body = OrderDto), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn refund_order(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<OrderDto>> {
+    let reason = parse_cancel(&body)?;
+    Ok(axum::Json(OrderDto::from(
+        &s.engine.refund_order(&p, order_id(&id)?, reason).await?,
+    )))
+}
+
+/// Staff users (admin only).
+#[utoipa::path(get, path = "/admin/users", tag = "users",
+    responses((status = 200, body = UserList), (status = 403, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list_users(
+    State(s): State<AppState>,
+    AdminOnly(p): AdminOnly,
+) -> ApiResult<axum::Json<UserList>> {
+    let users = s.engine.staff_users(&p).await?;
+    Ok(axum::Json(UserList {
+        users: users.iter().map(UserDto::from).collect(),
+    }))
+}
+
+/// Creates an operator or admin (admin only).
+#[utoipa::path(post, path = "/admin/users", tag = "users", request_body = CreateUserBody,
+    responses((status = 201, body = UserDto), (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn create_user(
+    State(s): State<AppState>,
+    AdminOnly(p): AdminOnly,
+    ApiJson(b): ApiJson<CreateUserBody>,
+) -> ApiResult<impl IntoResponse> {
+    let role = Role::parse(&b.role)?;
+    let u = s
+        .engine
+        .create_staff(&p, &b.email, &b.password, role)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(UserDto::from(&u))))
+}
+
+/// Every admin write, newest first.
+#[utoipa::path(get, path = "/admin/audit-log", tag = "users", params(AuditQuery),
+    responses((status = 200, body = AuditList)), security(("bearer" = [])))]
+pub(crate) async fn audit_log(
+    State(s): State<AppState>,
+    _s: Staff,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<axum::Json<AuditList>> {
+    let limit = q.limit.unwrap_or(50);
+    let entries = s.engine.audit_log(limit, q.before).await?;
+    let next = (entries.len() as u32 >= limit.clamp(1, 500))
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    Ok(axum::Json(AuditList {
+        entries: entries
+            .into_iter()
+            .map(|e| AuditDto {
+                id: e.id,
+                at: e.at,
+                actor_email: e.actor_email,
+                actor_id: e.actor_id.map(|a| a.to_string()),
+                action: e.action,
+                target_type: e.target_type,
+                target_id: e.target_id,
+                details: e.details,
+            })
+            .collect(),
+        next_before: next,
+    }))
+}

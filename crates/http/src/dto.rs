@@ -1,0 +1,868 @@
+//! Wire types of the REST API and their conversions from the domain.
+//!
+//! They are separate from the domain types so the API can stay stable while the domain
+//! changes, and so the OpenAPI document is generated from exactly what is sent.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use jangteo_core::cart::{Address, PricedCart, Totals};
+use jangteo_core::catalog::{Category, Product, ProductStatus};
+use jangteo_core::customer::Customer;
+use jangteo_core::locale::LocaleChain;
+use jangteo_core::money::{Currency, Money};
+use jangteo_core::order::Order;
+use jangteo_core::payment::NextAction;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Money: `{"amount": "12900", "currency": "KRW"}`; the amount is a decimal string.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MoneyDto {
+    /// Decimal amount as a string.
+    #[schema(example = "39000")]
+    pub amount: String,
+    /// ISO 4217 code.
+    #[schema(example = "KRW")]
+    pub currency: String,
+}
+
+impl From<Money> for MoneyDto {
+    fn from(m: Money) -> Self {
+        MoneyDto {
+            amount: m.amount.to_string(),
+            currency: m.currency.code().to_string(),
+        }
+    }
+}
+
+/// An image.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MediaDto {
+    /// URL.
+    pub url: String,
+    /// Alternative text in the response locale.
+    pub alt: String,
+}
+
+/// A variant in the store.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoreVariant {
+    /// Id.
+    pub id: String,
+    /// SKU.
+    pub sku: String,
+    /// Option values.
+    pub options: BTreeMap<String, String>,
+    /// Price in the requested currency (`?currency=`), or null when not requested or
+    /// not set.
+    pub price: Option<MoneyDto>,
+    /// Every price.
+    pub prices: Vec<MoneyDto>,
+    /// Units that can be bought now.
+    pub available_quantity: i64,
+}
+
+/// A product in the store, in one locale.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoreProduct {
+    /// Id.
+    pub id: String,
+    /// Handle.
+    pub handle: String,
+    /// Title in `locale`.
+    pub title: String,
+    /// Description in `locale`.
+    pub description: String,
+    /// Locale the texts were resolved to.
+    pub locale: String,
+    /// Category handles.
+    pub categories: Vec<String>,
+    /// Images.
+    pub media: Vec<MediaDto>,
+    /// Variants.
+    pub variants: Vec<StoreVariant>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl StoreProduct {
+    /// Renders a product for a locale chain and optional currency.
+    pub fn render(p: &Product, chain: &LocaleChain, currency: Option<Currency>) -> Self {
+        let (locale, title) = p
+            .title
+            .resolve(chain)
+            .map(|(l, t)| (l.to_string(), t.to_string()))
+            .unwrap_or_default();
+        StoreProduct {
+            id: p.id.to_string(),
+            handle: p.handle.clone(),
+            title,
+            description: p.description.text(chain),
+            locale,
+            categories: p.categories.clone(),
+            media: p
+                .media
+                .iter()
+                .map(|m| MediaDto {
+                    url: m.url.clone(),
+                    alt: m.alt.text(chain),
+                })
+                .collect(),
+            variants: p
+                .variants
+                .iter()
+                .map(|v| StoreVariant {
+                    id: v.id.to_string(),
+                    sku: v.sku.clone(),
+                    options: v.options.clone(),
+                    price: currency.and_then(|c| v.price_in(c)).map(Into::into),
+                    prices: v.prices.iter().copied().map(Into::into).collect(),
+                    available_quantity: v.stock,
+                })
+                .collect(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// A page of products.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductList<T: ToSchema> {
+    /// Products.
+    pub products: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query of product listings.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProductListQuery {
+    /// Free text; every word must match (substring match, any locale, Korean included).
+    pub q: Option<String>,
+    /// Category handle.
+    pub category: Option<String>,
+    /// Minimum price (needs `currency`).
+    pub min_price: Option<String>,
+    /// Maximum price (needs `currency`).
+    pub max_price: Option<String>,
+    /// Currency for prices, filters and sorts; only products priced in it are listed.
+    pub currency: Option<String>,
+    /// `newest` (default), `price_asc`, `price_desc`, `handle`.
+    pub sort: Option<String>,
+    /// Page size, 1-100 (default 20).
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+    /// Locale (overrides `Accept-Language`).
+    pub locale: Option<String>,
+    /// Admin only: `draft` or `published`.
+    pub status: Option<String>,
+}
+
+/// Query of a product detail.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProductDetailQuery {
+    /// Currency of `price`.
+    pub currency: Option<String>,
+    /// Locale (overrides `Accept-Language`).
+    pub locale: Option<String>,
+}
+
+/// A category in one locale.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreCategory {
+    /// Handle.
+    pub handle: String,
+    /// Name in the response locale.
+    pub name: String,
+}
+
+impl StoreCategory {
+    /// Renders a category.
+    pub fn render(c: &Category, chain: &LocaleChain) -> Self {
+        StoreCategory {
+            handle: c.handle.clone(),
+            name: c.name.text(chain),
+        }
+    }
+}
+
+/// Categories.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryList {
+    /// Categories.
+    pub categories: Vec<StoreCategory>,
+}
+
+/// A variant as operators see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminVariant {
+    /// Id.
+    pub id: String,
+    /// SKU.
+    pub sku: String,
+    /// Options.
+    pub options: BTreeMap<String, String>,
+    /// Prices.
+    pub prices: Vec<MoneyDto>,
+    /// On-hand stock.
+    pub stock: i64,
+}
+
+/// A product as operators see it: every locale, status and per-country data.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminProduct {
+    /// Id.
+    pub id: String,
+    /// Handle.
+    pub handle: String,
+    /// `draft` or `published`.
+    pub status: String,
+    /// Title per locale.
+    pub title: BTreeMap<String, String>,
+    /// Description per locale.
+    pub description: BTreeMap<String, String>,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// Media.
+    #[schema(value_type = Vec<Object>)]
+    pub media: serde_json::Value,
+    /// Per-country data.
+    #[schema(value_type = Object)]
+    pub countries: serde_json::Value,
+    /// Variants.
+    pub variants: Vec<AdminVariant>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Product> for AdminProduct {
+    fn from(p: &Product) -> Self {
+        AdminProduct {
+            id: p.id.to_string(),
+            handle: p.handle.clone(),
+            status: match p.status {
+                ProductStatus::Draft => "draft".into(),
+                ProductStatus::Published => "published".into(),
+            },
+            title: p.title.0.clone(),
+            description: p.description.0.clone(),
+            categories: p.categories.clone(),
+            media: serde_json::to_value(&p.media).unwrap_or_default(),
+            countries: serde_json::to_value(&p.countries).unwrap_or_default(),
+            variants: p
+                .variants
+                .iter()
+                .map(|v| AdminVariant {
+                    id: v.id.to_string(),
+                    sku: v.sku.clone(),
+                    options: v.options.clone(),
+                    prices: v.prices.iter().copied().map(Into::into).collect(),
+                    stock: v.stock,
+                })
+                .collect(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// Body of `POST /store/carts`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCartBody {
+    /// Destination country, ISO 3166-1 alpha-2.
+    #[schema(example = "KR")]
+    pub country: String,
+    /// Currency.
+    #[schema(example = "KRW")]
+    pub currency: String,
+    /// Locale.
+    #[schema(example = "ko")]
+    pub locale: Option<String>,
+}
+
+/// Body of `POST /store/carts/{id}/line-items`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddLineBody {
+    /// Variant id.
+    pub variant_id: String,
+    /// Quantity, 1-999.
+    pub quantity: i64,
+}
+
+/// Body of `PATCH /store/carts/{id}/line-items/{line_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLineBody {
+    /// New quantity, 1-999.
+    pub quantity: i64,
+}
+
+/// A postal address.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressDto {
+    /// Recipient.
+    pub name: String,
+    /// Street.
+    pub line1: String,
+    /// Second line.
+    #[serde(default)]
+    pub line2: Option<String>,
+    /// City.
+    pub city: String,
+    /// Region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Postal code.
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    /// Phone.
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+impl From<AddressDto> for Address {
+    fn from(a: AddressDto) -> Self {
+        Address {
+            name: a.name,
+            line1: a.line1,
+            line2: a.line2,
+            city: a.city,
+            region: a.region,
+            postal_code: a.postal_code,
+            country: a.country,
+            phone: a.phone,
+        }
+    }
+}
+
+impl From<&Address> for AddressDto {
+    fn from(a: &Address) -> Self {
+        AddressDto {
+            name: a.name.clone(),
+            line1: a.line1.clone(),
+            line2: a.line2.clone(),
+            city: a.city.clone(),
+            region: a.region.clone(),
+            postal_code: a.postal_code.clone(),
+            country: a.country.clone(),
+            phone: a.phone.clone(),
+        }
+    }
+}
+
+/// Body of `PATCH /store/carts/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCartBody {
+    /// Contact e-mail.
+    pub email: Option<String>,
+    /// Shipping address.
+    pub shipping_address: Option<AddressDto>,
+    /// Locale.
+    pub locale: Option<String>,
+}
+
+/// Payment choice in a completion.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentBody {
+    /// Provider name (default: the store's default provider).
+    pub provider: Option<String>,
+    /// Provider-specific string fields; the `manual` provider reads `card_number`.
+    #[serde(flatten)]
+    pub data: BTreeMap<String, String>,
+}
+
+/// Body of `POST /store/carts/{id}/complete` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    /// Payment choice.
+    #[serde(default)]
+    pub payment: Option<PaymentBody>,
+}
+
+/// Totals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotalsDto {
+    /// Sum of lines.
+    pub subtotal: MoneyDto,
+    /// Shipping.
+    pub shipping: MoneyDto,
+    /// Tax.
+    pub tax: MoneyDto,
+    /// To pay.
+    pub total: MoneyDto,
+}
+
+impl From<Totals> for TotalsDto {
+    fn from(t: Totals) -> Self {
+        TotalsDto {
+            subtotal: t.subtotal.into(),
+            shipping: t.shipping.into(),
+            tax: t.tax.into(),
+            total: t.total.into(),
+        }
+    }
+}
+
+/// A cart line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CartLineDto {
+    /// Line id.
+    pub id: String,
+    /// Variant.
+    pub variant_id: String,
+    /// Product.
+    pub product_id: String,
+    /// Product handle.
+    pub product_handle: String,
+    /// SKU.
+    pub sku: String,
+    /// Title in the cart locale.
+    pub title: String,
+    /// Quantity.
+    pub quantity: i64,
+    /// Unit price.
+    pub unit_price: MoneyDto,
+    /// Line total.
+    pub line_total: MoneyDto,
+    /// Stock now.
+    pub available_quantity: i64,
+}
+
+/// A cart.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CartDto {
+    /// Id.
+    pub id: String,
+    /// `open` or `completed`.
+    pub status: String,
+    /// Destination.
+    pub country: String,
+    /// Currency.
+    pub currency: String,
+    /// Locale.
+    pub locale: String,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Address.
+    pub shipping_address: Option<AddressDto>,
+    /// Lines that can be bought.
+    pub line_items: Vec<CartLineDto>,
+    /// Lines whose variant is gone or has no price in the currency; remove them.
+    pub unavailable_line_ids: Vec<String>,
+    /// Totals.
+    pub totals: TotalsDto,
+    /// The order it became.
+    pub order_id: Option<String>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<PricedCart> for CartDto {
+    fn from(p: PricedCart) -> Self {
+        let c = &p.cart;
+        let unavailable = c
+            .lines
+            .iter()
+            .filter(|l| !p.lines.iter().any(|pl| pl.id == l.id))
+            .map(|l| l.id.to_string())
+            .collect();
+        CartDto {
+            id: c.id.to_string(),
+            status: match c.status {
+                jangteo_core::cart::CartStatus::Open => "open".into(),
+                jangteo_core::cart::CartStatus::Completed => "completed".into(),
+            },
+            country: c.country.clone(),
+            currency: c.currency.code().into(),
+            locale: c.locale.clone(),
+            email: c.email.clone(),
+            shipping_address: c.shipping_address.as_ref().map(Into::into),
+            line_items: p
+                .lines
+                .iter()
+                .map(|l| CartLineDto {
+                    id: l.id.to_string(),
+                    variant_id: l.variant_id.to_string(),
+                    product_id: l.product_id.to_string(),
+                    product_handle: l.product_handle.clone(),
+                    sku: l.sku.clone(),
+                    title: l.title.clone(),
+                    quantity: l.quantity,
+                    unit_price: l.unit_price.into(),
+                    line_total: l.line_total.into(),
+                    available_quantity: l.available_quantity,
+                })
+                .collect(),
+            unavailable_line_ids: unavailable,
+            totals: p.totals.into(),
+            order_id: c.order_id.map(|o| o.to_string()),
+            expires_at: c.expires_at,
+        }
+    }
+}
+
+/// An order line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderLineDto {
+    /// Variant.
+    pub variant_id: String,
+    /// Product.
+    pub product_id: String,
+    /// SKU.
+    pub sku: String,
+    /// Title at checkout.
+    pub title: String,
+    /// Quantity.
+    pub quantity: i64,
+    /// Unit price.
+    pub unit_price: MoneyDto,
+    /// Line total.
+    pub line_total: MoneyDto,
+}
+
+/// Payment state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentDto {
+    /// Provider.
+    pub provider: String,
+    /// `pending`, `captured`, `failed`, `refunded`.
+    pub status: String,
+    /// Provider reference.
+    pub reference: Option<String>,
+    /// Amount.
+    pub amount: MoneyDto,
+    /// A pending payment must complete before this moment.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Shipping details.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FulfillmentDto {
+    /// Carrier.
+    pub carrier: String,
+    /// Tracking number.
+    pub tracking_number: String,
+    /// When.
+    pub fulfilled_at: DateTime<Utc>,
+}
+
+/// One status change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusChangeDto {
+    /// From.
+    pub from: Option<String>,
+    /// To.
+    pub to: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `customer`, `staff`, `provider` or `system`.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// An order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderDto {
+    /// Id.
+    pub id: String,
+    /// Order number.
+    pub number: String,
+    /// `pending`, `paid`, `fulfilled`, `delivered`, `canceled`, `refunded`.
+    pub status: String,
+    /// E-mail.
+    pub email: String,
+    /// Buyer account, if any.
+    pub customer_id: Option<String>,
+    /// Destination.
+    pub country: String,
+    /// Currency.
+    pub currency: String,
+    /// Locale.
+    pub locale: String,
+    /// Lines.
+    pub line_items: Vec<OrderLineDto>,
+    /// Totals.
+    pub totals: TotalsDto,
+    /// Ship to.
+    pub shipping_address: AddressDto,
+    /// Payment.
+    pub payment: PaymentDto,
+    /// Shipping.
+    pub fulfillment: Option<FulfillmentDto>,
+    /// History.
+    pub history: Vec<StatusChangeDto>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Changed.
+    pub updated_at: DateTime<Utc>,
+    /// Guest orders, first answer only: the token to read or cancel this order
+    /// (`X-Order-Token` header). Store it; it is not shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_token: Option<String>,
+    /// Pending payments: what the buyer must do next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub next_action: Option<NextAction>,
+}
+
+impl From<&Order> for OrderDto {
+    fn from(o: &Order) -> Self {
+        OrderDto {
+            id: o.id.to_string(),
+            number: o.number.clone(),
+            status: o.status.as_str().into(),
+            email: o.email.clone(),
+            customer_id: o.customer_id.map(|c| c.to_string()),
+            country: o.country.clone(),
+            currency: o.currency.code().into(),
+            locale: o.locale.clone(),
+            line_items: o
+                .lines
+                .iter()
+                .map(|l| OrderLineDto {
+                    variant_id: l.variant_id.to_string(),
+                    product_id: l.product_id.to_string(),
+                    sku: l.sku.clone(),
+                    title: l.title.clone(),
+                    quantity: l.quantity,
+                    unit_price: l.unit_price.into(),
+                    line_total: l.line_total.into(),
+                })
+                .collect(),
+            totals: o.totals.into(),
+            shipping_address: (&o.shipping_address).into(),
+            payment: PaymentDto {
+                provider: o.payment.provider.clone(),
+                status: serde_json::to_value(o.payment.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                reference: o.payment.reference.clone(),
+                amount: o.payment.amount.into(),
+                expires_at: o.payment_expires_at,
+            },
+            fulfillment: o.fulfillment.as_ref().map(|f| FulfillmentDto {
+                carrier: f.carrier.clone(),
+                tracking_number: f.tracking_number.clone(),
+                fulfilled_at: f.fulfilled_at,
+            }),
+            history: o
+                .history
+                .iter()
+                .map(|h| StatusChangeDto {
+                    from: h.from.map(|s| s.as_str().into()),
+                    to: h.to.as_str().into(),
+                    at: h.at,
+                    actor: match &h.actor {
+                        jangteo_core::order::Actor::System => "system".into(),
+                        jangteo_core::order::Actor::Customer { .. } => "customer".into(),
+                        jangteo_core::order::Actor::Staff { email, .. } => format!("staff:{email}"),
+                        jangteo_core::order::Actor::Provider { name } => format!("provider:{name}"),
+                    },
+                    reason: h.reason.clone(),
+                })
+                .collect(),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            order_token: None,
+            next_action: None,
+        }
+    }
+}
+
+/// A page of orders.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderList {
+    /// Orders, newest first.
+    pub orders: Vec<OrderDto>,
+    /// Pass as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query of order listings.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderListQuery {
+    /// Status filter (admin).
+    pub status: Option<String>,
+    /// Page size, 1-100 (default 20).
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Body of a cancellation.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// Body of `POST /admin/orders/{id}/fulfill`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FulfillBody {
+    /// Tracking number.
+    pub tracking_number: String,
+    /// Carrier.
+    pub carrier: String,
+}
+
+/// Credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsBody {
+    /// E-mail.
+    pub email: String,
+    /// Password, 8-128 characters.
+    pub password: String,
+}
+
+/// Body of `POST /store/auth/refresh`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    /// Refresh token from login or the previous refresh.
+    pub refresh_token: String,
+}
+
+/// Tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// JWT access token (Bearer).
+    pub access_token: String,
+    /// Single-use refresh token.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDto {
+    /// Id.
+    pub id: String,
+    /// E-mail.
+    pub email: String,
+    /// `customer`, `operator` or `admin`.
+    pub role: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Customer> for UserDto {
+    fn from(c: &Customer) -> Self {
+        UserDto {
+            id: c.id.to_string(),
+            email: c.email.clone(),
+            role: c.role.as_str().into(),
+            created_at: c.created_at,
+        }
+    }
+}
+
+/// Users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    /// Users.
+    pub users: Vec<UserDto>,
+}
+
+/// Body of `POST /admin/users`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserBody {
+    /// E-mail.
+    pub email: String,
+    /// Password.
+    pub password: String,
+    /// `operator` or `admin`.
+    pub role: String,
+}
+
+/// An audit entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditDto {
+    /// Sequence.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Staff e-mail.
+    pub actor_email: String,
+    /// Staff id.
+    pub actor_id: Option<String>,
+    /// Action.
+    pub action: String,
+    /// Target kind.
+    pub target_type: String,
+    /// Target id.
+    pub target_id: String,
+    /// Details.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// The audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    /// Entries, newest first.
+    pub entries: Vec<AuditDto>,
+    /// Pass as `before` for older entries.
+    pub next_before: Option<i64>,
+}
+
+/// Query of the audit log.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<u32>,
+    /// Entries older than this id.
+    pub before: Option<i64>,
+}
+
+/// Body of `POST /admin/categories`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryBody {
+    /// Handle.
+    pub handle: String,
+    /// Name per locale.
+    pub name: BTreeMap<String, String>,
+}
+
+/// A category with every locale.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminCategory {
+    /// Handle.
+    pub handle: String,
+    /// Name per locale.
+    pub name: BTreeMap<String, String>,
+}
+
+/// Liveness / readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthDto {
+    /// `ok` or `unavailable`.
+    pub status: String,
+}

@@ -1,0 +1,159 @@
+//! Extractors: JSON and query strings whose rejections are problem documents, bearer
+//! tokens, locale negotiation and the client address.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts};
+use axum::http::header::{ACCEPT_LANGUAGE, AUTHORIZATION};
+use axum::http::request::Parts;
+use jangteo_core::auth::Principal;
+use jangteo_core::customer::Role;
+use jangteo_core::locale::{parse_accept_language, LocaleChain};
+
+use crate::problem::ApiError;
+use crate::AppState;
+
+/// `axum::Json` with problem-document rejections.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub(crate) struct ApiJson<T>(pub T);
+
+/// `axum::extract::Query` with problem-document rejections.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub(crate) struct ApiQuery<T>(pub T);
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// A signed-in user (any role). Missing or bad token: 401.
+#[derive(Debug, Clone)]
+pub(crate) struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer access token is required",
+            )
+        })?;
+        Ok(Auth(state.engine.tokens().verify(token)?))
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+    /// No header: anonymous. A header with a bad token is still a 401, so a client with
+    /// an expired token learns it instead of silently acting as a guest.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, ApiError> {
+        if parts.headers.get(AUTHORIZATION).is_none() {
+            return Ok(None);
+        }
+        <Auth as FromRequestParts<AppState>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
+/// An operator or admin. No token: 401; a customer token: 403.
+#[derive(Debug, Clone)]
+pub(crate) struct Staff(pub Principal);
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Auth(p) =
+            <Auth as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        if !p.role.is_staff() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "forbidden",
+                "operator or admin role required",
+            ));
+        }
+        Ok(Staff(p))
+    }
+}
+
+/// An admin. No token: 401; other roles: 403.
+#[derive(Debug, Clone)]
+pub(crate) struct AdminOnly(pub Principal);
+
+impl FromRequestParts<AppState> for AdminOnly {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Staff(p) =
+            <Staff as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
+        if p.role != Role::Admin {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "forbidden",
+                "admin role required",
+            ));
+        }
+        Ok(AdminOnly(p))
+    }
+}
+
+/// The caller's locale chain: `?locale=` first, then `Accept-Language`, then the
+/// store's defaults.
+#[derive(Debug, Clone)]
+pub(crate) struct Locale(pub LocaleChain);
+
+impl FromRequestParts<AppState> for Locale {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let mut preferred: Vec<String> = Vec::new();
+        if let Some(q) = parts.uri.query() {
+            for pair in q.split('&') {
+                if let Some(v) = pair.strip_prefix("locale=") {
+                    preferred.push(v.to_string());
+                }
+            }
+        }
+        if let Some(h) = parts
+            .headers
+            .get(ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+        {
+            preferred.extend(parse_accept_language(h));
+        }
+        let defaults = &state.engine.settings().default_locales;
+        Ok(Locale(LocaleChain::negotiate(
+            preferred.iter().map(String::as_str),
+            defaults,
+        )))
+    }
+}
+
+/// The peer address, when the server was started with connect info.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientIp(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// Parses an id from a path segment; a malformed id names nothing, so it is a 404.
+pub(crate) fn parse_id<T: std::str::FromStr>(s: &str, entity: &str) -> Result<T, ApiError> {
+    s.parse().map_err(|_| ApiError::not_found(entity))
+}

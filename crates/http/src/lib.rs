@@ -1,0 +1,215 @@
+//! # jangteo-http
+//!
+//! The headless REST API as two axum routers: [`store_router`] for buyers' front ends
+//! and [`admin_router`] for the back office. They are meant to listen on separate
+//! addresses so the admin API can stay on the internal network. Each serves its own
+//! OpenAPI 3.1 document at `GET /openapi.json`, generated from the handlers.
+//!
+//! ```no_run
+//! # async fn demo(engine: jangteo_core::Engine) {
+//! let store = jangteo_http::store_router(engine.clone(), &Default::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//! axum::serve(listener, store).await.unwrap();
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use jangteo_core::Engine;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+mod admin;
+pub mod dto;
+mod extract;
+pub mod problem;
+mod store;
+
+use problem::ApiError;
+
+/// Shared state of the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The engine.
+    pub engine: Engine,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest request body on the store API.
+    pub store_body_limit: usize,
+    /// Largest request body on the admin API (product texts can be long).
+    pub admin_body_limit: usize,
+    /// A request taking longer is answered 408 (problem document).
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            store_body_limit: 64 * 1024,
+            admin_body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Jangteo store API", version = "0.1.0",
+         description = "Headless store API: catalog, carts, checkout, accounts and orders. Errors are RFC 9457 problem documents with a stable `code`. Money is `{\"amount\": \"12900\", \"currency\": \"KRW\"}`."),
+    modifiers(&BearerAuth),
+    components(schemas(problem::Problem)),
+    tags((name = "catalog"), (name = "cart"), (name = "auth"), (name = "orders"), (name = "payments"), (name = "health"))
+)]
+struct StoreDoc;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Jangteo admin API", version = "0.1.0",
+         description = "Back-office API for operators and admins. Every route except login needs an operator or admin bearer token. Every write is recorded in the audit log."),
+    modifiers(&BearerAuth),
+    components(schemas(problem::Problem)),
+    tags((name = "auth"), (name = "catalog"), (name = "orders"), (name = "users"), (name = "health"))
+)]
+struct AdminDoc;
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = dto::HealthDto)))]
+async fn live() -> axum::Json<dto::HealthDto> {
+    axum::Json(dto::HealthDto {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, body = dto::HealthDto), (status = 503, body = problem::Problem, content_type = "application/problem+json")))]
+async fn ready(State(s): State<AppState>) -> Result<axum::Json<dto::HealthDto>, ApiError> {
+    s.engine.ready().await?;
+    Ok(axum::Json(dto::HealthDto {
+        status: "ok".into(),
+    }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let id = uuid::Uuid::now_v7();
+    tracing::error!(error_id = %id, "handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        format!("internal error; reference {id}"),
+    )
+    .into_response()
+}
+
+fn finish(
+    router: OpenApiRouter<AppState>,
+    engine: Engine,
+    body_limit: usize,
+    settings: &HttpSettings,
+) -> Router {
+    let (router, api) = router.split_for_parts();
+    let api = std::sync::Arc::new(api);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let api = api.clone();
+                async move { axum::Json(api.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .with_state(AppState { engine })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(problem::ensure_problem))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(panic_to_problem))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The store API router (catalog, carts, checkout, accounts, orders, webhooks).
+pub fn store_router(engine: Engine, settings: &HttpSettings) -> Router {
+    let r = OpenApiRouter::with_openapi(StoreDoc::openapi())
+        .routes(routes!(store::list_products))
+        .routes(routes!(store::get_product))
+        .routes(routes!(store::list_categories))
+        .routes(routes!(store::create_cart))
+        .routes(routes!(store::get_cart, store::update_cart))
+        .routes(routes!(store::add_line))
+        .routes(routes!(store::update_line, store::remove_line))
+        .routes(routes!(store::complete_cart))
+        .routes(routes!(store::register))
+        .routes(routes!(store::login))
+        .routes(routes!(store::refresh))
+        .routes(routes!(store::me))
+        .routes(routes!(store::list_orders))
+        .routes(routes!(store::get_order))
+        .routes(routes!(store::cancel_order))
+        .routes(routes!(store::payment_webhook))
+        .routes(routes!(live))
+        .routes(routes!(ready));
+    finish(r, engine, settings.store_body_limit, settings)
+}
+
+/// The admin API router (catalog and order management, staff users, audit log).
+pub fn admin_router(engine: Engine, settings: &HttpSettings) -> Router {
+    let r = OpenApiRouter::with_openapi(AdminDoc::openapi())
+        .routes(routes!(admin::login))
+        .routes(routes!(admin::list_products, admin::create_product))
+        .routes(routes!(
+            admin::get_product,
+            admin::update_product,
+            admin::delete_product
+        ))
+        .routes(routes!(admin::update_variant))
+        .routes(routes!(admin::list_categories, admin::upsert_category))
+        .routes(routes!(admin::list_orders))
+        .routes(routes!(admin::get_order))
+        .routes(routes!(admin::fulfill_order))
+        .routes(routes!(admin::deliver_order))
+        .routes(routes!(admin::cancel_order))
+        .routes(routes!(admin::refund_order))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::audit_log))
+        .routes(routes!(live))
+        .routes(routes!(ready));
+    finish(r, engine, settings.admin_body_limit, settings)
+}

@@ -1,0 +1,263 @@
+//! RFC 9457 problem documents.
+//!
+//! Every error leaves as `application/problem+json` with a stable `code`. Domain errors
+//! map by kind (400 malformed, 401/403 auth, 404, 409 conflict, 422 rule violation, 429,
+//! 503 with `Retry-After`); extractor rejections (bad JSON, wrong types, oversized
+//! bodies) become the same document; a 5xx is logged once with its cause and the client
+//! gets only an error id.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use jangteo_core::{CoreError, FieldError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Media type of problem documents.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemField {
+    /// Path of the field, e.g. `variants[0].sku`.
+    pub field: String,
+    /// Stable code, e.g. `required`.
+    pub code: String,
+    /// Explanation.
+    pub message: String,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI naming the problem type: `urn:jangteo:problem:{code}`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Explanation of this occurrence.
+    pub detail: String,
+    /// Stable machine-readable code (`out_of_stock`, `validation_failed`, ...).
+    pub code: String,
+    /// Field errors, when the input was invalid.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProblemField>,
+    /// Extra members for some codes (e.g. `variant_id`, `requested`, `available`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: String,
+    detail: String,
+    errors: Vec<FieldError>,
+    extra: Option<serde_json::Map<String, serde_json::Value>>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// A problem with a status, code and detail.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.to_string(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            extra: None,
+            retry_after: None,
+        }
+    }
+
+    /// 404 for an entity.
+    pub fn not_found(entity: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{entity} not found"),
+        )
+    }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::NotFound { entity } => ApiError::not_found(entity),
+            CoreError::Invalid {
+                code,
+                message,
+                fields,
+            } => {
+                // Field validation is 422 (the body parsed but its values are wrong);
+                // other rule breaks likewise. Malformed syntax is 400 at the extractor.
+                let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
+                err.errors = fields;
+                if matches!(code, "invalid_cursor")
+                    || err.errors.iter().any(|f| f.code == "invalid_cursor")
+                {
+                    err.status = StatusCode::BAD_REQUEST;
+                }
+                err
+            }
+            CoreError::OutOfStock {
+                variant_id,
+                requested,
+                available,
+            } => {
+                let mut err = ApiError::new(
+                    StatusCode::CONFLICT,
+                    "out_of_stock",
+                    format!("not enough stock for variant {variant_id}: requested {requested}, available {available}"),
+                );
+                let mut extra = serde_json::Map::new();
+                extra.insert("variant_id".into(), variant_id.into());
+                extra.insert("requested".into(), requested.into());
+                extra.insert("available".into(), available.into());
+                err.extra = Some(extra);
+                err
+            }
+            CoreError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            CoreError::Unauthorized(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+            }
+            CoreError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            CoreError::RateLimited { retry_after_secs } => {
+                let mut err = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many attempts; try again later",
+                );
+                err.retry_after = Some(retry_after_secs);
+                err
+            }
+            CoreError::PaymentDeclined { code, message } => {
+                let mut err =
+                    ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", message);
+                let mut extra = serde_json::Map::new();
+                extra.insert("decline_code".into(), code.into());
+                err.extra = Some(extra);
+                err
+            }
+            CoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "dependency unavailable");
+                let mut err = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "a backing service is temporarily unavailable; retry shortly",
+                );
+                err.retry_after = Some(2);
+                err
+            }
+            CoreError::Storage(cause) | CoreError::Internal(cause) => {
+                let id = uuid::Uuid::now_v7();
+                tracing::error!(error_id = %id, %cause, "internal error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    format!("internal error; reference {id}"),
+                )
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let (status, code) = match &r {
+            JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            JsonRejection::MissingJsonContentType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            _ => (r.status(), "invalid_body"),
+        };
+        ApiError::new(status, code, r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
+    }
+}
+
+fn title_for(status: StatusCode) -> String {
+    status.canonical_reason().unwrap_or("Error").to_string()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Problem {
+            type_uri: format!("urn:jangteo:problem:{}", self.code),
+            title: title_for(self.status),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            code: self.code,
+            errors: self
+                .errors
+                .into_iter()
+                .map(|f| ProblemField {
+                    field: f.field,
+                    code: f.code,
+                    message: f.message,
+                })
+                .collect(),
+            extra: self.extra,
+        };
+        let mut res = (self.status, axum::Json(body)).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        res
+    }
+}
+
+/// Turns any error response that is not yet a problem document (405 from the router,
+/// 408 from the timeout layer, ...) into one, so clients handle a single format.
+pub async fn ensure_problem(res: Response) -> Response {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return res;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal_error",
+        _ => "bad_request",
+    };
+    let detail = title_for(status);
+    let mut out = ApiError::new(status, code, detail).into_response();
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}

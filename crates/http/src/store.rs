@@ -1,0 +1,512 @@
+//! The store API: what buyers' front ends call. Handlers extract, call one use case and
+//! map the result; no business rule lives here.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use jangteo_core::catalog::Cursor;
+use jangteo_core::ids::{CartId, LineId, OrderId, VariantId};
+use jangteo_core::money::Currency;
+use jangteo_core::service::carts::{CartUpdate, NewCart};
+use jangteo_core::service::catalog::ProductSearch;
+use jangteo_core::service::checkout::PaymentChoice;
+use jangteo_core::service::orders::OrderAccess;
+use jangteo_core::service::users::LoginAttempt;
+
+use crate::dto::*;
+use crate::extract::{parse_id, ApiJson, ApiQuery, Auth, ClientIp, Locale};
+use crate::problem::{ApiError, Problem};
+use crate::AppState;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn currency_param(c: Option<&str>) -> ApiResult<Option<Currency>> {
+    match c.filter(|s| !s.is_empty()) {
+        Some(c) => c
+            .parse()
+            .map(Some)
+            .map_err(|e: jangteo_core::CoreError| e.into()),
+        None => Ok(None),
+    }
+}
+
+/// Lists and searches published products.
+#[utoipa::path(get, path = "/store/products", tag = "catalog", params(ProductListQuery),
+    responses((status = 200, body = ProductList<StoreProduct>),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn list_products(
+    State(s): State<AppState>,
+    Locale(chain): Locale,
+    ApiQuery(q): ApiQuery<ProductListQuery>,
+) -> ApiResult<axum::Json<ProductList<StoreProduct>>> {
+    let currency = currency_param(q.currency.as_deref())?;
+    let page = s.engine.search_products(&search_of(&q, false)).await?;
+    Ok(axum::Json(ProductList {
+        products: page
+            .products
+            .iter()
+            .map(|p| StoreProduct::render(p, &chain, currency))
+            .collect(),
+        next_cursor: page.next.as_ref().map(Cursor::encode),
+    }))
+}
+
+pub(crate) fn search_of(q: &ProductListQuery, include_drafts: bool) -> ProductSearch {
+    ProductSearch {
+        q: q.q.clone(),
+        category: q.category.clone(),
+        currency: q.currency.clone(),
+        min_price: q.min_price.clone(),
+        max_price: q.max_price.clone(),
+        sort: q.sort.clone(),
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+        include_drafts,
+        status: if include_drafts {
+            q.status.clone()
+        } else {
+            None
+        },
+    }
+}
+
+/// A published product by id or handle.
+#[utoipa::path(get, path = "/store/products/{id_or_handle}", tag = "catalog",
+    params(("id_or_handle" = String, Path, description = "Product id or handle"), ProductDetailQuery),
+    responses((status = 200, body = StoreProduct), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn get_product(
+    State(s): State<AppState>,
+    Locale(chain): Locale,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ProductDetailQuery>,
+) -> ApiResult<axum::Json<StoreProduct>> {
+    let currency = currency_param(q.currency.as_deref())?;
+    let p = s.engine.product(&id, false).await?;
+    Ok(axum::Json(StoreProduct::render(&p, &chain, currency)))
+}
+
+/// Categories.
+#[utoipa::path(get, path = "/store/categories", tag = "catalog", responses((status = 200, body = CategoryList)))]
+pub(crate) async fn list_categories(
+    State(s): State<AppState>,
+    Locale(chain): Locale,
+) -> ApiResult<axum::Json<CategoryList>> {
+    let cats = s.engine.categories().await?;
+    Ok(axum::Json(CategoryList {
+        categories: cats
+            .iter()
+            .map(|c| StoreCategory::render(c, &chain))
+            .collect(),
+    }))
+}
+
+/// Creates a cart. With a bearer token the cart belongs to that buyer.
+#[utoipa::path(post, path = "/store/carts", tag = "cart", request_body = CreateCartBody,
+    responses((status = 201, body = CartDto), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn create_cart(
+    State(s): State<AppState>,
+    auth: Option<Auth>,
+    ApiJson(b): ApiJson<CreateCartBody>,
+) -> ApiResult<impl IntoResponse> {
+    let who = auth.map(|a| a.0);
+    let cart = s
+        .engine
+        .create_cart(
+            NewCart {
+                country: b.country,
+                currency: b.currency,
+                locale: b.locale,
+            },
+            who.as_ref(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(CartDto::from(cart))))
+}
+
+/// A cart with prices and totals.
+#[utoipa::path(get, path = "/store/carts/{id}", tag = "cart", params(("id" = String, Path)),
+    responses((status = 200, body = CartDto), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn get_cart(
+    State(s): State<AppState>,
+    auth: Option<Auth>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<CartDto>> {
+    let id: CartId = parse_id(&id, "cart")?;
+    let who = auth.map(|a| a.0);
+    Ok(axum::Json(s.engine.cart(id, who.as_ref()).await?.into()))
+}
+
+/// Adds a variant (or raises its quantity).
+#[utoipa::path(post, path = "/store/carts/{id}/line-items", tag = "cart", params(("id" = String, Path)), request_body = AddLineBody,
+    responses((status = 200, body = CartDto), (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn add_line(
+    State(s): State<AppState>,
+    auth: Option<Auth>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<AddLineBody>,
+) -> ApiResult<axum::Json<CartDto>> {
+    let id: CartId = parse_id(&id, "cart")?;
+    let variant: VariantId = b.variant_id.parse().map_err(|_| {
+        ApiError::from(jangteo_core::CoreError::invalid_field(
+            "variant_id",
+            "unknown_variant",
+            "no such variant for sale",
+        ))
+    })?;
+    let who = auth.map(|a| a.0);
+    Ok(axum::Json(
+        s.engine
+            .add_line(id, variant, b.quantity, who.as_ref())
+            .await?
+            .into(),
+    ))
+}
+
+/// Changes a line's quantity.
+#[utoipa::path(patch, path = "/store/carts/{id}/line-items/{line_id}", tag = "cart",
+    params(("id" = String, Path), ("line_id" = String, Path)), request_body = UpdateLineBody,
+    responses((status = 200, body = CartDto), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn update_line(
+    State(s): State<AppState>,
+    auth: Option<Auth>,
+    Path((id, line)): Path<(String, String)>,
+    ApiJson(b): ApiJson<UpdateLineBody>,
+) -> ApiResult<axum::Json<CartDto>> {
+    let id: CartId = parse_id(&id, "cart")?;
+    let line: LineId = parse_id(&line, "line item")?;
+    let who = auth.map(|a| a.0);
+    Ok(axum::Json(
+        s.engine
+            .update_line(id, line, b.quantity, who.as_ref())
+            .await?
+            .into(),
+    ))
+}
+
+/// Removes a line.
+#[utoipa::path(delete, path = "/store/carts/{id}/line-items/{line_id}", tag = "cart",
+    params(("id" = String, Path), ("line_id" = String, Path)),
+    responses((status = 200, body = CartDto), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn remove_line(
+    State(s): State<AppState>,
+    auth: Option<Auth>,
+    Path((id, line)): Path<(String, String)>,
+) -> ApiResult<axum::Json<CartDto>> {
+    let id: CartId = parse_id(&id, "cart")?;
+    let line: LineId = parse_id(&line, "line item")?;
+    let who = auth.map(|a| a.0);
+    Ok(axum::Json(
+        s.engine.remove_line(id, line, who.as_ref()).await?.into(),
+    ))
+}
+
+/// Sets e-mail, shipping address or locale.
+#[utoipa::path(patch, path = "/store/carts/{id}", tag = "cart", params(("id" = String, Path)), request_body = UpdateCartBody,
+    responses((status = 200, body = CartDto), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn update_cart(
+    State(s): State<AppState>,
+    auth: Option<Auth>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UpdateCartBody>,
+) -> ApiResult<axum::Json<CartDto>> {
+    let id: CartId = parse_id(&id, "cart")?;
+    let who = auth.map(|a| a.0);
+    let update = CartUpdate {
+        email: b.email,
+        shipping_address: b.shipping_address.map(Into::into),
+        locale: b.locale,
+    };
+    Ok(axum::Json(
+        s.engine.update_cart(id, update, who.as_ref()).await?.into(),
+    ))
+}
+
+/// Completes the cart: reserves stock, places the order and collects payment. Send an
+/// `Idempotency-Key` so that a retried request returns the same order.
+#[utoipa::path(post, path = "/store/carts/{id}/complete", tag = "cart",
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the first answer")),
+    request_body(content = Option<CompleteBody>),
+    responses((status = 201, body = OrderDto, description = "The order (paid, or pending with `next_action`)"),
+              (status = 402, body = Problem, content_type = "application/problem+json", description = "payment_declined"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "out_of_stock, cart_completed, line_unavailable"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn complete_cart(
+    State(s): State<AppState>,
+    auth: Option<Auth>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let id: CartId = parse_id(&id, "cart")?;
+    // The body is optional, so it is parsed by hand: empty means "defaults".
+    let b: CompleteBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CompleteBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            let code = if e.is_syntax() || e.is_eof() {
+                "malformed_json"
+            } else {
+                "invalid_body"
+            };
+            let status = if code == "malformed_json" {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            ApiError::new(status, code, e.to_string())
+        })?
+    };
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be visible ASCII",
+            )
+        })?),
+        None => None,
+    };
+    let payment = b
+        .payment
+        .map(|p| PaymentChoice {
+            provider: p.provider,
+            data: p.data,
+        })
+        .unwrap_or_default();
+    let who = auth.map(|a| a.0);
+    let r = s
+        .engine
+        .complete_cart(id, key, payment, who.as_ref())
+        .await?;
+    let mut dto = OrderDto::from(&r.order);
+    dto.order_token = r.guest_token;
+    dto.next_action = r.next_action;
+    let mut res = (StatusCode::CREATED, axum::Json(dto)).into_response();
+    if r.replayed {
+        res.headers_mut().insert(
+            "idempotent-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(res)
+}
+
+/// Registers a buyer account.
+#[utoipa::path(post, path = "/store/auth/register", tag = "auth", request_body = CredentialsBody,
+    responses((status = 201, body = UserDto), (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn register(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<CredentialsBody>,
+) -> ApiResult<impl IntoResponse> {
+    let c = s.engine.register(&b.email, &b.password).await?;
+    Ok((StatusCode::CREATED, axum::Json(UserDto::from(&c))))
+}
+
+pub(crate) async fn login_as(
+    s: &AppState,
+    b: CredentialsBody,
+    ip: Option<String>,
+    staff_only: bool,
+) -> ApiResult<axum::Json<TokenResponse>> {
+    let pair = s
+        .engine
+        .login(LoginAttempt {
+            email: &b.email,
+            password: &b.password,
+            client_ip: ip.as_deref(),
+            staff_only,
+        })
+        .await?;
+    Ok(axum::Json(TokenResponse {
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: pair.expires_in,
+    }))
+}
+
+/// Signs a buyer in.
+#[utoipa::path(post, path = "/store/auth/login", tag = "auth", request_body = CredentialsBody,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn login(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(b): ApiJson<CredentialsBody>,
+) -> ApiResult<axum::Json<TokenResponse>> {
+    login_as(&s, b, ip, false).await
+}
+
+/// Trades a refresh token for a new pair (the old one stops working).
+#[utoipa::path(post, path = "/store/auth/refresh", tag = "auth", request_body = RefreshBody,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn refresh(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<RefreshBody>,
+) -> ApiResult<axum::Json<TokenResponse>> {
+    let pair = s.engine.refresh(&b.refresh_token).await?;
+    Ok(axum::Json(TokenResponse {
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: pair.expires_in,
+    }))
+}
+
+/// The signed-in account.
+#[utoipa::path(get, path = "/store/customers/me", tag = "auth",
+    responses((status = 200, body = UserDto), (status = 401, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<axum::Json<UserDto>> {
+    Ok(axum::Json(UserDto::from(&s.engine.me(&p).await?)))
+}
+
+/// The buyer's orders, newest first.
+#[utoipa::path(get, path = "/store/orders", tag = "orders", params(OrderListQuery),
+    responses((status = 200, body = OrderList), (status = 401, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list_orders(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiQuery(q): ApiQuery<OrderListQuery>,
+) -> ApiResult<axum::Json<OrderList>> {
+    let limit = q.limit.unwrap_or(20);
+    let before = order_cursor(q.cursor.as_deref())?;
+    let orders = s.engine.customer_orders(&p, limit, before).await?;
+    Ok(axum::Json(order_list(&orders, limit)))
+}
+
+pub(crate) fn order_cursor(c: Option<&str>) -> ApiResult<Option<OrderId>> {
+    match c.filter(|c| !c.is_empty()) {
+        Some(c) => c.parse().map(Some).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "cursor is not valid",
+            )
+        }),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn order_list(orders: &[jangteo_core::order::Order], limit: u32) -> OrderList {
+    let next = (orders.len() as u32 >= limit.clamp(1, 100))
+        .then(|| orders.last().map(|o| o.id.to_string()))
+        .flatten();
+    OrderList {
+        orders: orders.iter().map(OrderDto::from).collect(),
+        next_cursor: next,
+    }
+}
+
+fn access<'a>(auth: &'a Option<Auth>, headers: &'a HeaderMap) -> ApiResult<OrderAccess<'a>> {
+    if let Some(Auth(p)) = auth {
+        return Ok(OrderAccess::Customer(p));
+    }
+    match headers.get("x-order-token").and_then(|v| v.to_str().ok()) {
+        Some(t) => Ok(OrderAccess::GuestToken(t)),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "sign in, or send the guest order token in X-Order-Token",
+        )),
+    }
+}
+
+/// One order of the buyer (bearer token), or of a guest (`X-Order-Token`).
+#[utoipa::path(get, path = "/store/orders/{id}", tag = "orders",
+    params(("id" = String, Path), ("X-Order-Token" = Option<String>, Header, description = "Guest order token")),
+    responses((status = 200, body = OrderDto), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn get_order(
+    State(s): State<AppState>,
+    auth: Option<Auth>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<OrderDto>> {
+    let id: OrderId = parse_id(&id, "order")?;
+    let o = s
+        .engine
+        .customer_order(id, access(&auth, &headers)?)
+        .await?;
+    Ok(axum::Json(OrderDto::from(&o)))
+}
+
+/// Cancels an order that is not yet fulfilled; the payment is refunded and the stock
+/// returns.
+#[utoipa::path(post, path = "/store/orders/{id}/cancel", tag = "orders",
+    params(("id" = String, Path), ("X-Order-Token" = Option<String>, Header, description = "Guest order token")),
+    request_body(content = Option<CancelBody>),
+    responses((status = 200, body = OrderDto), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json")),
+    security((), ("bearer" = [])))]
+pub(crate) async fn cancel_order(
+    State(s): State<AppState>,
+    auth: Option<Auth>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<OrderDto>> {
+    let id: OrderId = parse_id(&id, "order")?;
+    let reason = parse_cancel(&body)?;
+    let o = s
+        .engine
+        .cancel_by_customer(id, access(&auth, &headers)?, reason)
+        .await?;
+    Ok(axum::Json(OrderDto::from(&o)))
+}
+
+pub(crate) fn parse_cancel(body: &[u8]) -> ApiResult<Option<String>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let b: CancelBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
+    if b.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(jangteo_core::CoreError::invalid_field(
+            "reason",
+            "too_long",
+            "at most 500 characters",
+        )
+        .into());
+    }
+    Ok(b.reason)
+}
+
+/// A payment provider's webhook. The provider plugin verifies it (signature, shared
+/// secret, or a call back to the provider) before anything changes.
+#[utoipa::path(post, path = "/store/payments/{provider}/webhook", tag = "payments",
+    params(("provider" = String, Path)),
+    responses((status = 204, description = "Accepted"), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn payment_webhook(
+    State(s): State<AppState>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let h: HashMap<String, String> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    s.engine
+        .handle_payment_webhook(&provider, &h, &body)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

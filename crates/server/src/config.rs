@@ -1,0 +1,184 @@
+//! Configuration: defaults, then an optional TOML file, then `JANGTEO__SECTION__KEY`
+//! environment variables, then command-line flags. With nothing set, the embedded
+//! setup runs: SQLite under `./data`, the in-process event bus.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// A secret that never prints.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct Secret(pub(crate) String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ServerConfig {
+    /// Store API listener.
+    pub(crate) store_addr: SocketAddr,
+    /// Admin API listener (keep it on the internal network).
+    pub(crate) admin_addr: SocketAddr,
+    /// Folder for the SQLite database, the generated JWT secret and media.
+    pub(crate) data_dir: PathBuf,
+    /// Seconds a request may take.
+    pub(crate) request_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub(crate) shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DatabaseConfig {
+    /// `sqlite://path` or `postgres://...`; empty means `sqlite://{data_dir}/jangteo.db`.
+    pub(crate) url: Secret,
+    /// Reader connections (SQLite) or pool size (PostgreSQL).
+    pub(crate) max_connections: u32,
+    /// Seconds a request waits for a connection before answering 503.
+    pub(crate) acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AuthConfig {
+    /// HMAC secret for access tokens (32+ bytes). Empty: generated once and kept in
+    /// `{data_dir}/jwt-secret`, so restarts keep sessions valid.
+    pub(crate) jwt_secret: Secret,
+    /// Failed logins allowed per account in the window (per address: five times that).
+    pub(crate) login_limit: u32,
+    /// Window in seconds.
+    pub(crate) login_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EngineConfig {
+    /// Locales tried after the buyer's.
+    pub(crate) default_locales: Vec<String>,
+    /// Minutes a pending payment may take before its stock is released.
+    pub(crate) payment_ttl_minutes: i64,
+    /// Hours an untouched cart lives.
+    pub(crate) cart_ttl_hours: i64,
+    /// `inventory.low` threshold.
+    pub(crate) low_stock_threshold: i64,
+    /// Milliseconds catalog pages may be served from cache (0 disables).
+    pub(crate) catalog_cache_ms: u64,
+    /// Prefix of order numbers.
+    pub(crate) order_prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LogConfig {
+    /// `pretty` or `json`.
+    pub(crate) format: String,
+    /// A tracing filter, e.g. `info,jangteo=debug`. `RUST_LOG` wins when set.
+    pub(crate) level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Config {
+    pub(crate) server: ServerConfig,
+    pub(crate) database: DatabaseConfig,
+    pub(crate) auth: AuthConfig,
+    pub(crate) engine: EngineConfig,
+    pub(crate) log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig {
+                store_addr: "127.0.0.1:8080".parse().expect("static address"),
+                admin_addr: "127.0.0.1:8081".parse().expect("static address"),
+                data_dir: PathBuf::from("./data"),
+                request_timeout_secs: 30,
+                shutdown_grace_secs: 20,
+            },
+            database: DatabaseConfig {
+                url: Secret::default(),
+                max_connections: 8,
+                acquire_timeout_secs: 5,
+            },
+            auth: AuthConfig {
+                jwt_secret: Secret::default(),
+                login_limit: 10,
+                login_window_secs: 900,
+            },
+            engine: EngineConfig {
+                default_locales: vec!["en".into(), "ko".into()],
+                payment_ttl_minutes: 60,
+                cart_ttl_hours: 24 * 7,
+                low_stock_threshold: 5,
+                catalog_cache_ms: 1000,
+                order_prefix: "JT".into(),
+            },
+            log: LogConfig {
+                format: "pretty".into(),
+                level: "info".into(),
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, the file (if any) and the environment, and warns about keys that
+    /// mean nothing (a typo would otherwise be silently ignored).
+    pub(crate) fn load(file: Option<&PathBuf>) -> Result<(Config, Vec<String>), figment::Error> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        fig = fig.merge(Env::prefixed("JANGTEO__").split("__"));
+        let cfg: Config = fig.extract()?;
+        let raw: serde_json::Value = fig.extract().unwrap_or_default();
+        let known = serde_json::to_value(Config::default()).unwrap_or_default();
+        let mut unknown = Vec::new();
+        if let (Some(raw), Some(known)) = (raw.as_object(), known.as_object()) {
+            for (section, v) in raw {
+                match (known.get(section), v.as_object()) {
+                    (Some(k), Some(fields)) => {
+                        for key in fields.keys() {
+                            if k.get(key).is_none() {
+                                unknown.push(format!("{section}.{key}"));
+                            }
+                        }
+                    }
+                    (None, _) => unknown.push(section.clone()),
+                    _ => {}
+                }
+            }
+        }
+        Ok((cfg, unknown))
+    }
+
+    /// The database URL in force.
+    pub(crate) fn database_url(&self) -> String {
+        if self.database.url.0.is_empty() {
+            format!(
+                "sqlite://{}",
+                self.server.data_dir.join("jangteo.db").display()
+            )
+        } else {
+            self.database.url.0.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_run_embedded_and_secrets_do_not_print() {
+        let c = Config::default();
+        assert!(c.database_url().starts_with("sqlite://"));
+        let mut a = c.auth.clone();
+        a.jwt_secret = Secret("super-secret-value".into());
+        assert!(!format!("{a:?}").contains("super-secret-value"));
+    }
+}
