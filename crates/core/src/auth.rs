@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -38,8 +40,12 @@ pub async fn hash_password(password: String) -> CoreResult<String> {
 /// Verifies a password against a PHC string; a malformed hash verifies as false.
 pub async fn verify_password(password: String, hash: String) -> CoreResult<bool> {
     tokio::task::spawn_blocking(move || {
-        let Ok(parsed) = PasswordHash::new(&hash) else { return false };
-        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+        let Ok(parsed) = PasswordHash::new(&hash) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
     })
     .await
     .map_err(|e| CoreError::Internal(format!("hashing task failed: {e}")))
@@ -48,7 +54,8 @@ pub async fn verify_password(password: String, hash: String) -> CoreResult<bool>
 /// Random URL-safe token of 32 bytes.
 pub fn random_token() -> CoreResult<String> {
     let mut buf = [0u8; 32];
-    getrandom::getrandom(&mut buf).map_err(|e| CoreError::Internal(format!("no randomness: {e}")))?;
+    getrandom::getrandom(&mut buf)
+        .map_err(|e| CoreError::Internal(format!("no randomness: {e}")))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
@@ -100,7 +107,10 @@ pub struct TokenService {
 impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The key never prints.
-        f.debug_struct("TokenService").field("issuer", &self.issuer).field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("TokenService")
+            .field("issuer", &self.issuer)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -111,7 +121,9 @@ impl TokenService {
     /// A token service with an HMAC secret of at least 32 bytes.
     pub fn new(secret: &[u8], issuer: &str, ttl: chrono::Duration) -> CoreResult<Self> {
         if secret.len() < 32 {
-            return Err(CoreError::Internal("the JWT secret must be at least 32 bytes".into()));
+            return Err(CoreError::Internal(
+                "the JWT secret must be at least 32 bytes".into(),
+            ));
         }
         Ok(TokenService {
             encoding: EncodingKey::from_secret(secret),
@@ -127,7 +139,13 @@ impl TokenService {
     }
 
     /// Signs a token for a user.
-    pub fn issue(&self, id: CustomerId, email: &str, role: Role, now: DateTime<Utc>) -> CoreResult<String> {
+    pub fn issue(
+        &self,
+        id: CustomerId,
+        email: &str,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> CoreResult<String> {
         let claims = Claims {
             sub: id,
             email: email.to_string(),
@@ -149,7 +167,11 @@ impl TokenService {
         v.leeway = 5;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
             .map_err(|_| CoreError::Unauthorized("invalid or expired access token".into()))?;
-        Ok(Principal { id: data.claims.sub, email: data.claims.email, role: data.claims.role })
+        Ok(Principal {
+            id: data.claims.sub,
+            email: data.claims.email,
+            role: data.claims.role,
+        })
     }
 }
 
@@ -183,14 +205,22 @@ impl RateLimiter for InMemoryRateLimiter {
         }
         entry.1 += 1;
         if entry.1 > limit {
-            let retry = window.saturating_sub(now.duration_since(entry.0)).as_secs().max(1);
-            return Err(CoreError::RateLimited { retry_after_secs: retry });
+            let retry = window
+                .saturating_sub(now.duration_since(entry.0))
+                .as_secs()
+                .max(1);
+            return Err(CoreError::RateLimited {
+                retry_after_secs: retry,
+            });
         }
         Ok(())
     }
 
     async fn reset(&self, key: &str) -> CoreResult<()> {
-        self.windows.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
         Ok(())
     }
 }
@@ -209,7 +239,14 @@ mod tests {
         let id = CustomerId::new();
         let t = s.issue(id, "a@b.co", Role::Operator, Utc::now()).unwrap();
         assert_eq!(s.verify(&t).unwrap().role, Role::Operator);
-        let old = s.issue(id, "a@b.co", Role::Operator, Utc::now() - chrono::Duration::hours(1)).unwrap();
+        let old = s
+            .issue(
+                id,
+                "a@b.co",
+                Role::Operator,
+                Utc::now() - chrono::Duration::hours(1),
+            )
+            .unwrap();
         assert!(s.verify(&old).is_err());
     }
 
@@ -217,7 +254,9 @@ mod tests {
     fn foreign_keys_and_alg_none_are_refused() {
         let s = svc();
         let other = TokenService::new(&[8u8; 32], "test", chrono::Duration::minutes(15)).unwrap();
-        let t = other.issue(CustomerId::new(), "a@b.co", Role::Admin, Utc::now()).unwrap();
+        let t = other
+            .issue(CustomerId::new(), "a@b.co", Role::Admin, Utc::now())
+            .unwrap();
         assert!(s.verify(&t).is_err());
         // header {"alg":"none"} with admin claims and an empty signature
         let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
@@ -237,9 +276,13 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn passwords_verify() {
         let h = hash_password("correct horse".into()).await.unwrap();
-        assert!(verify_password("correct horse".into(), h.clone()).await.unwrap());
+        assert!(verify_password("correct horse".into(), h.clone())
+            .await
+            .unwrap());
         assert!(!verify_password("wrong".into(), h).await.unwrap());
-        assert!(!verify_password("x".into(), "not a hash".into()).await.unwrap());
+        assert!(!verify_password("x".into(), "not a hash".into())
+            .await
+            .unwrap());
     }
 
     #[tokio::test(flavor = "current_thread")]
@@ -248,7 +291,10 @@ mod tests {
         for _ in 0..3 {
             l.hit("k", 3, Duration::from_secs(60)).await.unwrap();
         }
-        assert!(matches!(l.hit("k", 3, Duration::from_secs(60)).await, Err(CoreError::RateLimited { .. })));
+        assert!(matches!(
+            l.hit("k", 3, Duration::from_secs(60)).await,
+            Err(CoreError::RateLimited { .. })
+        ));
         l.reset("k").await.unwrap();
         l.hit("k", 3, Duration::from_secs(60)).await.unwrap();
     }

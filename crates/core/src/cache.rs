@@ -21,7 +21,12 @@ pub struct PageCache<V> {
 impl<V> PageCache<V> {
     /// A cache; `ttl` zero disables it.
     pub fn new(ttl: Duration, max_entries: usize) -> Self {
-        PageCache { generation: AtomicU64::new(0), map: RwLock::new(HashMap::new()), ttl, max_entries }
+        PageCache {
+            generation: AtomicU64::new(0),
+            map: RwLock::new(HashMap::new()),
+            ttl,
+            max_entries,
+        }
     }
 
     /// A live entry.
@@ -31,7 +36,9 @@ impl<V> PageCache<V> {
         }
         let g = self.generation.load(Ordering::Acquire);
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        map.get(key).filter(|(eg, at, _)| *eg == g && at.elapsed() < self.ttl).map(|(_, _, v)| v.clone())
+        map.get(key)
+            .filter(|(eg, at, _)| *eg == g && at.elapsed() < self.ttl)
+            .map(|(_, _, v)| v.clone())
     }
 
     /// Stores a value computed under generation `generation` (read it with

@@ -48,23 +48,46 @@ impl Address {
             ("postal_code", &self.postal_code, 20),
         ] {
             if value.trim().is_empty() {
-                errors.push(FieldError::new(f(name), "required", format!("{name} is required")));
+                errors.push(FieldError::new(
+                    f(name),
+                    "required",
+                    format!("{name} is required"),
+                ));
             } else if value.chars().count() > max {
-                errors.push(FieldError::new(f(name), "too_long", format!("at most {max} characters")));
+                errors.push(FieldError::new(
+                    f(name),
+                    "too_long",
+                    format!("at most {max} characters"),
+                ));
             }
         }
         for (name, value) in [("line2", &self.line2), ("region", &self.region)] {
             if value.as_ref().is_some_and(|v| v.chars().count() > 300) {
-                errors.push(FieldError::new(f(name), "too_long", "at most 300 characters"));
+                errors.push(FieldError::new(
+                    f(name),
+                    "too_long",
+                    "at most 300 characters",
+                ));
             }
         }
         if !is_country_code(&self.country) {
-            errors.push(FieldError::new(f("country"), "invalid_country", "ISO 3166-1 alpha-2 code"));
+            errors.push(FieldError::new(
+                f("country"),
+                "invalid_country",
+                "ISO 3166-1 alpha-2 code",
+            ));
         }
         if let Some(p) = &self.phone {
             let digits = p.chars().filter(char::is_ascii_digit).count();
-            if !(6..=15).contains(&digits) || p.chars().any(|c| !(c.is_ascii_digit() || " +-()".contains(c))) {
-                errors.push(FieldError::new(f("phone"), "invalid_format", "6 to 15 digits, with + - ( ) and spaces"));
+            if !(6..=15).contains(&digits)
+                || p.chars()
+                    .any(|c| !(c.is_ascii_digit() || " +-()".contains(c)))
+            {
+                errors.push(FieldError::new(
+                    f("phone"),
+                    "invalid_format",
+                    "6 to 15 digits, with + - ( ) and spaces",
+                ));
             }
         }
     }
@@ -77,7 +100,9 @@ pub fn is_country_code(s: &str) -> bool {
 
 /// A plausible e-mail address (one `@`, a dot in the domain, no spaces, <= 254 chars).
 pub fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && s.len() <= 254
         && domain.contains('.')
@@ -144,10 +169,16 @@ impl Cart {
     /// Fails unless the cart can still be changed at `now`.
     pub fn ensure_open(&self, now: DateTime<Utc>) -> CoreResult<()> {
         if self.status == CartStatus::Completed {
-            return Err(CoreError::conflict("cart_completed", "this cart has already been checked out"));
+            return Err(CoreError::conflict(
+                "cart_completed",
+                "this cart has already been checked out",
+            ));
         }
         if self.expires_at <= now {
-            return Err(CoreError::conflict("cart_expired", "this cart has expired; create a new one"));
+            return Err(CoreError::conflict(
+                "cart_expired",
+                "this cart has expired; create a new one",
+            ));
         }
         Ok(())
     }

@@ -40,7 +40,11 @@ impl ProductStatus {
         match s {
             "draft" => Ok(ProductStatus::Draft),
             "published" => Ok(ProductStatus::Published),
-            other => Err(CoreError::invalid_field("status", "invalid_value", format!("unknown status `{other}`"))),
+            other => Err(CoreError::invalid_field(
+                "status",
+                "invalid_value",
+                format!("unknown status `{other}`"),
+            )),
         }
     }
 }
@@ -108,7 +112,10 @@ pub struct Product {
 impl Product {
     /// Lowest price in a currency over the variants.
     pub fn min_price(&self, currency: Currency) -> Option<Money> {
-        self.variants.iter().filter_map(|v| v.price_in(currency)).min_by(|a, b| a.amount.cmp(&b.amount))
+        self.variants
+            .iter()
+            .filter_map(|v| v.price_in(currency))
+            .min_by(|a, b| a.amount.cmp(&b.amount))
     }
 }
 
@@ -192,7 +199,9 @@ pub struct ProductInput {
 pub fn validate_handle(field: &str, handle: &str, errors: &mut Vec<FieldError>) {
     let ok = !handle.is_empty()
         && handle.len() <= 100
-        && handle.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && handle
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !handle.starts_with('-')
         && !handle.ends_with('-');
     if !ok {
@@ -207,9 +216,15 @@ pub fn validate_handle(field: &str, handle: &str, errors: &mut Vec<FieldError>) 
 fn validate_sku(field: &str, sku: &str, errors: &mut Vec<FieldError>) {
     let ok = !sku.is_empty()
         && sku.len() <= 64
-        && sku.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        && sku
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
     if !ok {
-        errors.push(FieldError::new(field, "invalid_format", "1-64 characters of letters, digits, `-`, `_`, `.`"));
+        errors.push(FieldError::new(
+            field,
+            "invalid_format",
+            "1-64 characters of letters, digits, `-`, `_`, `.`",
+        ));
     }
 }
 
@@ -217,13 +232,19 @@ fn validate_prices(field: &str, prices: &[MoneyInput], errors: &mut Vec<FieldErr
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     if prices.len() > Currency::ALL.len() {
-        errors.push(FieldError::new(field, "too_many", "at most one price per currency"));
+        errors.push(FieldError::new(
+            field,
+            "too_many",
+            "at most one price per currency",
+        ));
     }
     for (i, p) in prices.iter().enumerate() {
         match p.to_money() {
-            Ok(m) if m.is_negative() || m.amount.is_zero() => {
-                errors.push(FieldError::new(format!("{field}[{i}].amount"), "out_of_range", "price must be positive"))
-            }
+            Ok(m) if m.is_negative() || m.amount.is_zero() => errors.push(FieldError::new(
+                format!("{field}[{i}].amount"),
+                "out_of_range",
+                "price must be positive",
+            )),
             Ok(m) => {
                 if !seen.insert(m.currency) {
                     errors.push(FieldError::new(
@@ -234,7 +255,11 @@ fn validate_prices(field: &str, prices: &[MoneyInput], errors: &mut Vec<FieldErr
                 }
                 out.push(m);
             }
-            Err(e) => errors.push(FieldError::new(format!("{field}[{i}]"), "invalid_value", e.to_string())),
+            Err(e) => errors.push(FieldError::new(
+                format!("{field}[{i}]"),
+                "invalid_value",
+                e.to_string(),
+            )),
         }
     }
     out
@@ -242,7 +267,11 @@ fn validate_prices(field: &str, prices: &[MoneyInput], errors: &mut Vec<FieldErr
 
 fn validate_stock(field: &str, stock: i64, errors: &mut Vec<FieldError>) {
     if !(0..=MAX_STOCK).contains(&stock) {
-        errors.push(FieldError::new(field, "out_of_range", format!("stock must be between 0 and {MAX_STOCK}")));
+        errors.push(FieldError::new(
+            field,
+            "out_of_range",
+            format!("stock must be between 0 and {MAX_STOCK}"),
+        ));
     }
 }
 
@@ -252,7 +281,11 @@ fn validate_options(field: &str, options: &BTreeMap<String, String>, errors: &mu
     }
     for (k, v) in options {
         if k.is_empty() || k.chars().count() > 50 || v.chars().count() > 100 {
-            errors.push(FieldError::new(format!("{field}.{k}"), "invalid_value", "option names up to 50 and values up to 100 characters"));
+            errors.push(FieldError::new(
+                format!("{field}.{k}"),
+                "invalid_value",
+                "option names up to 50 and values up to 100 characters",
+            ));
         }
     }
 }
@@ -269,7 +302,11 @@ fn validate_common(input: &ProductInput, errors: &mut Vec<FieldError>) {
     }
     if let Some(cats) = &input.categories {
         if cats.len() > 20 {
-            errors.push(FieldError::new("categories", "too_many", "at most 20 categories"));
+            errors.push(FieldError::new(
+                "categories",
+                "too_many",
+                "at most 20 categories",
+            ));
         }
         for (i, c) in cats.iter().enumerate() {
             validate_handle(&format!("categories[{i}]"), c, errors);
@@ -277,21 +314,37 @@ fn validate_common(input: &ProductInput, errors: &mut Vec<FieldError>) {
     }
     if let Some(media) = &input.media {
         if media.len() > 50 {
-            errors.push(FieldError::new("media", "too_many", "at most 50 media files"));
+            errors.push(FieldError::new(
+                "media",
+                "too_many",
+                "at most 50 media files",
+            ));
         }
         for (i, m) in media.iter().enumerate() {
             if m.url.is_empty() || m.url.len() > 2048 || m.url.chars().any(char::is_whitespace) {
-                errors.push(FieldError::new(format!("media[{i}].url"), "invalid_format", "a URL or path without spaces"));
+                errors.push(FieldError::new(
+                    format!("media[{i}].url"),
+                    "invalid_format",
+                    "a URL or path without spaces",
+                ));
             }
         }
     }
     if let Some(countries) = &input.countries {
         for (code, v) in countries {
             if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-                errors.push(FieldError::new(format!("countries.{code}"), "invalid_country", "ISO 3166-1 alpha-2 code"));
+                errors.push(FieldError::new(
+                    format!("countries.{code}"),
+                    "invalid_country",
+                    "ISO 3166-1 alpha-2 code",
+                ));
             }
             if !v.is_object() && !v.is_null() {
-                errors.push(FieldError::new(format!("countries.{code}"), "invalid_type", "must be an object"));
+                errors.push(FieldError::new(
+                    format!("countries.{code}"),
+                    "invalid_type",
+                    "must be an object",
+                ));
             }
         }
     }
@@ -310,7 +363,11 @@ impl ProductInput {
         }
         let inputs = self.variants.clone().unwrap_or_default();
         if inputs.is_empty() {
-            errors.push(FieldError::new("variants", "required", "at least one variant"));
+            errors.push(FieldError::new(
+                "variants",
+                "required",
+                "at least one variant",
+            ));
         }
         let variants = build_variants(&[], &inputs, &mut errors);
         if !errors.is_empty() {
@@ -338,7 +395,11 @@ impl ProductInput {
         let mut next = current.clone();
         if let Some(v) = self.variants.as_ref() {
             if v.is_empty() {
-                errors.push(FieldError::new("variants", "required", "at least one variant"));
+                errors.push(FieldError::new(
+                    "variants",
+                    "required",
+                    "at least one variant",
+                ));
             }
             next.variants = build_variants(&current.variants, v, &mut errors);
         }
@@ -381,8 +442,19 @@ pub fn patch_variant(current: &Variant, input: &VariantInput) -> CoreResult<Vari
     Ok(v)
 }
 
-fn build_one(existing: Option<&Variant>, input: &VariantInput, prefix: &str, errors: &mut Vec<FieldError>) -> Variant {
-    let field = |f: &str| if prefix.is_empty() { f.to_string() } else { format!("{prefix}.{f}") };
+fn build_one(
+    existing: Option<&Variant>,
+    input: &VariantInput,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Variant {
+    let field = |f: &str| {
+        if prefix.is_empty() {
+            f.to_string()
+        } else {
+            format!("{prefix}.{f}")
+        }
+    };
     let mut v = existing.cloned().unwrap_or(Variant {
         id: VariantId::new(),
         sku: String::new(),
@@ -412,9 +484,17 @@ fn build_one(existing: Option<&Variant>, input: &VariantInput, prefix: &str, err
     v
 }
 
-fn build_variants(current: &[Variant], inputs: &[VariantInput], errors: &mut Vec<FieldError>) -> Vec<Variant> {
+fn build_variants(
+    current: &[Variant],
+    inputs: &[VariantInput],
+    errors: &mut Vec<FieldError>,
+) -> Vec<Variant> {
     if inputs.len() > MAX_VARIANTS {
-        errors.push(FieldError::new("variants", "too_many", format!("at most {MAX_VARIANTS} variants")));
+        errors.push(FieldError::new(
+            "variants",
+            "too_many",
+            format!("at most {MAX_VARIANTS} variants"),
+        ));
         return current.to_vec();
     }
     let mut out = Vec::with_capacity(inputs.len());
@@ -425,15 +505,26 @@ fn build_variants(current: &[Variant], inputs: &[VariantInput], errors: &mut Vec
             Some(id) => {
                 let found = current.iter().find(|v| v.id == id);
                 if found.is_none() {
-                    errors.push(FieldError::new(format!("{prefix}.id"), "not_found", "no such variant on this product"));
+                    errors.push(FieldError::new(
+                        format!("{prefix}.id"),
+                        "not_found",
+                        "no such variant on this product",
+                    ));
                 }
                 found
             }
-            None => input.sku.as_ref().and_then(|s| current.iter().find(|v| &v.sku == s)),
+            None => input
+                .sku
+                .as_ref()
+                .and_then(|s| current.iter().find(|v| &v.sku == s)),
         };
         let v = build_one(existing, input, &prefix, errors);
         if !skus.insert(v.sku.clone()) {
-            errors.push(FieldError::new(format!("{prefix}.sku"), "duplicate", "SKUs must be unique"));
+            errors.push(FieldError::new(
+                format!("{prefix}.sku"),
+                "duplicate",
+                "SKUs must be unique",
+            ));
         }
         out.push(v);
     }
@@ -525,8 +616,12 @@ impl Cursor {
         use base64::Engine as _;
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(s.as_bytes())
-            .map_err(|_| CoreError::invalid_field("cursor", "invalid_cursor", "cursor is not valid"))?;
-        serde_json::from_slice(&bytes).map_err(|_| CoreError::invalid_field("cursor", "invalid_cursor", "cursor is not valid"))
+            .map_err(|_| {
+                CoreError::invalid_field("cursor", "invalid_cursor", "cursor is not valid")
+            })?;
+        serde_json::from_slice(&bytes).map_err(|_| {
+            CoreError::invalid_field("cursor", "invalid_cursor", "cursor is not valid")
+        })
     }
 }
 
@@ -566,14 +661,23 @@ mod tests {
         let mut i = input();
         i.handle = Some("Bad Handle".into());
         i.variants = Some(vec![
-            VariantInput { sku: Some("A".into()), stock: Some(-1), ..Default::default() },
             VariantInput {
                 sku: Some("A".into()),
-                prices: Some(vec![MoneyInput { amount: "1.5".into(), currency: "KRW".into() }]),
+                stock: Some(-1),
+                ..Default::default()
+            },
+            VariantInput {
+                sku: Some("A".into()),
+                prices: Some(vec![MoneyInput {
+                    amount: "1.5".into(),
+                    currency: "KRW".into(),
+                }]),
                 ..Default::default()
             },
         ]);
-        let CoreError::Invalid { fields, .. } = i.into_new_product(Utc::now()).unwrap_err() else { panic!() };
+        let CoreError::Invalid { fields, .. } = i.into_new_product(Utc::now()).unwrap_err() else {
+            panic!()
+        };
         let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
         assert!(names.contains(&"handle"), "{names:?}");
         assert!(names.contains(&"variants[0].stock"), "{names:?}");
@@ -598,7 +702,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_rejects_garbage() {
-        let c = Cursor { key: "123".into(), id: ProductId::new() };
+        let c = Cursor {
+            key: "123".into(),
+            id: ProductId::new(),
+        };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert!(Cursor::decode("!!!").is_err());
         assert!(Cursor::decode("e30").is_err());

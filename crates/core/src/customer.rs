@@ -34,7 +34,11 @@ impl Role {
             "customer" => Ok(Role::Customer),
             "operator" => Ok(Role::Operator),
             "admin" => Ok(Role::Admin),
-            _ => Err(CoreError::invalid_field("role", "invalid_value", "one of customer, operator, admin")),
+            _ => Err(CoreError::invalid_field(
+                "role",
+                "invalid_value",
+                "one of customer, operator, admin",
+            )),
         }
     }
 

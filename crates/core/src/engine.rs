@@ -149,7 +149,9 @@ impl EngineBuilder {
     pub fn build(self) -> CoreResult<Engine> {
         let tokens = TokenService::new(&self.jwt_secret, "jangteo", chrono::Duration::minutes(15))?;
         if self.payments.names().is_empty() {
-            return Err(CoreError::Internal("register at least one payment provider".into()));
+            return Err(CoreError::Internal(
+                "register at least one payment provider".into(),
+            ));
         }
         let ttl = self.settings.catalog_cache_ttl;
         Ok(Engine(Arc::new(Inner {
@@ -206,7 +208,11 @@ impl Engine {
     }
 
     /// Commits a transaction with its events and tells the relay.
-    pub(crate) async fn commit(&self, mut tx: Box<dyn Tx>, events: &[DomainEvent]) -> CoreResult<()> {
+    pub(crate) async fn commit(
+        &self,
+        mut tx: Box<dyn Tx>,
+        events: &[DomainEvent],
+    ) -> CoreResult<()> {
         if !events.is_empty() {
             tx.append_events(events).await?;
         }

@@ -19,8 +19,16 @@ pub struct FieldError {
 
 impl FieldError {
     /// Builds a field error.
-    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.into(), message: message.into() }
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -110,17 +118,28 @@ impl CoreError {
             .map(|f| format!("{}: {}", f.field, f.message))
             .collect::<Vec<_>>()
             .join("; ");
-        CoreError::Invalid { code: "validation_failed", message, fields }
+        CoreError::Invalid {
+            code: "validation_failed",
+            message,
+            fields,
+        }
     }
 
     /// Shorthand for an invalid-input error without field details.
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        CoreError::Invalid { code, message: message.into(), fields: Vec::new() }
+        CoreError::Invalid {
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+        }
     }
 
     /// Shorthand for a conflict.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        CoreError::Conflict { code, message: message.into() }
+        CoreError::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 }
 

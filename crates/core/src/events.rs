@@ -118,8 +118,17 @@ pub struct OutboxRelay {
 impl OutboxRelay {
     /// A relay; `wake` is notified by use cases after they commit, so events leave at
     /// once instead of waiting for the next poll.
-    pub fn new(store: Arc<dyn Store>, publisher: Arc<dyn EventPublisher>, wake: Arc<Notify>) -> Self {
-        OutboxRelay { store, publisher, wake, batch: 500 }
+    pub fn new(
+        store: Arc<dyn Store>,
+        publisher: Arc<dyn EventPublisher>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        OutboxRelay {
+            store,
+            publisher,
+            wake,
+            batch: 500,
+        }
     }
 
     /// Publishes everything pending now; returns how many events were sent.

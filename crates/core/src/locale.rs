@@ -36,17 +36,33 @@ impl LocalizedText {
 
     /// Resolved text or an empty string.
     pub fn text(&self, chain: &LocaleChain) -> String {
-        self.resolve(chain).map(|(_, t)| t.to_string()).unwrap_or_default()
+        self.resolve(chain)
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_default()
     }
 
     /// Checks tags and lengths; `field` names the field in errors.
-    pub fn validate(&self, field: &str, max_len: usize, required: bool, errors: &mut Vec<FieldError>) {
+    pub fn validate(
+        &self,
+        field: &str,
+        max_len: usize,
+        required: bool,
+        errors: &mut Vec<FieldError>,
+    ) {
         if required && self.0.values().all(|v| v.trim().is_empty()) {
-            errors.push(FieldError::new(field, "required", "at least one locale must have text"));
+            errors.push(FieldError::new(
+                field,
+                "required",
+                "at least one locale must have text",
+            ));
         }
         for (tag, text) in &self.0 {
             if !is_valid_tag(tag) {
-                errors.push(FieldError::new(format!("{field}.{tag}"), "invalid_locale", "not a BCP 47 locale tag"));
+                errors.push(FieldError::new(
+                    format!("{field}.{tag}"),
+                    "invalid_locale",
+                    "not a BCP 47 locale tag",
+                ));
             }
             if text.chars().count() > max_len {
                 errors.push(FieldError::new(
@@ -76,7 +92,10 @@ pub struct LocaleChain(pub Vec<String>);
 impl LocaleChain {
     /// Builds a chain from the caller's preferences (best first), extended by the store's
     /// defaults. Invalid tags are dropped; duplicates keep their first position.
-    pub fn negotiate<'a>(preferred: impl IntoIterator<Item = &'a str>, defaults: &[String]) -> Self {
+    pub fn negotiate<'a>(
+        preferred: impl IntoIterator<Item = &'a str>,
+        defaults: &[String],
+    ) -> Self {
         let mut out: Vec<String> = Vec::new();
         let mut push = |t: String| {
             if is_valid_tag(&t) && !out.contains(&t) {
@@ -142,7 +161,11 @@ pub fn parse_accept_language(header: &str) -> Vec<String> {
             let mut q = 1000u32;
             for param in it {
                 if let Some(v) = param.trim().strip_prefix("q=") {
-                    q = v.trim().parse::<f32>().map(|f| (f.clamp(0.0, 1.0) * 1000.0) as u32).unwrap_or(0);
+                    q = v
+                        .trim()
+                        .parse::<f32>()
+                        .map(|f| (f.clamp(0.0, 1.0) * 1000.0) as u32)
+                        .unwrap_or(0);
                 }
             }
             (q > 0).then(|| (q, i, normalize_tag(tag)))
@@ -158,7 +181,11 @@ pub fn validate_locale(tag: &str) -> Result<String, CoreError> {
     if is_valid_tag(&t) {
         Ok(t)
     } else {
-        Err(CoreError::invalid_field("locale", "invalid_locale", "not a BCP 47 locale tag"))
+        Err(CoreError::invalid_field(
+            "locale",
+            "invalid_locale",
+            "not a BCP 47 locale tag",
+        ))
     }
 }
 
@@ -173,16 +200,31 @@ mod tests {
         m.insert("en".to_string(), "Red ginseng".to_string());
         let t = LocalizedText(m);
         let defaults = vec!["en".to_string()];
-        assert_eq!(t.text(&LocaleChain::negotiate(["ko-KR"], &defaults)), "홍삼");
-        assert_eq!(t.text(&LocaleChain::negotiate(["id"], &defaults)), "Red ginseng");
+        assert_eq!(
+            t.text(&LocaleChain::negotiate(["ko-KR"], &defaults)),
+            "홍삼"
+        );
+        assert_eq!(
+            t.text(&LocaleChain::negotiate(["id"], &defaults)),
+            "Red ginseng"
+        );
         let only_id = LocalizedText::single("id", "Ginseng merah");
-        assert_eq!(only_id.text(&LocaleChain::negotiate(["ko"], &defaults)), "Ginseng merah");
+        assert_eq!(
+            only_id.text(&LocaleChain::negotiate(["ko"], &defaults)),
+            "Ginseng merah"
+        );
     }
 
     #[test]
     fn accept_language_orders_by_q() {
-        assert_eq!(parse_accept_language("en;q=0.5, ko-KR, id;q=0.8"), vec!["ko-KR", "id", "en"]);
-        assert_eq!(parse_accept_language("*;q=0.1, xx;q=0"), Vec::<String>::new());
+        assert_eq!(
+            parse_accept_language("en;q=0.5, ko-KR, id;q=0.8"),
+            vec!["ko-KR", "id", "en"]
+        );
+        assert_eq!(
+            parse_accept_language("*;q=0.1, xx;q=0"),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

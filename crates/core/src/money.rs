@@ -97,7 +97,12 @@ impl FromStr for Currency {
         Currency::ALL
             .into_iter()
             .find(|c| c.code().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| CoreError::invalid("unsupported_currency", format!("unsupported currency `{s}`")))
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "unsupported_currency",
+                    format!("unsupported currency `{s}`"),
+                )
+            })
     }
 }
 
@@ -138,11 +143,17 @@ impl Money {
         if amount.normalize().scale() > currency.exponent() {
             return Err(CoreError::invalid(
                 "invalid_amount",
-                format!("{currency} takes at most {} decimals, got {amount}", currency.exponent()),
+                format!(
+                    "{currency} takes at most {} decimals, got {amount}",
+                    currency.exponent()
+                ),
             ));
         }
         if amount.abs() > Decimal::from(MAX_AMOUNT) {
-            return Err(CoreError::invalid("invalid_amount", format!("amount {amount} is out of range")));
+            return Err(CoreError::invalid(
+                "invalid_amount",
+                format!("amount {amount} is out of range"),
+            ));
         }
         let mut amount = amount.normalize();
         amount.rescale(currency.exponent());
@@ -158,8 +169,12 @@ impl Money {
 
     /// Parses `"29.90"` in a currency.
     pub fn parse(amount: &str, currency: Currency) -> Result<Self, CoreError> {
-        let d = Decimal::from_str_exact(amount.trim())
-            .map_err(|_| CoreError::invalid("invalid_amount", format!("`{amount}` is not a decimal amount")))?;
+        let d = Decimal::from_str_exact(amount.trim()).map_err(|_| {
+            CoreError::invalid(
+                "invalid_amount",
+                format!("`{amount}` is not a decimal amount"),
+            )
+        })?;
         Money::new(d, currency)
     }
 
@@ -269,13 +284,34 @@ mod tests {
     #[test]
     fn krw_rejects_decimals_and_usd_takes_two() {
         assert!(Money::parse("12900.5", Currency::KRW).is_err());
-        assert_eq!(Money::parse("12900", Currency::KRW).unwrap().minor_units(), 12900);
-        assert_eq!(Money::parse("29.9", Currency::USD).unwrap().minor_units(), 2990);
-        assert_eq!(Money::parse("29.90", Currency::USD).unwrap().amount.to_string(), "29.90");
+        assert_eq!(
+            Money::parse("12900", Currency::KRW).unwrap().minor_units(),
+            12900
+        );
+        assert_eq!(
+            Money::parse("29.9", Currency::USD).unwrap().minor_units(),
+            2990
+        );
+        assert_eq!(
+            Money::parse("29.90", Currency::USD)
+                .unwrap()
+                .amount
+                .to_string(),
+            "29.90"
+        );
         assert!(Money::parse("29.901", Currency::USD).is_err());
         // Trailing zeros beyond the exponent are not extra precision.
-        assert_eq!(Money::parse("100.00", Currency::KRW).unwrap().amount.to_string(), "100");
-        assert_eq!(Money::parse("459000", Currency::IDR).unwrap().minor_units(), 459000);
+        assert_eq!(
+            Money::parse("100.00", Currency::KRW)
+                .unwrap()
+                .amount
+                .to_string(),
+            "100"
+        );
+        assert_eq!(
+            Money::parse("459000", Currency::IDR).unwrap().minor_units(),
+            459000
+        );
     }
 
     #[test]
@@ -298,19 +334,36 @@ mod tests {
     fn rounding_is_half_away_from_zero_per_currency() {
         let m = Money::parse("1005", Currency::KRW).unwrap();
         // 10% of 1005 = 100.5 -> 101 won
-        assert_eq!(m.mul_rate_rounded(Decimal::new(1, 1)).unwrap().amount, Decimal::from(101));
+        assert_eq!(
+            m.mul_rate_rounded(Decimal::new(1, 1)).unwrap().amount,
+            Decimal::from(101)
+        );
         let u = Money::parse("0.05", Currency::USD).unwrap();
         // 0.05 * 0.5 = 0.025 -> 0.03
-        assert_eq!(u.mul_rate_rounded(Decimal::new(5, 1)).unwrap().amount.to_string(), "0.03");
+        assert_eq!(
+            u.mul_rate_rounded(Decimal::new(5, 1))
+                .unwrap()
+                .amount
+                .to_string(),
+            "0.03"
+        );
     }
 
     #[test]
     fn serializes_amount_as_string() {
         let m = Money::parse("29.90", Currency::USD).unwrap();
-        assert_eq!(serde_json::to_value(m).unwrap(), serde_json::json!({"amount": "29.90", "currency": "USD"}));
-        let back: Money = serde_json::from_value(serde_json::json!({"amount": "29.90", "currency": "USD"})).unwrap();
+        assert_eq!(
+            serde_json::to_value(m).unwrap(),
+            serde_json::json!({"amount": "29.90", "currency": "USD"})
+        );
+        let back: Money =
+            serde_json::from_value(serde_json::json!({"amount": "29.90", "currency": "USD"}))
+                .unwrap();
         assert_eq!(back, m);
-        assert!(serde_json::from_value::<Money>(serde_json::json!({"amount": "1.5", "currency": "KRW"})).is_err());
+        assert!(serde_json::from_value::<Money>(
+            serde_json::json!({"amount": "1.5", "currency": "KRW"})
+        )
+        .is_err());
     }
 
     fn currency() -> impl Strategy<Value = Currency> {

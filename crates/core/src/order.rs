@@ -63,7 +63,13 @@ impl OrderStatus {
         OrderStatus::ALL
             .into_iter()
             .find(|st| st.as_str() == s)
-            .ok_or_else(|| CoreError::invalid_field("status", "invalid_value", format!("unknown order status `{s}`")))
+            .ok_or_else(|| {
+                CoreError::invalid_field(
+                    "status",
+                    "invalid_value",
+                    format!("unknown order status `{s}`"),
+                )
+            })
     }
 
     /// Whether the machine allows `self -> to`.
@@ -229,14 +235,30 @@ pub struct Order {
 
 impl Order {
     /// Moves to `to`, recording who and why; refuses transitions the machine forbids.
-    pub fn transition(&mut self, to: OrderStatus, actor: Actor, reason: Option<String>, now: DateTime<Utc>) -> CoreResult<()> {
+    pub fn transition(
+        &mut self,
+        to: OrderStatus,
+        actor: Actor,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<()> {
         if !self.status.can_become(to) {
             return Err(CoreError::conflict(
                 "invalid_state",
-                format!("order is {} and cannot become {}", self.status.as_str(), to.as_str()),
+                format!(
+                    "order is {} and cannot become {}",
+                    self.status.as_str(),
+                    to.as_str()
+                ),
             ));
         }
-        self.history.push(StatusChange { from: Some(self.status), to, at: now, actor, reason });
+        self.history.push(StatusChange {
+            from: Some(self.status),
+            to,
+            at: now,
+            actor,
+            reason,
+        });
         self.status = to;
         self.updated_at = now;
         Ok(())
@@ -249,7 +271,11 @@ impl Order {
 
     /// The currency-consistent sum of lines (used by tests and invariants).
     pub fn lines_subtotal(&self) -> CoreResult<Money> {
-        self.lines.iter().try_fold(Money::zero(self.currency), |acc, l| acc.checked_add(l.line_total))
+        self.lines
+            .iter()
+            .try_fold(Money::zero(self.currency), |acc, l| {
+                acc.checked_add(l.line_total)
+            })
     }
 }
 
@@ -278,7 +304,12 @@ mod tests {
     #[test]
     fn the_happy_path_is_allowed() {
         use OrderStatus::*;
-        for (a, b) in [(Pending, Paid), (Paid, Fulfilled), (Fulfilled, Delivered), (Delivered, Refunded)] {
+        for (a, b) in [
+            (Pending, Paid),
+            (Paid, Fulfilled),
+            (Fulfilled, Delivered),
+            (Delivered, Refunded),
+        ] {
             assert!(a.can_become(b), "{a:?} -> {b:?}");
         }
         assert!(!Fulfilled.can_become(Canceled));

@@ -134,9 +134,16 @@ pub trait PaymentProvider: Send + Sync + std::fmt::Debug {
 
     /// Verifies a webhook (signature, secret, or a call back to the provider) and
     /// translates it. Providers without webhooks refuse every call.
-    async fn verify_webhook(&self, headers: &HashMap<String, String>, body: &[u8]) -> CoreResult<WebhookEvent> {
+    async fn verify_webhook(
+        &self,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+    ) -> CoreResult<WebhookEvent> {
         let _ = (headers, body);
-        Err(CoreError::invalid("webhook_unsupported", format!("provider `{}` takes no webhooks", self.name())))
+        Err(CoreError::invalid(
+            "webhook_unsupported",
+            format!("provider `{}` takes no webhooks", self.name()),
+        ))
     }
 }
 
@@ -167,9 +174,15 @@ impl PaymentRegistry {
 
     /// Looks a provider up; `None` picks the default.
     pub fn get(&self, name: Option<&str>) -> CoreResult<Arc<dyn PaymentProvider>> {
-        let name = name.or(self.default.as_deref()).ok_or_else(|| CoreError::Internal("no payment provider registered".into()))?;
+        let name = name
+            .or(self.default.as_deref())
+            .ok_or_else(|| CoreError::Internal("no payment provider registered".into()))?;
         self.providers.get(name).cloned().ok_or_else(|| {
-            CoreError::invalid_field("payment.provider", "unknown_provider", format!("unknown payment provider `{name}`"))
+            CoreError::invalid_field(
+                "payment.provider",
+                "unknown_provider",
+                format!("unknown payment provider `{name}`"),
+            )
         })
     }
 

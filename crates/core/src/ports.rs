@@ -78,7 +78,11 @@ pub trait OrderRead: Send {
     /// Orders, newest first.
     async fn orders(&mut self, query: &OrderQuery) -> CoreResult<Vec<Order>>;
     /// Pending orders whose payment expired before `now`.
-    async fn expired_pending_orders(&mut self, now: DateTime<Utc>, limit: u32) -> CoreResult<Vec<OrderId>>;
+    async fn expired_pending_orders(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> CoreResult<Vec<OrderId>>;
 }
 
 /// Writing orders.
@@ -136,7 +140,11 @@ pub struct IdempotencyRecord {
 #[async_trait]
 pub trait IdempotencyStore: Send {
     /// A stored key.
-    async fn idempotency(&mut self, scope: &str, key: &str) -> CoreResult<Option<IdempotencyRecord>>;
+    async fn idempotency(
+        &mut self,
+        scope: &str,
+        key: &str,
+    ) -> CoreResult<Option<IdempotencyRecord>>;
     /// Stores a key; `Conflict("idempotency_conflict")` when it exists.
     async fn put_idempotency(&mut self, record: &IdempotencyRecord) -> CoreResult<()>;
 }
@@ -168,7 +176,11 @@ pub trait AuditLog: Send {
     /// Appends an entry.
     async fn append_audit(&mut self, entry: &AuditEntry) -> CoreResult<()>;
     /// Entries newest first, optionally before an id.
-    async fn audit_entries(&mut self, limit: u32, before: Option<i64>) -> CoreResult<Vec<AuditEntry>>;
+    async fn audit_entries(
+        &mut self,
+        limit: u32,
+        before: Option<i64>,
+    ) -> CoreResult<Vec<AuditEntry>>;
 }
 
 /// Writing events to the outbox, inside the business transaction.
@@ -188,8 +200,14 @@ pub struct OutboxRow {
 }
 
 /// Everything readable, bundled.
-pub trait Reads: CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyStore + AuditLog {}
-impl<T: CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyStore + AuditLog> Reads for T {}
+pub trait Reads:
+    CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyStore + AuditLog
+{
+}
+impl<T: CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyStore + AuditLog> Reads
+    for T
+{
+}
 
 /// A transaction: every read and write, then commit. Dropping it rolls back.
 #[async_trait]

@@ -27,7 +27,12 @@ pub trait TaxHook: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait ShippingHook: Send + Sync + std::fmt::Debug {
     /// Shipping charge for the cart.
-    async fn shipping(&self, cart: &Cart, lines: &[PricedLine], subtotal: Money) -> CoreResult<Money>;
+    async fn shipping(
+        &self,
+        cart: &Cart,
+        lines: &[PricedLine],
+        subtotal: Money,
+    ) -> CoreResult<Money>;
 }
 
 /// The default hooks: no tax, free shipping.
@@ -57,7 +62,10 @@ pub struct Pricing {
 
 impl Default for Pricing {
     fn default() -> Self {
-        Pricing { tax: Arc::new(ZeroHooks), shipping: Arc::new(ZeroHooks) }
+        Pricing {
+            tax: Arc::new(ZeroHooks),
+            shipping: Arc::new(ZeroHooks),
+        }
     }
 }
 
@@ -77,17 +85,23 @@ impl Pricing {
         chain: &LocaleChain,
         strict: bool,
     ) -> CoreResult<PricedCart> {
-        let by_id: HashMap<VariantId, &VariantSnapshot> = snapshots.iter().map(|s| (s.variant.id, s)).collect();
+        let by_id: HashMap<VariantId, &VariantSnapshot> =
+            snapshots.iter().map(|s| (s.variant.id, s)).collect();
         let mut lines = Vec::with_capacity(cart.lines.len());
         let mut subtotal = Money::zero(cart.currency);
         for line in &cart.lines {
-            let snap = by_id.get(&line.variant_id).filter(|s| s.product_status == ProductStatus::Published);
+            let snap = by_id
+                .get(&line.variant_id)
+                .filter(|s| s.product_status == ProductStatus::Published);
             let price = snap.and_then(|s| s.variant.price_in(cart.currency));
             let (Some(snap), Some(unit_price)) = (snap, price) else {
                 if strict {
                     return Err(CoreError::conflict(
                         "line_unavailable",
-                        format!("line {} is no longer available in {}", line.id, cart.currency),
+                        format!(
+                            "line {} is no longer available in {}",
+                            line.id, cart.currency
+                        ),
                     ));
                 }
                 continue;
@@ -110,7 +124,16 @@ impl Pricing {
         let tax = self.tax.tax(cart, &lines, subtotal).await?;
         let shipping = self.shipping.shipping(cart, &lines, subtotal).await?;
         let total = subtotal.checked_add(tax)?.checked_add(shipping)?;
-        Ok(PricedCart { cart: cart.clone(), lines, totals: Totals { subtotal, shipping, tax, total } })
+        Ok(PricedCart {
+            cart: cart.clone(),
+            lines,
+            totals: Totals {
+                subtotal,
+                shipping,
+                tax,
+                total,
+            },
+        })
     }
 }
 
@@ -161,18 +184,34 @@ mod tests {
     }
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
     }
 
     #[test]
     fn strict_pricing_refuses_a_missing_currency() {
         let s = snapshot(1000, 5);
-        let mut c = cart(vec![LineItem { id: LineId::new(), variant_id: s.variant.id, quantity: 1 }]);
+        let mut c = cart(vec![LineItem {
+            id: LineId::new(),
+            variant_id: s.variant.id,
+            quantity: 1,
+        }]);
         c.currency = Currency::USD;
         let chain = LocaleChain(vec!["ko".into()]);
-        let err = rt().block_on(Pricing::default().price(&c, &[s.clone()], &chain, true)).unwrap_err();
-        assert!(matches!(err, CoreError::Conflict { code: "line_unavailable", .. }));
-        let lenient = rt().block_on(Pricing::default().price(&c, &[s], &chain, false)).unwrap();
+        let err = rt()
+            .block_on(Pricing::default().price(&c, &[s.clone()], &chain, true))
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            CoreError::Conflict {
+                code: "line_unavailable",
+                ..
+            }
+        ));
+        let lenient = rt()
+            .block_on(Pricing::default().price(&c, &[s], &chain, false))
+            .unwrap();
         assert!(lenient.lines.is_empty());
         assert_eq!(lenient.totals.total, Money::zero(Currency::USD));
     }

@@ -1,7 +1,9 @@
 //! Cart use cases.
 
 use crate::auth::Principal;
-use crate::cart::{is_country_code, is_email, Address, Cart, CartStatus, LineItem, PricedCart, MAX_LINES};
+use crate::cart::{
+    is_country_code, is_email, Address, Cart, CartStatus, LineItem, PricedCart, MAX_LINES,
+};
 use crate::engine::Engine;
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::ids::{CartId, LineId, VariantId};
@@ -54,20 +56,42 @@ impl Engine {
     }
 
     /// Creates a cart.
-    pub async fn create_cart(&self, input: NewCart, caller: Option<&Principal>) -> CoreResult<PricedCart> {
+    pub async fn create_cart(
+        &self,
+        input: NewCart,
+        caller: Option<&Principal>,
+    ) -> CoreResult<PricedCart> {
         let mut errors = Vec::new();
         let country = input.country.trim().to_ascii_uppercase();
         if !is_country_code(&country) {
-            errors.push(FieldError::new("country", "invalid_country", "ISO 3166-1 alpha-2 code"));
+            errors.push(FieldError::new(
+                "country",
+                "invalid_country",
+                "ISO 3166-1 alpha-2 code",
+            ));
         }
         let currency = input.currency.parse::<Currency>().map_err(|_| {
-            errors.push(FieldError::new("currency", "unsupported_currency", "unsupported currency"));
+            errors.push(FieldError::new(
+                "currency",
+                "unsupported_currency",
+                "unsupported currency",
+            ));
         });
         let locale = match input.locale.as_deref() {
             Some(l) => validate_locale(l).map_err(|_| {
-                errors.push(FieldError::new("locale", "invalid_locale", "not a BCP 47 locale tag"));
+                errors.push(FieldError::new(
+                    "locale",
+                    "invalid_locale",
+                    "not a BCP 47 locale tag",
+                ));
             }),
-            None => Ok(self.0.settings.default_locales.first().cloned().unwrap_or_else(|| "en".into())),
+            None => Ok(self
+                .0
+                .settings
+                .default_locales
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "en".into())),
         };
         let (Ok(currency), Ok(locale), true) = (currency, locale, errors.is_empty()) else {
             return Err(CoreError::validation(errors));
@@ -98,12 +122,20 @@ impl Engine {
     /// A priced cart.
     pub async fn cart(&self, id: CartId, caller: Option<&Principal>) -> CoreResult<PricedCart> {
         let mut r = self.0.store.read().await?;
-        let cart = r.cart(id).await?.ok_or(CoreError::NotFound { entity: "cart" })?;
+        let cart = r
+            .cart(id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "cart" })?;
         Self::check_owner(&cart, caller)?;
         self.priced(r.as_mut(), cart).await
     }
 
-    async fn change_cart<F>(&self, id: CartId, caller: Option<&Principal>, change: F) -> CoreResult<PricedCart>
+    async fn change_cart<F>(
+        &self,
+        id: CartId,
+        caller: Option<&Principal>,
+        change: F,
+    ) -> CoreResult<PricedCart>
     where
         F: FnOnce(&mut Cart, &[crate::catalog::VariantSnapshot]) -> CoreResult<()> + Send,
     {
@@ -122,7 +154,10 @@ impl Engine {
     {
         let now = self.now();
         let mut tx = self.0.store.begin().await?;
-        let mut cart = tx.cart(id).await?.ok_or(CoreError::NotFound { entity: "cart" })?;
+        let mut cart = tx
+            .cart(id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "cart" })?;
         Self::check_owner(&cart, caller)?;
         cart.ensure_open(now)?;
         let snaps = tx.variants(&extra_variants).await?;
@@ -148,8 +183,17 @@ impl Engine {
         self.change_cart_with(id, caller, vec![variant_id], move |cart, snaps| {
             let snap = snaps
                 .iter()
-                .find(|s| s.variant.id == variant_id && s.product_status == crate::catalog::ProductStatus::Published)
-                .ok_or_else(|| CoreError::invalid_field("variant_id", "unknown_variant", "no such variant for sale"))?;
+                .find(|s| {
+                    s.variant.id == variant_id
+                        && s.product_status == crate::catalog::ProductStatus::Published
+                })
+                .ok_or_else(|| {
+                    CoreError::invalid_field(
+                        "variant_id",
+                        "unknown_variant",
+                        "no such variant for sale",
+                    )
+                })?;
             if snap.variant.price_in(cart.currency).is_none() {
                 return Err(CoreError::invalid_field(
                     "variant_id",
@@ -171,9 +215,16 @@ impl Engine {
                 Some(line) => line.quantity = new_qty,
                 None => {
                     if cart.lines.len() >= MAX_LINES {
-                        return Err(CoreError::invalid("too_many_lines", format!("a cart holds at most {MAX_LINES} lines")));
+                        return Err(CoreError::invalid(
+                            "too_many_lines",
+                            format!("a cart holds at most {MAX_LINES} lines"),
+                        ));
                     }
-                    cart.lines.push(LineItem { id: LineId::new(), variant_id, quantity });
+                    cart.lines.push(LineItem {
+                        id: LineId::new(),
+                        variant_id,
+                        quantity,
+                    });
                 }
             }
             Ok(())
@@ -182,19 +233,43 @@ impl Engine {
     }
 
     /// Sets a line's quantity.
-    pub async fn update_line(&self, id: CartId, line_id: LineId, quantity: i64, caller: Option<&Principal>) -> CoreResult<PricedCart> {
+    pub async fn update_line(
+        &self,
+        id: CartId,
+        line_id: LineId,
+        quantity: i64,
+        caller: Option<&Principal>,
+    ) -> CoreResult<PricedCart> {
         Cart::check_quantity(quantity)?;
         let variant = {
             let mut r = self.0.store.read().await?;
-            let cart = r.cart(id).await?.ok_or(CoreError::NotFound { entity: "cart" })?;
-            cart.lines.iter().find(|l| l.id == line_id).map(|l| l.variant_id)
+            let cart = r
+                .cart(id)
+                .await?
+                .ok_or(CoreError::NotFound { entity: "cart" })?;
+            cart.lines
+                .iter()
+                .find(|l| l.id == line_id)
+                .map(|l| l.variant_id)
         };
-        let variant = variant.ok_or(CoreError::NotFound { entity: "line item" })?;
+        let variant = variant.ok_or(CoreError::NotFound {
+            entity: "line item",
+        })?;
         self.change_cart_with(id, caller, vec![variant], move |cart, snaps| {
-            let line = cart.lines.iter_mut().find(|l| l.id == line_id).ok_or(CoreError::NotFound { entity: "line item" })?;
+            let line =
+                cart.lines
+                    .iter_mut()
+                    .find(|l| l.id == line_id)
+                    .ok_or(CoreError::NotFound {
+                        entity: "line item",
+                    })?;
             let stock = snaps.first().map(|s| s.variant.stock).unwrap_or(0);
             if quantity > line.quantity && quantity > stock {
-                return Err(CoreError::OutOfStock { variant_id: line.variant_id.to_string(), requested: quantity, available: stock });
+                return Err(CoreError::OutOfStock {
+                    variant_id: line.variant_id.to_string(),
+                    requested: quantity,
+                    available: stock,
+                });
             }
             line.quantity = quantity;
             Ok(())
@@ -203,12 +278,19 @@ impl Engine {
     }
 
     /// Removes a line.
-    pub async fn remove_line(&self, id: CartId, line_id: LineId, caller: Option<&Principal>) -> CoreResult<PricedCart> {
+    pub async fn remove_line(
+        &self,
+        id: CartId,
+        line_id: LineId,
+        caller: Option<&Principal>,
+    ) -> CoreResult<PricedCart> {
         self.change_cart(id, caller, move |cart, _| {
             let before = cart.lines.len();
             cart.lines.retain(|l| l.id != line_id);
             if cart.lines.len() == before {
-                return Err(CoreError::NotFound { entity: "line item" });
+                return Err(CoreError::NotFound {
+                    entity: "line item",
+                });
             }
             Ok(())
         })
@@ -216,11 +298,20 @@ impl Engine {
     }
 
     /// Sets e-mail, shipping address or locale.
-    pub async fn update_cart(&self, id: CartId, update: CartUpdate, caller: Option<&Principal>) -> CoreResult<PricedCart> {
+    pub async fn update_cart(
+        &self,
+        id: CartId,
+        update: CartUpdate,
+        caller: Option<&Principal>,
+    ) -> CoreResult<PricedCart> {
         let mut errors = Vec::new();
         if let Some(e) = &update.email {
             if !is_email(e.trim()) {
-                errors.push(FieldError::new("email", "invalid_format", "not an e-mail address"));
+                errors.push(FieldError::new(
+                    "email",
+                    "invalid_format",
+                    "not an e-mail address",
+                ));
             }
         }
         if let Some(a) = &update.shipping_address {
@@ -230,7 +321,11 @@ impl Engine {
             Some(l) => match validate_locale(l) {
                 Ok(l) => Some(l),
                 Err(_) => {
-                    errors.push(FieldError::new("locale", "invalid_locale", "not a BCP 47 locale tag"));
+                    errors.push(FieldError::new(
+                        "locale",
+                        "invalid_locale",
+                        "not a BCP 47 locale tag",
+                    ));
                     None
                 }
             },
@@ -249,7 +344,10 @@ impl Engine {
                     return Err(CoreError::invalid_field(
                         "shipping_address.country",
                         "country_mismatch",
-                        format!("this cart ships to {}; create a cart for {}", cart.country, a.country),
+                        format!(
+                            "this cart ships to {}; create a cart for {}",
+                            cart.country, a.country
+                        ),
                     ));
                 }
                 cart.shipping_address = Some(a);

@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::auth::Principal;
 use crate::catalog::{
-    patch_variant, Category, Cursor, Product, ProductInput, ProductPage, ProductQuery, ProductSort, ProductStatus,
-    VariantInput,
+    patch_variant, Category, Cursor, Product, ProductInput, ProductPage, ProductQuery, ProductSort,
+    ProductStatus, VariantInput,
 };
 use crate::engine::Engine;
 use crate::error::{CoreError, CoreResult, FieldError};
@@ -52,13 +52,22 @@ impl ProductSearch {
         let mut errors = Vec::new();
         let q = self.q.as_deref().unwrap_or("").trim();
         if q.chars().count() > MAX_QUERY_CHARS {
-            errors.push(FieldError::new("q", "too_long", format!("at most {MAX_QUERY_CHARS} characters")));
+            errors.push(FieldError::new(
+                "q",
+                "too_long",
+                format!("at most {MAX_QUERY_CHARS} characters"),
+            ));
         }
         // Control characters never belong in a search; quotes and operators are fine
         // because storage treats every term as a literal.
         let terms: Vec<String> = q
             .split_whitespace()
-            .map(|t| t.chars().filter(|c| !c.is_control()).collect::<String>().to_lowercase())
+            .map(|t| {
+                t.chars()
+                    .filter(|c| !c.is_control())
+                    .collect::<String>()
+                    .to_lowercase()
+            })
             .filter(|t| !t.is_empty())
             .take(MAX_TERMS)
             .collect();
@@ -66,7 +75,11 @@ impl ProductSearch {
             Some(c) => match c.parse::<Currency>() {
                 Ok(c) => Some(c),
                 Err(_) => {
-                    errors.push(FieldError::new("currency", "unsupported_currency", "unsupported currency"));
+                    errors.push(FieldError::new(
+                        "currency",
+                        "unsupported_currency",
+                        "unsupported currency",
+                    ));
                     None
                 }
             },
@@ -75,13 +88,21 @@ impl ProductSearch {
         let mut price = |field: &str, v: &Option<String>| -> Option<i64> {
             let v = v.as_deref().filter(|s| !s.is_empty())?;
             let Some(c) = currency else {
-                errors.push(FieldError::new(field, "currency_required", "price filters need `currency`"));
+                errors.push(FieldError::new(
+                    field,
+                    "currency_required",
+                    "price filters need `currency`",
+                ));
                 return None;
             };
             match Money::parse(v, c) {
                 Ok(m) if !m.is_negative() => Some(m.minor_units()),
                 _ => {
-                    errors.push(FieldError::new(field, "invalid_amount", format!("not a valid {c} amount")));
+                    errors.push(FieldError::new(
+                        field,
+                        "invalid_amount",
+                        format!("not a valid {c} amount"),
+                    ));
                     None
                 }
             }
@@ -91,22 +112,38 @@ impl ProductSearch {
         let sort = match ProductSort::parse(self.sort.as_deref().unwrap_or("")) {
             Ok(s) => s,
             Err(_) => {
-                errors.push(FieldError::new("sort", "invalid_value", "one of newest, price_asc, price_desc, handle"));
+                errors.push(FieldError::new(
+                    "sort",
+                    "invalid_value",
+                    "one of newest, price_asc, price_desc, handle",
+                ));
                 ProductSort::Newest
             }
         };
         if matches!(sort, ProductSort::PriceAsc | ProductSort::PriceDesc) && currency.is_none() {
-            errors.push(FieldError::new("currency", "currency_required", "price sorts need `currency`"));
+            errors.push(FieldError::new(
+                "currency",
+                "currency_required",
+                "price sorts need `currency`",
+            ));
         }
         let limit = self.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {
-            errors.push(FieldError::new("limit", "out_of_range", "between 1 and 100"));
+            errors.push(FieldError::new(
+                "limit",
+                "out_of_range",
+                "between 1 and 100",
+            ));
         }
         let after = match self.cursor.as_deref().filter(|c| !c.is_empty()) {
             Some(c) => match Cursor::decode(c) {
                 Ok(c) => Some(c),
                 Err(_) => {
-                    errors.push(FieldError::new("cursor", "invalid_cursor", "cursor is not valid"));
+                    errors.push(FieldError::new(
+                        "cursor",
+                        "invalid_cursor",
+                        "cursor is not valid",
+                    ));
                     None
                 }
             },
@@ -114,14 +151,22 @@ impl ProductSearch {
         };
         if let Some(c) = self.category.as_deref() {
             if c.len() > 100 {
-                errors.push(FieldError::new("category", "too_long", "at most 100 characters"));
+                errors.push(FieldError::new(
+                    "category",
+                    "too_long",
+                    "at most 100 characters",
+                ));
             }
         }
         let status = match self.status.as_deref().filter(|s| !s.is_empty()) {
             Some(s) => match ProductStatus::parse(s) {
                 Ok(st) => Some(st),
                 Err(_) => {
-                    errors.push(FieldError::new("status", "invalid_value", "draft or published"));
+                    errors.push(FieldError::new(
+                        "status",
+                        "invalid_value",
+                        "draft or published",
+                    ));
                     None
                 }
             },
@@ -169,7 +214,11 @@ impl Engine {
     }
 
     /// A product by id or handle. Drafts are visible only with `include_drafts`.
-    pub async fn product(&self, id_or_handle: &str, include_drafts: bool) -> CoreResult<Arc<Product>> {
+    pub async fn product(
+        &self,
+        id_or_handle: &str,
+        include_drafts: bool,
+    ) -> CoreResult<Arc<Product>> {
         let key = id_or_handle.to_string();
         let product = match self.0.product_details.get(&key) {
             Some(p) => p,
@@ -178,7 +227,9 @@ impl Engine {
                 let mut r = self.0.store.read().await?;
                 let found = match id_or_handle.parse::<ProductId>() {
                     Ok(id) => r.product(id).await?,
-                    Err(_) if id_or_handle.len() <= 100 => r.product_by_handle(id_or_handle).await?,
+                    Err(_) if id_or_handle.len() <= 100 => {
+                        r.product_by_handle(id_or_handle).await?
+                    }
                     Err(_) => None,
                 };
                 let p = Arc::new(found.ok_or(CoreError::NotFound { entity: "product" })?);
@@ -207,7 +258,11 @@ impl Engine {
                 // A new category gets its handle as a provisional name; operators
                 // rename it with `upsert_category`.
                 let name = crate::locale::LocalizedText::single("en", h);
-                tx.upsert_category(&Category { handle: h.clone(), name }).await?;
+                tx.upsert_category(&Category {
+                    handle: h.clone(),
+                    name,
+                })
+                .await?;
             }
         }
         Ok(())
@@ -229,15 +284,30 @@ impl Engine {
     }
 
     /// Creates a product (operator).
-    pub async fn create_product(&self, staff: &Principal, input: ProductInput) -> CoreResult<Product> {
+    pub async fn create_product(
+        &self,
+        staff: &Principal,
+        input: ProductInput,
+    ) -> CoreResult<Product> {
         let product = input.into_new_product(self.now())?;
         let mut tx = self.0.store.begin().await?;
         self.ensure_categories(&mut tx, &product.categories).await?;
         tx.insert_product(&product).await?;
-        tx.append_audit(&self.audit(staff, "product.create", "product", product.id, json!({"handle": product.handle})))
-            .await?;
-        let mut events =
-            vec![DomainEvent::new("product.created", "product", product.id, self.now(), product_payload(&product))];
+        tx.append_audit(&self.audit(
+            staff,
+            "product.create",
+            "product",
+            product.id,
+            json!({"handle": product.handle}),
+        ))
+        .await?;
+        let mut events = vec![DomainEvent::new(
+            "product.created",
+            "product",
+            product.id,
+            self.now(),
+            product_payload(&product),
+        )];
         self.low_stock_events(&product, &mut events);
         self.commit(tx, &events).await?;
         self.invalidate_catalog_cache();
@@ -245,17 +315,36 @@ impl Engine {
     }
 
     /// Changes a product (operator); the body is any subset of the create body.
-    pub async fn update_product(&self, staff: &Principal, id: ProductId, patch: ProductInput) -> CoreResult<Product> {
+    pub async fn update_product(
+        &self,
+        staff: &Principal,
+        id: ProductId,
+        patch: ProductInput,
+    ) -> CoreResult<Product> {
         let mut tx = self.0.store.begin().await?;
-        let current = tx.product(id).await?.ok_or(CoreError::NotFound { entity: "product" })?;
+        let current = tx
+            .product(id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "product" })?;
         let summary = serde_json::to_value(&patch).unwrap_or_default();
         let next = patch.apply_to(&current, self.now())?;
         self.ensure_categories(&mut tx, &next.categories).await?;
         tx.update_product(&next).await?;
-        tx.append_audit(&self.audit(staff, "product.update", "product", id, summary)).await?;
-        let mut events = vec![DomainEvent::new("product.updated", "product", id, self.now(), product_payload(&next))];
+        tx.append_audit(&self.audit(staff, "product.update", "product", id, summary))
+            .await?;
+        let mut events = vec![DomainEvent::new(
+            "product.updated",
+            "product",
+            id,
+            self.now(),
+            product_payload(&next),
+        )];
         for v in &next.variants {
-            let before = current.variants.iter().find(|c| c.id == v.id).map(|c| c.stock);
+            let before = current
+                .variants
+                .iter()
+                .find(|c| c.id == v.id)
+                .map(|c| c.stock);
             if before != Some(v.stock) {
                 events.push(DomainEvent::new(
                     "inventory.adjusted",
@@ -281,22 +370,44 @@ impl Engine {
         input: VariantInput,
     ) -> CoreResult<Product> {
         let mut tx = self.0.store.begin().await?;
-        let current = tx.product(product_id).await?.ok_or(CoreError::NotFound { entity: "product" })?;
-        let idx = current.variants.iter().position(|v| v.id == variant_id).ok_or(CoreError::NotFound { entity: "variant" })?;
+        let current = tx
+            .product(product_id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "product" })?;
+        let idx = current
+            .variants
+            .iter()
+            .position(|v| v.id == variant_id)
+            .ok_or(CoreError::NotFound { entity: "variant" })?;
         let mut next = current.clone();
         next.variants[idx] = patch_variant(&current.variants[idx], &input)?;
         if let Some(sku) = &input.sku {
-            if current.variants.iter().enumerate().any(|(i, v)| i != idx && &v.sku == sku) {
-                return Err(CoreError::validation(vec![FieldError::new("sku", "duplicate", "SKUs must be unique")]));
+            if current
+                .variants
+                .iter()
+                .enumerate()
+                .any(|(i, v)| i != idx && &v.sku == sku)
+            {
+                return Err(CoreError::validation(vec![FieldError::new(
+                    "sku",
+                    "duplicate",
+                    "SKUs must be unique",
+                )]));
             }
         }
         next.updated_at = self.now();
         tx.update_product(&next).await?;
         let summary = serde_json::to_value(&input).unwrap_or_default();
-        tx.append_audit(&self.audit(staff, "variant.update", "variant", variant_id, summary)).await?;
+        tx.append_audit(&self.audit(staff, "variant.update", "variant", variant_id, summary))
+            .await?;
         let v = &next.variants[idx];
-        let mut events =
-            vec![DomainEvent::new("product.updated", "product", product_id, self.now(), product_payload(&next))];
+        let mut events = vec![DomainEvent::new(
+            "product.updated",
+            "product",
+            product_id,
+            self.now(),
+            product_payload(&next),
+        )];
         if current.variants[idx].stock != v.stock {
             events.push(DomainEvent::new(
                 "inventory.adjusted",
@@ -323,17 +434,37 @@ impl Engine {
     /// Deletes a product (operator). Orders keep their own copy of the lines.
     pub async fn delete_product(&self, staff: &Principal, id: ProductId) -> CoreResult<()> {
         let mut tx = self.0.store.begin().await?;
-        let current = tx.product(id).await?.ok_or(CoreError::NotFound { entity: "product" })?;
+        let current = tx
+            .product(id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "product" })?;
         tx.delete_product(id).await?;
-        tx.append_audit(&self.audit(staff, "product.delete", "product", id, json!({"handle": current.handle}))).await?;
-        let events = [DomainEvent::new("product.deleted", "product", id, self.now(), json!({"id": id, "handle": current.handle}))];
+        tx.append_audit(&self.audit(
+            staff,
+            "product.delete",
+            "product",
+            id,
+            json!({"handle": current.handle}),
+        ))
+        .await?;
+        let events = [DomainEvent::new(
+            "product.deleted",
+            "product",
+            id,
+            self.now(),
+            json!({"id": id, "handle": current.handle}),
+        )];
         self.commit(tx, &events).await?;
         self.invalidate_catalog_cache();
         Ok(())
     }
 
     /// Creates or renames a category (operator).
-    pub async fn upsert_category(&self, staff: &Principal, category: Category) -> CoreResult<Category> {
+    pub async fn upsert_category(
+        &self,
+        staff: &Principal,
+        category: Category,
+    ) -> CoreResult<Category> {
         let mut errors = Vec::new();
         crate::catalog::validate_handle("handle", &category.handle, &mut errors);
         category.name.validate("name", 100, true, &mut errors);
@@ -342,8 +473,14 @@ impl Engine {
         }
         let mut tx = self.0.store.begin().await?;
         tx.upsert_category(&category).await?;
-        tx.append_audit(&self.audit(staff, "category.upsert", "category", &category.handle, json!({"name": category.name})))
-            .await?;
+        tx.append_audit(&self.audit(
+            staff,
+            "category.upsert",
+            "category",
+            &category.handle,
+            json!({"name": category.name}),
+        ))
+        .await?;
         self.commit(tx, &[]).await?;
         self.invalidate_catalog_cache();
         Ok(category)

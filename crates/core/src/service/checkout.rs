@@ -22,7 +22,9 @@ use crate::engine::Engine;
 use crate::error::{CoreError, CoreResult};
 use crate::events::DomainEvent;
 use crate::ids::{CartId, OrderId};
-use crate::order::{Actor, Order, OrderLine, OrderStatus, PaymentInfo, PaymentStatus, StatusChange};
+use crate::order::{
+    Actor, Order, OrderLine, OrderStatus, PaymentInfo, PaymentStatus, StatusChange,
+};
 use crate::payment::{NextAction, PaymentOutcome, PaymentRequest};
 use crate::ports::IdempotencyRecord;
 
@@ -68,7 +70,9 @@ fn order_number(prefix: &str, now: chrono::DateTime<chrono::Utc>, id: OrderId) -
     // Crockford base32 of the random tail of the UUID v7: readable, no I/L/O/U.
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let bytes = id.0.as_bytes();
-    let mut n = u64::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]]);
+    let mut n = u64::from_be_bytes([
+        bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15],
+    ]);
     let mut tail = String::with_capacity(8);
     for _ in 0..8 {
         tail.push(ALPHABET[(n % 32) as usize] as char);
@@ -111,7 +115,10 @@ impl Engine {
                 return self.replay(rec, cart_id, caller).await;
             }
         }
-        let mut cart = tx.cart(cart_id).await?.ok_or(CoreError::NotFound { entity: "cart" })?;
+        let mut cart = tx
+            .cart(cart_id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "cart" })?;
         match (cart.customer_id, caller) {
             (Some(owner), Some(p)) if owner == p.id => {}
             (Some(_), _) => return Err(CoreError::NotFound { entity: "cart" }),
@@ -119,16 +126,23 @@ impl Engine {
         }
         if cart.status == CartStatus::Completed {
             // A retry without a key (or with a new one) still gets the first order.
-            let order_id = cart.order_id.ok_or_else(|| CoreError::Internal("completed cart without order".into()))?;
+            let order_id = cart
+                .order_id
+                .ok_or_else(|| CoreError::Internal("completed cart without order".into()))?;
             drop(tx);
             return self.replayed_order(order_id).await;
         }
         cart.ensure_open(now)?;
-        let email = cart.email.clone().ok_or_else(|| CoreError::invalid_field("email", "required", "set an e-mail on the cart first"))?;
-        let address = cart
-            .shipping_address
-            .clone()
-            .ok_or_else(|| CoreError::invalid_field("shipping_address", "required", "set a shipping address on the cart first"))?;
+        let email = cart.email.clone().ok_or_else(|| {
+            CoreError::invalid_field("email", "required", "set an e-mail on the cart first")
+        })?;
+        let address = cart.shipping_address.clone().ok_or_else(|| {
+            CoreError::invalid_field(
+                "shipping_address",
+                "required",
+                "set a shipping address on the cart first",
+            )
+        })?;
         if cart.lines.is_empty() {
             return Err(CoreError::invalid("cart_empty", "the cart has no lines"));
         }
@@ -154,7 +168,11 @@ impl Engine {
                 }
                 None => {
                     // Dropping the transaction rolls back the lines already taken.
-                    let available = snaps.iter().find(|s| s.variant.id == line.variant_id).map(|s| s.variant.stock).unwrap_or(0);
+                    let available = snaps
+                        .iter()
+                        .find(|s| s.variant.id == line.variant_id)
+                        .map(|s| s.variant.stock)
+                        .unwrap_or(0);
                     return Err(CoreError::OutOfStock {
                         variant_id: line.variant_id.to_string(),
                         requested: line.quantity,
@@ -166,7 +184,11 @@ impl Engine {
 
         let order_id = OrderId::new();
         let customer_id = cart.customer_id.or(caller.map(|p| p.id));
-        let guest_token = if customer_id.is_none() { Some(random_token()?) } else { None };
+        let guest_token = if customer_id.is_none() {
+            Some(random_token()?)
+        } else {
+            None
+        };
         let actor = Actor::Customer { id: customer_id };
         let order = Order {
             id: order_id,
@@ -200,7 +222,13 @@ impl Engine {
                 amount: priced.totals.total,
             },
             fulfillment: None,
-            history: vec![StatusChange { from: None, to: OrderStatus::Pending, at: now, actor: actor.clone(), reason: None }],
+            history: vec![StatusChange {
+                from: None,
+                to: OrderStatus::Pending,
+                at: now,
+                actor: actor.clone(),
+                reason: None,
+            }],
             guest_token_hash: guest_token.as_deref().map(token_hash),
             payment_expires_at: Some(now + self.0.settings.payment_ttl),
             created_at: now,
@@ -221,7 +249,16 @@ impl Engine {
             })
             .await?;
         }
-        events.insert(0, DomainEvent::new("order.placed", "order", order_id, now, order_payload(&order)));
+        events.insert(
+            0,
+            DomainEvent::new(
+                "order.placed",
+                "order",
+                order_id,
+                now,
+                order_payload(&order),
+            ),
+        );
         self.commit(tx, &events).await?;
 
         // Step 2: the provider, outside the transaction.
@@ -239,14 +276,32 @@ impl Engine {
                 // The order stays pending with its stock reserved; a webhook or the
                 // expiry sweeper settles it.
                 tracing::warn!(order = %order_id, error = %e, "payment provider failed; order left pending");
-                return Ok(CheckoutResult { order, guest_token, next_action: None, replayed: false });
+                return Ok(CheckoutResult {
+                    order,
+                    guest_token,
+                    next_action: None,
+                    replayed: false,
+                });
             }
         };
-        let (order, next_action) = self.record_payment_outcome(order_id, outcome, Actor::Provider { name: provider.name().into() }).await?;
+        let (order, next_action) = self
+            .record_payment_outcome(
+                order_id,
+                outcome,
+                Actor::Provider {
+                    name: provider.name().into(),
+                },
+            )
+            .await?;
         if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
             return Err(declined_error(&order));
         }
-        Ok(CheckoutResult { order, guest_token, next_action, replayed: false })
+        Ok(CheckoutResult {
+            order,
+            guest_token,
+            next_action,
+            replayed: false,
+        })
     }
 
     /// Step 3: writes what the provider answered.
@@ -258,7 +313,10 @@ impl Engine {
     ) -> CoreResult<(Order, Option<NextAction>)> {
         let now = self.now();
         let mut tx = self.0.store.begin().await?;
-        let mut order = tx.order(order_id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+        let mut order = tx
+            .order(order_id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "order" })?;
         if order.status != OrderStatus::Pending {
             // Someone (webhook, sweeper) settled it meanwhile.
             return Ok((order, None));
@@ -271,12 +329,23 @@ impl Engine {
                 order.payment.status = PaymentStatus::Captured;
                 order.payment_expires_at = None;
                 order.transition(OrderStatus::Paid, actor, None, now)?;
-                events.push(DomainEvent::new("order.paid", "order", order.id, now, order_payload(&order)));
+                events.push(DomainEvent::new(
+                    "order.paid",
+                    "order",
+                    order.id,
+                    now,
+                    order_payload(&order),
+                ));
             }
-            PaymentOutcome::Pending { reference, expires_at, next_action } => {
+            PaymentOutcome::Pending {
+                reference,
+                expires_at,
+                next_action,
+            } => {
                 order.payment.reference = Some(reference);
                 if let Some(at) = expires_at {
-                    order.payment_expires_at = Some(order.payment_expires_at.map_or(at, |cur| cur.min(at)));
+                    order.payment_expires_at =
+                        Some(order.payment_expires_at.map_or(at, |cur| cur.min(at)));
                 }
                 order.updated_at = now;
                 next = next_action;
@@ -284,7 +353,12 @@ impl Engine {
             PaymentOutcome::Declined { code, message } => {
                 order.payment.status = PaymentStatus::Failed;
                 order.payment_expires_at = None;
-                order.transition(OrderStatus::Canceled, actor, Some(format!("payment declined: {code}: {message}")), now)?;
+                order.transition(
+                    OrderStatus::Canceled,
+                    actor,
+                    Some(format!("payment declined: {code}: {message}")),
+                    now,
+                )?;
                 for l in &order.lines {
                     tx.return_stock(l.variant_id, l.quantity).await?;
                 }
@@ -295,7 +369,13 @@ impl Engine {
                     cart.updated_at = now;
                     tx.save_cart(&cart).await?;
                 }
-                events.push(DomainEvent::new("order.canceled", "order", order.id, now, order_payload(&order)));
+                events.push(DomainEvent::new(
+                    "order.canceled",
+                    "order",
+                    order.id,
+                    now,
+                    order_payload(&order),
+                ));
             }
         }
         tx.update_order(&order).await?;
@@ -303,15 +383,22 @@ impl Engine {
         Ok((order, next))
     }
 
-    async fn replay(&self, rec: IdempotencyRecord, cart_id: CartId, caller: Option<&Principal>) -> CoreResult<CheckoutResult> {
+    async fn replay(
+        &self,
+        rec: IdempotencyRecord,
+        cart_id: CartId,
+        caller: Option<&Principal>,
+    ) -> CoreResult<CheckoutResult> {
         if rec.fingerprint != cart_id.to_string() {
             return Err(CoreError::invalid(
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for another request",
             ));
         }
-        let order_id: OrderId =
-            rec.resource_id.parse().map_err(|_| CoreError::Internal("bad idempotency record".into()))?;
+        let order_id: OrderId = rec
+            .resource_id
+            .parse()
+            .map_err(|_| CoreError::Internal("bad idempotency record".into()))?;
         let result = self.replayed_order(order_id).await?;
         match (result.order.customer_id, caller) {
             (Some(owner), Some(p)) if owner == p.id => {}
@@ -322,11 +409,23 @@ impl Engine {
     }
 
     async fn replayed_order(&self, order_id: OrderId) -> CoreResult<CheckoutResult> {
-        let order = self.0.store.read().await?.order(order_id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+        let order = self
+            .0
+            .store
+            .read()
+            .await?
+            .order(order_id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "order" })?;
         if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
             return Err(declined_error(&order));
         }
-        Ok(CheckoutResult { order, guest_token: None, next_action: None, replayed: true })
+        Ok(CheckoutResult {
+            order,
+            guest_token: None,
+            next_action: None,
+            replayed: true,
+        })
     }
 
     /// A provider's webhook: verified by the provider plugin, then applied once.
@@ -338,20 +437,46 @@ impl Engine {
     ) -> CoreResult<()> {
         let p = self.0.payments.get(Some(provider))?;
         match p.verify_webhook(headers, body).await? {
-            crate::payment::WebhookEvent::Paid { order_id, reference, amount } => {
-                let order = self.0.store.read().await?.order(order_id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+            crate::payment::WebhookEvent::Paid {
+                order_id,
+                reference,
+                amount,
+            } => {
+                let order = self
+                    .0
+                    .store
+                    .read()
+                    .await?
+                    .order(order_id)
+                    .await?
+                    .ok_or(CoreError::NotFound { entity: "order" })?;
                 if amount != order.payment.amount {
-                    return Err(CoreError::invalid("amount_mismatch", "webhook amount differs from the order total"));
+                    return Err(CoreError::invalid(
+                        "amount_mismatch",
+                        "webhook amount differs from the order total",
+                    ));
                 }
                 let (after, _) = self
-                    .record_payment_outcome(order_id, PaymentOutcome::Captured { reference }, Actor::Provider { name: provider.into() })
+                    .record_payment_outcome(
+                        order_id,
+                        PaymentOutcome::Captured { reference },
+                        Actor::Provider {
+                            name: provider.into(),
+                        },
+                    )
                     .await?;
                 if after.status == OrderStatus::Canceled {
                     // Paid after expiry: money arrived for a canceled order. Someone must
                     // refund it; say so loudly and on the bus.
                     tracing::error!(order = %order_id, "payment confirmed for a canceled order; refund needed");
                     let tx = self.0.store.begin().await?;
-                    let ev = DomainEvent::new("order.payment_after_cancel", "order", order_id, self.now(), order_payload(&after));
+                    let ev = DomainEvent::new(
+                        "order.payment_after_cancel",
+                        "order",
+                        order_id,
+                        self.now(),
+                        order_payload(&after),
+                    );
                     self.commit(tx, &[ev]).await?;
                 }
                 Ok(())
@@ -359,8 +484,13 @@ impl Engine {
             crate::payment::WebhookEvent::Failed { order_id, reason } => {
                 self.record_payment_outcome(
                     order_id,
-                    PaymentOutcome::Declined { code: "payment_failed".into(), message: reason },
-                    Actor::Provider { name: provider.into() },
+                    PaymentOutcome::Declined {
+                        code: "payment_failed".into(),
+                        message: reason,
+                    },
+                    Actor::Provider {
+                        name: provider.into(),
+                    },
                 )
                 .await?;
                 Ok(())
@@ -371,8 +501,15 @@ impl Engine {
 }
 
 fn declined_error(order: &Order) -> CoreError {
-    let reason = order.history.last().and_then(|h| h.reason.clone()).unwrap_or_default();
-    CoreError::PaymentDeclined { code: "payment_declined".into(), message: format!("payment was declined ({reason})") }
+    let reason = order
+        .history
+        .last()
+        .and_then(|h| h.reason.clone())
+        .unwrap_or_default();
+    CoreError::PaymentDeclined {
+        code: "payment_declined".into(),
+        message: format!("payment was declined ({reason})"),
+    }
 }
 
 #[cfg(test)]
@@ -383,7 +520,9 @@ mod tests {
     fn order_numbers_are_readable() {
         let n = order_number("JT", chrono::Utc::now(), OrderId::new());
         assert_eq!(n.len(), "JT-20261128-".len() + 8);
-        assert!(n.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-'));
+        assert!(n
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-'));
     }
 
     #[test]

@@ -22,16 +22,21 @@ pub enum OrderAccess<'a> {
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 impl OrderAccess<'_> {
     fn allows(&self, order: &Order) -> bool {
         match self {
             OrderAccess::Customer(p) => order.customer_id == Some(p.id),
-            OrderAccess::GuestToken(t) => {
-                order.guest_token_hash.as_deref().is_some_and(|h| constant_time_eq(h, &token_hash(t)))
-            }
+            OrderAccess::GuestToken(t) => order
+                .guest_token_hash
+                .as_deref()
+                .is_some_and(|h| constant_time_eq(h, &token_hash(t))),
         }
     }
 }
@@ -47,15 +52,32 @@ pub struct FulfillInput {
 
 impl Engine {
     /// A buyer's orders, newest first.
-    pub async fn customer_orders(&self, who: &Principal, limit: u32, before: Option<OrderId>) -> CoreResult<Vec<Order>> {
-        let q = OrderQuery { customer_id: Some(who.id), status: None, limit: limit.clamp(1, 100), before };
+    pub async fn customer_orders(
+        &self,
+        who: &Principal,
+        limit: u32,
+        before: Option<OrderId>,
+    ) -> CoreResult<Vec<Order>> {
+        let q = OrderQuery {
+            customer_id: Some(who.id),
+            status: None,
+            limit: limit.clamp(1, 100),
+            before,
+        };
         self.0.store.read().await?.orders(&q).await
     }
 
     /// One order for its buyer. Someone else's order is "not found", not "forbidden",
     /// so ids cannot be probed.
     pub async fn customer_order(&self, id: OrderId, access: OrderAccess<'_>) -> CoreResult<Order> {
-        let order = self.0.store.read().await?.order(id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+        let order = self
+            .0
+            .store
+            .read()
+            .await?
+            .order(id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "order" })?;
         if !access.allows(&order) {
             return Err(CoreError::NotFound { entity: "order" });
         }
@@ -64,43 +86,90 @@ impl Engine {
 
     /// The buyer cancels an order that is not yet fulfilled: the payment is refunded
     /// and the stock returns.
-    pub async fn cancel_by_customer(&self, id: OrderId, access: OrderAccess<'_>, reason: Option<String>) -> CoreResult<Order> {
+    pub async fn cancel_by_customer(
+        &self,
+        id: OrderId,
+        access: OrderAccess<'_>,
+        reason: Option<String>,
+    ) -> CoreResult<Order> {
         let order = self.customer_order(id, access).await?;
         if !order.buyer_may_cancel() {
             return Err(CoreError::conflict(
                 "invalid_state",
-                format!("an order that is {} can no longer be canceled", order.status.as_str()),
+                format!(
+                    "an order that is {} can no longer be canceled",
+                    order.status.as_str()
+                ),
             ));
         }
         self.cancel(order, access.actor_for(), reason).await
     }
 
     /// Orders for operators, newest first.
-    pub async fn admin_orders(&self, status: Option<OrderStatus>, limit: u32, before: Option<OrderId>) -> CoreResult<Vec<Order>> {
-        let q = OrderQuery { customer_id: None, status, limit: limit.clamp(1, 100), before };
+    pub async fn admin_orders(
+        &self,
+        status: Option<OrderStatus>,
+        limit: u32,
+        before: Option<OrderId>,
+    ) -> CoreResult<Vec<Order>> {
+        let q = OrderQuery {
+            customer_id: None,
+            status,
+            limit: limit.clamp(1, 100),
+            before,
+        };
         self.0.store.read().await?.orders(&q).await
     }
 
     /// One order for operators.
     pub async fn admin_order(&self, id: OrderId) -> CoreResult<Order> {
-        self.0.store.read().await?.order(id).await?.ok_or(CoreError::NotFound { entity: "order" })
+        self.0
+            .store
+            .read()
+            .await?
+            .order(id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "order" })
     }
 
     /// An operator cancels a pending or paid order.
-    pub async fn cancel_by_staff(&self, staff: &Principal, id: OrderId, reason: Option<String>) -> CoreResult<Order> {
+    pub async fn cancel_by_staff(
+        &self,
+        staff: &Principal,
+        id: OrderId,
+        reason: Option<String>,
+    ) -> CoreResult<Order> {
         let order = self.admin_order(id).await?;
         if !matches!(order.status, OrderStatus::Pending | OrderStatus::Paid) {
             return Err(CoreError::conflict(
                 "invalid_state",
-                format!("an order that is {} cannot be canceled", order.status.as_str()),
+                format!(
+                    "an order that is {} cannot be canceled",
+                    order.status.as_str()
+                ),
             ));
         }
-        let actor = Actor::Staff { id: staff.id, email: staff.email.clone() };
-        let audit = self.audit(staff, "order.cancel", "order", id, json!({"reason": reason}));
-        self.cancel_with_audit(order, actor, reason, Some(audit)).await
+        let actor = Actor::Staff {
+            id: staff.id,
+            email: staff.email.clone(),
+        };
+        let audit = self.audit(
+            staff,
+            "order.cancel",
+            "order",
+            id,
+            json!({"reason": reason}),
+        );
+        self.cancel_with_audit(order, actor, reason, Some(audit))
+            .await
     }
 
-    async fn cancel(&self, order: Order, actor: Actor, reason: Option<String>) -> CoreResult<Order> {
+    async fn cancel(
+        &self,
+        order: Order,
+        actor: Actor,
+        reason: Option<String>,
+    ) -> CoreResult<Order> {
         self.cancel_with_audit(order, actor, reason, None).await
     }
 
@@ -129,9 +198,16 @@ impl Engine {
         };
         let now = self.now();
         let mut tx = self.0.store.begin().await?;
-        let mut current = tx.order(order.id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
+        let mut current = tx
+            .order(order.id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "order" })?;
         current.transition(OrderStatus::Canceled, actor, reason, now)?;
-        current.payment.status = if refunded { PaymentStatus::Refunded } else { PaymentStatus::Failed };
+        current.payment.status = if refunded {
+            PaymentStatus::Refunded
+        } else {
+            PaymentStatus::Failed
+        };
         current.payment_expires_at = None;
         for l in &current.lines {
             tx.return_stock(l.variant_id, l.quantity).await?;
@@ -140,46 +216,87 @@ impl Engine {
         if let Some(a) = audit {
             tx.append_audit(&a).await?;
         }
-        let events = [DomainEvent::new("order.canceled", "order", current.id, now, order_payload(&current))];
+        let events = [DomainEvent::new(
+            "order.canceled",
+            "order",
+            current.id,
+            now,
+            order_payload(&current),
+        )];
         self.commit(tx, &events).await?;
         self.invalidate_catalog_cache();
         Ok(current)
     }
 
     /// Hands a paid order to a carrier.
-    pub async fn fulfill_order(&self, staff: &Principal, id: OrderId, input: FulfillInput) -> CoreResult<Order> {
+    pub async fn fulfill_order(
+        &self,
+        staff: &Principal,
+        id: OrderId,
+        input: FulfillInput,
+    ) -> CoreResult<Order> {
         let mut errors = Vec::new();
-        for (field, v) in [("carrier", &input.carrier), ("tracking_number", &input.tracking_number)] {
+        for (field, v) in [
+            ("carrier", &input.carrier),
+            ("tracking_number", &input.tracking_number),
+        ] {
             if v.trim().is_empty() || v.len() > 100 || v.chars().any(char::is_control) {
-                errors.push(crate::error::FieldError::new(field, "invalid_value", "1-100 printable characters"));
+                errors.push(crate::error::FieldError::new(
+                    field,
+                    "invalid_value",
+                    "1-100 printable characters",
+                ));
             }
         }
         if !errors.is_empty() {
             return Err(CoreError::validation(errors));
         }
         let now = self.now();
-        self.staff_transition(staff, id, OrderStatus::Fulfilled, "order.fulfilled", "order.fulfill", move |o| {
-            o.fulfillment = Some(Fulfillment {
-                carrier: input.carrier.trim().to_string(),
-                tracking_number: input.tracking_number.trim().to_string(),
-                fulfilled_at: now,
-            });
-        })
+        self.staff_transition(
+            staff,
+            id,
+            OrderStatus::Fulfilled,
+            "order.fulfilled",
+            "order.fulfill",
+            move |o| {
+                o.fulfillment = Some(Fulfillment {
+                    carrier: input.carrier.trim().to_string(),
+                    tracking_number: input.tracking_number.trim().to_string(),
+                    fulfilled_at: now,
+                });
+            },
+        )
         .await
     }
 
     /// Records delivery.
     pub async fn mark_delivered(&self, staff: &Principal, id: OrderId) -> CoreResult<Order> {
-        self.staff_transition(staff, id, OrderStatus::Delivered, "order.delivered", "order.deliver", |_| {}).await
+        self.staff_transition(
+            staff,
+            id,
+            OrderStatus::Delivered,
+            "order.delivered",
+            "order.deliver",
+            |_| {},
+        )
+        .await
     }
 
     /// Refunds a fulfilled or delivered order (a return).
-    pub async fn refund_order(&self, staff: &Principal, id: OrderId, reason: Option<String>) -> CoreResult<Order> {
+    pub async fn refund_order(
+        &self,
+        staff: &Principal,
+        id: OrderId,
+        reason: Option<String>,
+    ) -> CoreResult<Order> {
         let order = self.admin_order(id).await?;
         if !order.status.can_become(OrderStatus::Refunded) {
             return Err(CoreError::conflict(
                 "invalid_state",
-                format!("an order that is {} cannot be refunded", order.status.as_str()),
+                format!(
+                    "an order that is {} cannot be refunded",
+                    order.status.as_str()
+                ),
             ));
         }
         let provider = self.0.payments.get(Some(&order.payment.provider))?;
@@ -192,9 +309,16 @@ impl Engine {
                 idempotency_key: format!("refund-{}", order.id),
             })
             .await?;
-        self.staff_transition(staff, id, OrderStatus::Refunded, "order.refunded", "order.refund", |o| {
-            o.payment.status = PaymentStatus::Refunded;
-        })
+        self.staff_transition(
+            staff,
+            id,
+            OrderStatus::Refunded,
+            "order.refunded",
+            "order.refund",
+            |o| {
+                o.payment.status = PaymentStatus::Refunded;
+            },
+        )
         .await
     }
 
@@ -209,13 +333,36 @@ impl Engine {
     ) -> CoreResult<Order> {
         let now = self.now();
         let mut tx = self.0.store.begin().await?;
-        let mut order = tx.order(id).await?.ok_or(CoreError::NotFound { entity: "order" })?;
-        order.transition(to, Actor::Staff { id: staff.id, email: staff.email.clone() }, None, now)?;
+        let mut order = tx
+            .order(id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "order" })?;
+        order.transition(
+            to,
+            Actor::Staff {
+                id: staff.id,
+                email: staff.email.clone(),
+            },
+            None,
+            now,
+        )?;
         change(&mut order);
         tx.update_order(&order).await?;
-        tx.append_audit(&self.audit(staff, action, "order", id, json!({"status": to.as_str(), "fulfillment": order.fulfillment})))
-            .await?;
-        let events = [DomainEvent::new(event, "order", id, now, order_payload(&order))];
+        tx.append_audit(&self.audit(
+            staff,
+            action,
+            "order",
+            id,
+            json!({"status": to.as_str(), "fulfillment": order.fulfillment}),
+        ))
+        .await?;
+        let events = [DomainEvent::new(
+            event,
+            "order",
+            id,
+            now,
+            order_payload(&order),
+        )];
         self.commit(tx, &events).await?;
         Ok(order)
     }
@@ -223,23 +370,42 @@ impl Engine {
     /// Cancels pending orders whose payment window closed and returns their stock.
     /// Returns how many were canceled.
     pub async fn expire_pending_orders(&self) -> CoreResult<usize> {
-        let ids = self.0.store.read().await?.expired_pending_orders(self.now(), 500).await?;
+        let ids = self
+            .0
+            .store
+            .read()
+            .await?
+            .expired_pending_orders(self.now(), 500)
+            .await?;
         let mut n = 0;
         for id in ids {
             let now = self.now();
             let mut tx = self.0.store.begin().await?;
-            let Some(mut order) = tx.order(id).await? else { continue };
+            let Some(mut order) = tx.order(id).await? else {
+                continue;
+            };
             if order.status != OrderStatus::Pending {
                 continue;
             }
-            order.transition(OrderStatus::Canceled, Actor::System, Some("payment expired".into()), now)?;
+            order.transition(
+                OrderStatus::Canceled,
+                Actor::System,
+                Some("payment expired".into()),
+                now,
+            )?;
             order.payment.status = PaymentStatus::Failed;
             order.payment_expires_at = None;
             for l in &order.lines {
                 tx.return_stock(l.variant_id, l.quantity).await?;
             }
             tx.update_order(&order).await?;
-            let events = [DomainEvent::new("order.canceled", "order", id, now, order_payload(&order))];
+            let events = [DomainEvent::new(
+                "order.canceled",
+                "order",
+                id,
+                now,
+                order_payload(&order),
+            )];
             self.commit(tx, &events).await?;
             n += 1;
         }

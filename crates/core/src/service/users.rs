@@ -41,11 +41,19 @@ fn validate_credentials(email: &str, password: &str) -> CoreResult<String> {
     let mut errors = Vec::new();
     let email = email.trim().to_lowercase();
     if !is_email(&email) {
-        errors.push(FieldError::new("email", "invalid_format", "not an e-mail address"));
+        errors.push(FieldError::new(
+            "email",
+            "invalid_format",
+            "not an e-mail address",
+        ));
     }
     let n = password.chars().count();
     if !(8..=128).contains(&n) {
-        errors.push(FieldError::new("password", "invalid_length", "between 8 and 128 characters"));
+        errors.push(FieldError::new(
+            "password",
+            "invalid_length",
+            "between 8 and 128 characters",
+        ));
     }
     if !errors.is_empty() {
         return Err(CoreError::validation(errors));
@@ -58,10 +66,21 @@ fn validate_credentials(email: &str, password: &str) -> CoreResult<String> {
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9Hb5AhsVYyTzQXzGMaZ0kUt2oP6T5sSPZ3aXa5ShH1s";
 
 impl Engine {
-    async fn new_account(&self, email: &str, password: &str, role: Role) -> CoreResult<(Customer, Box<dyn crate::ports::Tx>)> {
+    async fn new_account(
+        &self,
+        email: &str,
+        password: &str,
+        role: Role,
+    ) -> CoreResult<(Customer, Box<dyn crate::ports::Tx>)> {
         let email = validate_credentials(email, password)?;
         let hash = hash_password(password.to_string()).await?;
-        let customer = Customer { id: CustomerId::new(), email, password_hash: hash, role, created_at: self.now() };
+        let customer = Customer {
+            id: CustomerId::new(),
+            email,
+            password_hash: hash,
+            role,
+            created_at: self.now(),
+        };
         let mut tx = self.0.store.begin().await?;
         tx.insert_customer(&customer).await?;
         Ok((customer, tx))
@@ -70,22 +89,53 @@ impl Engine {
     /// Registers a buyer.
     pub async fn register(&self, email: &str, password: &str) -> CoreResult<Customer> {
         let (c, tx) = self.new_account(email, password, Role::Customer).await?;
-        let ev = DomainEvent::new("customer.registered", "customer", c.id, self.now(), json!({"customer_id": c.id, "role": c.role}));
+        let ev = DomainEvent::new(
+            "customer.registered",
+            "customer",
+            c.id,
+            self.now(),
+            json!({"customer_id": c.id, "role": c.role}),
+        );
         self.commit(tx, &[ev]).await?;
         Ok(c)
     }
 
     /// Creates a staff user (admins only).
-    pub async fn create_staff(&self, admin: &Principal, email: &str, password: &str, role: Role) -> CoreResult<Customer> {
+    pub async fn create_staff(
+        &self,
+        admin: &Principal,
+        email: &str,
+        password: &str,
+        role: Role,
+    ) -> CoreResult<Customer> {
         if admin.role != Role::Admin {
-            return Err(CoreError::Forbidden("only admins manage staff users".into()));
+            return Err(CoreError::Forbidden(
+                "only admins manage staff users".into(),
+            ));
         }
         if !role.is_staff() {
-            return Err(CoreError::invalid_field("role", "invalid_value", "operator or admin"));
+            return Err(CoreError::invalid_field(
+                "role",
+                "invalid_value",
+                "operator or admin",
+            ));
         }
         let (c, mut tx) = self.new_account(email, password, role).await?;
-        tx.append_audit(&self.audit(admin, "user.create", "user", c.id, json!({"email": c.email, "role": c.role}))).await?;
-        let ev = DomainEvent::new("customer.registered", "customer", c.id, self.now(), json!({"customer_id": c.id, "role": c.role}));
+        tx.append_audit(&self.audit(
+            admin,
+            "user.create",
+            "user",
+            c.id,
+            json!({"email": c.email, "role": c.role}),
+        ))
+        .await?;
+        let ev = DomainEvent::new(
+            "customer.registered",
+            "customer",
+            c.id,
+            self.now(),
+            json!({"customer_id": c.id, "role": c.role}),
+        );
         self.commit(tx, &[ev]).await?;
         Ok(c)
     }
@@ -93,19 +143,40 @@ impl Engine {
     /// Staff users (admins only).
     pub async fn staff_users(&self, admin: &Principal) -> CoreResult<Vec<Customer>> {
         if admin.role != Role::Admin {
-            return Err(CoreError::Forbidden("only admins manage staff users".into()));
+            return Err(CoreError::Forbidden(
+                "only admins manage staff users".into(),
+            ));
         }
-        self.0.store.read().await?.customers_with_roles(&[Role::Operator, Role::Admin]).await
+        self.0
+            .store
+            .read()
+            .await?
+            .customers_with_roles(&[Role::Operator, Role::Admin])
+            .await
     }
 
     /// Creates the first admin if no account has that e-mail yet; returns whether it did.
     pub async fn bootstrap_admin(&self, email: &str, password: &str) -> CoreResult<bool> {
         let normalized = email.trim().to_lowercase();
-        if self.0.store.read().await?.customer_by_email(&normalized).await?.is_some() {
+        if self
+            .0
+            .store
+            .read()
+            .await?
+            .customer_by_email(&normalized)
+            .await?
+            .is_some()
+        {
             return Ok(false);
         }
         let (c, tx) = self.new_account(email, password, Role::Admin).await?;
-        let ev = DomainEvent::new("customer.registered", "customer", c.id, self.now(), json!({"customer_id": c.id, "role": c.role}));
+        let ev = DomainEvent::new(
+            "customer.registered",
+            "customer",
+            c.id,
+            self.now(),
+            json!({"customer_id": c.id, "role": c.role}),
+        );
         self.commit(tx, &[ev]).await?;
         Ok(true)
     }
@@ -114,19 +185,32 @@ impl Engine {
     /// and per client address.
     pub async fn login(&self, attempt: LoginAttempt<'_>) -> CoreResult<TokenPair> {
         let email = attempt.email.trim().to_lowercase();
-        if email.is_empty() || email.len() > 254 || attempt.password.is_empty() || attempt.password.len() > 1024 {
+        if email.is_empty()
+            || email.len() > 254
+            || attempt.password.is_empty()
+            || attempt.password.len() > 1024
+        {
             return Err(CoreError::Unauthorized("invalid e-mail or password".into()));
         }
         let s = &self.0.settings;
         let account_key = format!("login:acct:{email}");
         let ip_key = attempt.client_ip.map(|ip| format!("login:ip:{ip}"));
-        self.0.limiter.hit(&account_key, s.login_limit, s.login_window).await?;
+        self.0
+            .limiter
+            .hit(&account_key, s.login_limit, s.login_window)
+            .await?;
         if let Some(k) = &ip_key {
             // Addresses get more room: many buyers can share one NAT.
-            self.0.limiter.hit(k, s.login_limit * 5, s.login_window).await?;
+            self.0
+                .limiter
+                .hit(k, s.login_limit * 5, s.login_window)
+                .await?;
         }
         let found = self.0.store.read().await?.customer_by_email(&email).await?;
-        let hash = found.as_ref().map(|c| c.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
+        let hash = found
+            .as_ref()
+            .map(|c| c.password_hash.clone())
+            .unwrap_or_else(|| DUMMY_HASH.to_string());
         let ok = verify_password(attempt.password.to_string(), hash).await?;
         let customer = match found {
             Some(c) if ok && (!attempt.staff_only || c.role.is_staff()) => c,
@@ -137,9 +221,16 @@ impl Engine {
         self.issue_tokens(customer, None).await
     }
 
-    async fn issue_tokens(&self, customer: Customer, family: Option<String>) -> CoreResult<TokenPair> {
+    async fn issue_tokens(
+        &self,
+        customer: Customer,
+        family: Option<String>,
+    ) -> CoreResult<TokenPair> {
         let now = self.now();
-        let access_token = self.0.tokens.issue(customer.id, &customer.email, customer.role, now)?;
+        let access_token = self
+            .0
+            .tokens
+            .issue(customer.id, &customer.email, customer.role, now)?;
         let refresh_token = random_token()?;
         let record = RefreshToken {
             token_hash: token_hash(&refresh_token),
@@ -152,7 +243,12 @@ impl Engine {
         let mut tx = self.0.store.begin().await?;
         tx.insert_refresh_token(&record).await?;
         self.commit(tx, &[]).await?;
-        Ok(TokenPair { access_token, refresh_token, expires_in: self.0.tokens.ttl().num_seconds(), customer })
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            expires_in: self.0.tokens.ttl().num_seconds(),
+            customer,
+        })
     }
 
     /// Trades a refresh token for a new pair. A token is good once: replaying a used
@@ -173,7 +269,9 @@ impl Engine {
             tx.revoke_refresh_family(&record.family).await?;
             self.commit(tx, &[]).await?;
             tracing::warn!(customer = %record.customer_id, "refresh token replayed; family revoked");
-            return Err(CoreError::Unauthorized("refresh token was already used; sign in again".into()));
+            return Err(CoreError::Unauthorized(
+                "refresh token was already used; sign in again".into(),
+            ));
         }
         let customer = tx.customer(record.customer_id).await?.ok_or_else(bad)?;
         self.commit(tx, &[]).await?;
@@ -182,11 +280,22 @@ impl Engine {
 
     /// The signed-in user's account.
     pub async fn me(&self, who: &Principal) -> CoreResult<Customer> {
-        self.0.store.read().await?.customer(who.id).await?.ok_or(CoreError::Unauthorized("account no longer exists".into()))
+        self.0
+            .store
+            .read()
+            .await?
+            .customer(who.id)
+            .await?
+            .ok_or(CoreError::Unauthorized("account no longer exists".into()))
     }
 
     /// The audit log, newest first.
     pub async fn audit_log(&self, limit: u32, before: Option<i64>) -> CoreResult<Vec<AuditEntry>> {
-        self.0.store.read().await?.audit_entries(limit.clamp(1, 500), before).await
+        self.0
+            .store
+            .read()
+            .await?
+            .audit_entries(limit.clamp(1, 500), before)
+            .await
     }
 }

@@ -1,0 +1,891 @@
+//! The storage contract suite: one set of checks every [`Store`] implementation must
+//! pass (SQLite now, PostgreSQL and plugin authors' stores later).
+//!
+//! Use [`storage_contract_tests!`](crate::storage_contract_tests) in the adapter's tests
+//! with an expression that builds a fresh, empty store; it expands to one `#[tokio::test]`
+//! per check so failures name the broken behaviour.
+
+#![allow(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+
+use crate::cart::{Address, Cart, CartStatus, LineItem, Totals};
+use crate::catalog::{
+    Category, Cursor, Product, ProductQuery, ProductSort, ProductStatus, Variant,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::customer::{Customer, RefreshToken, Role};
+use crate::events::DomainEvent;
+use crate::ids::{CartId, CustomerId, LineId, OrderId, ProductId, VariantId};
+use crate::locale::LocalizedText;
+use crate::money::{Currency, Money};
+use crate::order::{
+    Actor, Order, OrderLine, OrderQuery, OrderStatus, PaymentInfo, PaymentStatus, StatusChange,
+};
+use crate::ports::{AuditEntry, IdempotencyRecord, Store};
+use crate::CoreError;
+
+fn now() -> chrono::DateTime<Utc> {
+    SystemClock.now()
+}
+
+fn text(pairs: &[(&str, &str)]) -> LocalizedText {
+    LocalizedText(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// A published product with one variant per `(sku, krw, stock)`.
+pub fn product(handle: &str, title: &[(&str, &str)], variants: &[(&str, i64, i64)]) -> Product {
+    let now = now();
+    Product {
+        id: ProductId::new(),
+        handle: handle.to_string(),
+        status: ProductStatus::Published,
+        title: text(title),
+        description: text(&[("en", "A supplement")]),
+        categories: vec![],
+        media: vec![],
+        countries: BTreeMap::new(),
+        variants: variants
+            .iter()
+            .map(|(sku, krw, stock)| Variant {
+                id: VariantId::new(),
+                sku: sku.to_string(),
+                options: BTreeMap::new(),
+                prices: vec![Money::from_minor(*krw, Currency::KRW).unwrap()],
+                stock: *stock,
+            })
+            .collect(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn insert(store: &Arc<dyn Store>, p: &Product) {
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_product(p).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn query() -> ProductQuery {
+    ProductQuery {
+        limit: 100,
+        ..Default::default()
+    }
+}
+
+async fn handles(store: &Arc<dyn Store>, q: ProductQuery) -> Vec<String> {
+    let page = store.read().await.unwrap().products(&q).await.unwrap();
+    page.products.into_iter().map(|p| p.handle).collect()
+}
+
+pub async fn products_round_trip(store: Arc<dyn Store>) {
+    let mut p = product(
+        "red-ginseng",
+        &[("ko", "홍삼"), ("en", "Red ginseng")],
+        &[("RG-30", 39000, 10), ("RG-60", 70000, 5)],
+    );
+    p.categories = vec!["ginseng".into()];
+    p.variants[0]
+        .prices
+        .push(Money::parse("29.90", Currency::USD).unwrap());
+    p.variants[0].options.insert("size".into(), "30".into());
+    p.countries.insert(
+        "ID".into(),
+        serde_json::json!({"registration": {"number": "POM SI 123456789"}}),
+    );
+    insert(&store, &p).await;
+    let mut r = store.read().await.unwrap();
+    let by_id = r.product(p.id).await.unwrap().expect("by id");
+    let by_handle = r
+        .product_by_handle("red-ginseng")
+        .await
+        .unwrap()
+        .expect("by handle");
+    assert_eq!(by_id.id, p.id);
+    assert_eq!(by_handle.id, p.id);
+    assert_eq!(by_id.variants.len(), 2);
+    assert_eq!(by_id.variants[0].sku, "RG-30", "variants keep their order");
+    let mut got = by_id.variants[0].prices.clone();
+    let mut want = p.variants[0].prices.clone();
+    got.sort_by_key(|m| m.currency);
+    want.sort_by_key(|m| m.currency);
+    assert_eq!(got, want);
+    assert_eq!(by_id.variants[0].options, p.variants[0].options);
+    assert_eq!(by_id.title, p.title);
+    assert_eq!(by_id.categories, p.categories);
+    assert_eq!(by_id.countries, p.countries);
+    assert!(r.product(ProductId::new()).await.unwrap().is_none());
+    let snaps = r
+        .variants(&[p.variants[1].id, VariantId::new()])
+        .await
+        .unwrap();
+    assert_eq!(snaps.len(), 1, "unknown variant ids are left out");
+    assert_eq!(snaps[0].variant.stock, 5);
+    assert_eq!(snaps[0].product_id, p.id);
+}
+
+pub async fn duplicates_are_conflicts(store: Arc<dyn Store>) {
+    insert(&store, &product("a", &[("en", "A")], &[("SKU-A", 100, 1)])).await;
+    let mut tx = store.begin().await.unwrap();
+    let err = tx
+        .insert_product(&product("a", &[("en", "A2")], &[("SKU-B", 100, 1)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CoreError::Conflict {
+                code: "handle_taken",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    let err = tx
+        .insert_product(&product("b", &[("en", "B")], &[("SKU-A", 100, 1)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CoreError::Conflict {
+                code: "sku_taken",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+pub async fn update_keeps_variant_ids_and_delete_removes(store: Arc<dyn Store>) {
+    let p = product("p", &[("en", "Old")], &[("S1", 100, 1), ("S2", 200, 2)]);
+    insert(&store, &p).await;
+    let mut next = p.clone();
+    next.title = text(&[("en", "New title")]);
+    next.variants.remove(1);
+    next.variants[0].stock = 9;
+    let mut tx = store.begin().await.unwrap();
+    tx.update_product(&next).await.unwrap();
+    tx.commit().await.unwrap();
+    let got = store
+        .read()
+        .await
+        .unwrap()
+        .product(p.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.variants.len(), 1);
+    assert_eq!(got.variants[0].id, p.variants[0].id);
+    assert_eq!(got.variants[0].stock, 9);
+    let q = ProductQuery {
+        terms: vec!["new title".into()],
+        ..query()
+    };
+    assert!(handles(
+        &store,
+        ProductQuery {
+            terms: vec!["title".into()],
+            ..query()
+        }
+    )
+    .await
+    .contains(&"p".to_string()));
+    assert_eq!(
+        handles(
+            &store,
+            ProductQuery {
+                terms: vec!["old".into()],
+                ..query()
+            }
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    let _ = q;
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.delete_product(p.id).await.unwrap());
+    assert!(!tx.delete_product(p.id).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(store
+        .read()
+        .await
+        .unwrap()
+        .product(p.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(handles(
+        &store,
+        ProductQuery {
+            terms: vec!["title".into()],
+            ..query()
+        }
+    )
+    .await
+    .is_empty());
+}
+
+pub async fn search_finds_korean_english_and_indonesian(store: Arc<dyn Store>) {
+    insert(
+        &store,
+        &product(
+            "stick",
+            &[("ko", "한빛 홍삼정 스틱"), ("en", "Red Ginseng Stick")],
+            &[("S1", 100, 1)],
+        ),
+    )
+    .await;
+    insert(
+        &store,
+        &product(
+            "extract",
+            &[("ko", "홍삼농축액 골드"), ("id", "Ekstrak Ginseng Merah")],
+            &[("S2", 100, 1)],
+        ),
+    )
+    .await;
+    insert(
+        &store,
+        &product(
+            "probiotic",
+            &[("ko", "유산균 플러스"), ("id", "Probiotik Plus")],
+            &[("S3", 100, 1)],
+        ),
+    )
+    .await;
+    let find = |terms: &[&str]| ProductQuery {
+        terms: terms.iter().map(|t| t.to_lowercase()).collect(),
+        sort: ProductSort::Handle,
+        ..query()
+    };
+    assert_eq!(
+        handles(&store, find(&["홍삼"])).await,
+        vec!["extract", "stick"],
+        "two-syllable Korean word"
+    );
+    assert_eq!(handles(&store, find(&["스틱"])).await, vec!["stick"]);
+    assert_eq!(
+        handles(&store, find(&["농축"])).await,
+        vec!["extract"],
+        "inside a compound"
+    );
+    assert_eq!(
+        handles(&store, find(&["유산균"])).await,
+        vec!["probiotic"],
+        "three syllables"
+    );
+    assert_eq!(
+        handles(&store, find(&["홍삼", "스틱"])).await,
+        vec!["stick"],
+        "every term must match"
+    );
+    assert_eq!(
+        handles(&store, find(&["GINSENG"])).await,
+        vec!["extract", "stick"],
+        "case-insensitive"
+    );
+    assert_eq!(
+        handles(&store, find(&["gin"])).await,
+        vec!["extract", "stick"],
+        "prefix"
+    );
+    assert_eq!(
+        handles(&store, find(&["probiotik"])).await,
+        vec!["probiotic"],
+        "Indonesian"
+    );
+    assert_eq!(
+        handles(&store, find(&["s3"])).await,
+        vec!["probiotic"],
+        "SKU"
+    );
+    for hostile in [
+        "\"",
+        "' OR 1=1 --",
+        "%",
+        "_",
+        "*",
+        "NEAR(a b)",
+        "\"홍삼\" OR \"x\"",
+        "\\",
+        "ginseng\"); DROP TABLE products; --",
+    ] {
+        let got = handles(&store, find(&[hostile])).await;
+        assert!(
+            got.is_empty(),
+            "{hostile:?} matched literally nothing, got {got:?}"
+        );
+    }
+    assert_eq!(handles(&store, find(&[])).await.len(), 3);
+}
+
+pub async fn filters_sorts_and_pages(store: Arc<dyn Store>) {
+    for (i, price) in [5000, 1000, 3000, 2000, 4000].iter().enumerate() {
+        let mut p = product(
+            &format!("p{i}"),
+            &[("en", "Vitamin")],
+            &[(&format!("V{i}"), *price, 1)],
+        );
+        p.categories = vec![if i % 2 == 0 {
+            "even".into()
+        } else {
+            "odd".into()
+        }];
+        p.created_at = now() + Duration::milliseconds(i as i64);
+        insert(&store, &p).await;
+    }
+    let mut usd_only = product("usd-only", &[("en", "Vitamin")], &[("U1", 100, 1)]);
+    usd_only.created_at = now() + Duration::seconds(1);
+    usd_only.variants[0].prices = vec![Money::parse("9.99", Currency::USD).unwrap()];
+    insert(&store, &usd_only).await;
+    let mut draft = product("draft", &[("en", "Vitamin")], &[("D1", 100, 1)]);
+    draft.status = ProductStatus::Draft;
+    insert(&store, &draft).await;
+
+    let krw = |sort| ProductQuery {
+        currency: Some(Currency::KRW),
+        sort,
+        ..query()
+    };
+    assert_eq!(
+        handles(&store, krw(ProductSort::PriceAsc)).await,
+        vec!["p1", "p3", "p2", "p4", "p0"]
+    );
+    assert_eq!(
+        handles(&store, krw(ProductSort::PriceDesc)).await,
+        vec!["p0", "p4", "p2", "p3", "p1"]
+    );
+    assert_eq!(
+        handles(
+            &store,
+            ProductQuery {
+                sort: ProductSort::Newest,
+                ..query()
+            }
+        )
+        .await[0],
+        "usd-only"
+    );
+    let ranged = ProductQuery {
+        min_price_minor: Some(2000),
+        max_price_minor: Some(4000),
+        ..krw(ProductSort::PriceAsc)
+    };
+    assert_eq!(handles(&store, ranged).await, vec!["p3", "p2", "p4"]);
+    let odd = ProductQuery {
+        category: Some("odd".into()),
+        ..krw(ProductSort::Handle)
+    };
+    assert_eq!(handles(&store, odd).await, vec!["p1", "p3"]);
+    assert!(
+        !handles(&store, query())
+            .await
+            .contains(&"draft".to_string()),
+        "drafts are hidden"
+    );
+    let admin = ProductQuery {
+        include_drafts: true,
+        ..query()
+    };
+    assert!(handles(&store, admin.clone())
+        .await
+        .contains(&"draft".to_string()));
+    let only_drafts = ProductQuery {
+        status: Some(ProductStatus::Draft),
+        ..admin
+    };
+    assert_eq!(handles(&store, only_drafts).await, vec!["draft"]);
+
+    // Walking every sort two at a time visits every product exactly once.
+    for sort in [
+        ProductSort::Newest,
+        ProductSort::Handle,
+        ProductSort::PriceAsc,
+        ProductSort::PriceDesc,
+    ] {
+        let mut seen = Vec::new();
+        let mut after: Option<Cursor> = None;
+        loop {
+            let q = ProductQuery {
+                limit: 2,
+                after: after.clone(),
+                ..krw(sort)
+            };
+            let page = store.read().await.unwrap().products(&q).await.unwrap();
+            seen.extend(page.products.iter().map(|p| p.handle.clone()));
+            match page.next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+            assert!(
+                seen.len() <= 5,
+                "pagination does not terminate for {sort:?}"
+            );
+        }
+        assert_eq!(seen, handles(&store, krw(sort)).await, "{sort:?}");
+    }
+}
+
+pub async fn stock_never_goes_negative(store: Arc<dyn Store>) {
+    let p = product("s", &[("en", "S")], &[("S", 100, 3)]);
+    insert(&store, &p).await;
+    let v = p.variants[0].id;
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.take_stock(v, 2).await.unwrap(), Some(1));
+    assert_eq!(tx.take_stock(v, 2).await.unwrap(), None, "not enough left");
+    assert_eq!(tx.take_stock(v, 1).await.unwrap(), Some(0));
+    assert_eq!(
+        tx.take_stock(VariantId::new(), 1).await.unwrap(),
+        None,
+        "unknown variant"
+    );
+    tx.return_stock(v, 5).await.unwrap();
+    tx.return_stock(VariantId::new(), 5).await.unwrap();
+    tx.commit().await.unwrap();
+    let got = store
+        .read()
+        .await
+        .unwrap()
+        .product(p.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.variants[0].stock, 5);
+}
+
+pub async fn concurrent_reservations_are_exact(store: Arc<dyn Store>) {
+    let p = product("hot", &[("en", "Hot")], &[("HOT", 100, 10)]);
+    insert(&store, &p).await;
+    let v = p.variants[0].id;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                let got = tx.take_stock(v, 1).await.unwrap();
+                tx.commit().await.unwrap();
+                got.is_some()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 10);
+    let got = store
+        .read()
+        .await
+        .unwrap()
+        .product(p.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.variants[0].stock, 0);
+}
+
+pub async fn dropped_transactions_roll_back(store: Arc<dyn Store>) {
+    let p = product("ghost", &[("en", "Ghost")], &[("G", 100, 1)]);
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_product(&p).await.unwrap();
+        tx.append_events(&[DomainEvent::new(
+            "product.created",
+            "product",
+            p.id,
+            now(),
+            serde_json::json!({}),
+        )])
+        .await
+        .unwrap();
+    }
+    assert!(store
+        .read()
+        .await
+        .unwrap()
+        .product(p.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.outbox_pending(10).await.unwrap().is_empty());
+    // The store is still usable after a rollback.
+    insert(&store, &p).await;
+}
+
+fn cart(expires_in: Duration) -> Cart {
+    let now = now();
+    Cart {
+        id: CartId::new(),
+        country: "KR".into(),
+        currency: Currency::KRW,
+        locale: "ko".into(),
+        customer_id: None,
+        email: Some("a@b.co".into()),
+        shipping_address: None,
+        lines: vec![LineItem {
+            id: LineId::new(),
+            variant_id: VariantId::new(),
+            quantity: 2,
+        }],
+        status: CartStatus::Open,
+        order_id: None,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + expires_in,
+    }
+}
+
+pub async fn carts_round_trip_and_expire(store: Arc<dyn Store>) {
+    let live = cart(Duration::hours(1));
+    let dead = cart(Duration::hours(-1));
+    let mut done = cart(Duration::hours(-1));
+    done.status = CartStatus::Completed;
+    let mut tx = store.begin().await.unwrap();
+    for c in [&live, &dead, &done] {
+        tx.save_cart(c).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut changed = live.clone();
+    changed.lines[0].quantity = 5;
+    let mut tx = store.begin().await.unwrap();
+    tx.save_cart(&changed).await.unwrap();
+    assert_eq!(
+        tx.delete_expired_carts(now()).await.unwrap(),
+        1,
+        "only open expired carts go"
+    );
+    tx.commit().await.unwrap();
+    let mut r = store.read().await.unwrap();
+    assert_eq!(r.cart(live.id).await.unwrap().unwrap(), changed);
+    assert!(r.cart(dead.id).await.unwrap().is_none());
+    assert!(
+        r.cart(done.id).await.unwrap().is_some(),
+        "completed carts stay with their order"
+    );
+}
+
+/// A pending order for tests.
+pub fn order(customer: Option<CustomerId>, status: OrderStatus, expires_in: Duration) -> Order {
+    let now = now();
+    let id = OrderId::new();
+    let price = Money::from_minor(1000, Currency::KRW).unwrap();
+    Order {
+        id,
+        number: format!("T-{id}"),
+        cart_id: CartId::new(),
+        customer_id: customer,
+        email: "a@b.co".into(),
+        status,
+        country: "KR".into(),
+        currency: Currency::KRW,
+        locale: "ko".into(),
+        lines: vec![OrderLine {
+            variant_id: VariantId::new(),
+            product_id: ProductId::new(),
+            sku: "S".into(),
+            title: "홍삼".into(),
+            quantity: 1,
+            unit_price: price,
+            line_total: price,
+        }],
+        totals: Totals {
+            subtotal: price,
+            shipping: Money::zero(Currency::KRW),
+            tax: Money::zero(Currency::KRW),
+            total: price,
+        },
+        shipping_address: Address {
+            name: "김".into(),
+            line1: "1".into(),
+            city: "Seoul".into(),
+            postal_code: "04524".into(),
+            country: "KR".into(),
+            ..Default::default()
+        },
+        payment: PaymentInfo {
+            provider: "manual".into(),
+            reference: None,
+            status: PaymentStatus::Pending,
+            amount: price,
+        },
+        fulfillment: None,
+        history: vec![StatusChange {
+            from: None,
+            to: status,
+            at: now,
+            actor: Actor::System,
+            reason: None,
+        }],
+        guest_token_hash: None,
+        payment_expires_at: Some(now + expires_in),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub async fn orders_round_trip_list_and_expire(store: Arc<dyn Store>) {
+    let alice = CustomerId::new();
+    let a1 = order(Some(alice), OrderStatus::Pending, Duration::minutes(-5));
+    let a2 = order(Some(alice), OrderStatus::Paid, Duration::minutes(30));
+    let b1 = order(None, OrderStatus::Pending, Duration::minutes(30));
+    let mut tx = store.begin().await.unwrap();
+    for o in [&a1, &a2, &b1] {
+        tx.insert_order(o).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut r = store.read().await.unwrap();
+    assert_eq!(r.order(a1.id).await.unwrap().unwrap(), a1);
+    let mine = r
+        .orders(&OrderQuery {
+            customer_id: Some(alice),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![a2.id, a1.id],
+        "newest first"
+    );
+    let older = r
+        .orders(&OrderQuery {
+            customer_id: Some(alice),
+            limit: 10,
+            before: Some(a2.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(older.iter().map(|o| o.id).collect::<Vec<_>>(), vec![a1.id]);
+    let pending = r
+        .orders(&OrderQuery {
+            status: Some(OrderStatus::Pending),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(
+        r.expired_pending_orders(now(), 10).await.unwrap(),
+        vec![a1.id]
+    );
+    drop(r);
+    let mut changed = a1.clone();
+    changed
+        .transition(
+            OrderStatus::Canceled,
+            Actor::System,
+            Some("expired".into()),
+            now(),
+        )
+        .unwrap();
+    changed.payment_expires_at = None;
+    let mut tx = store.begin().await.unwrap();
+    tx.update_order(&changed).await.unwrap();
+    assert!(
+        tx.update_order(&order(None, OrderStatus::Paid, Duration::minutes(1)))
+            .await
+            .is_err(),
+        "unknown order"
+    );
+    tx.commit().await.unwrap();
+    let mut r = store.read().await.unwrap();
+    assert!(r
+        .expired_pending_orders(now(), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(r.order(a1.id).await.unwrap().unwrap().history.len(), 2);
+}
+
+pub async fn accounts_tokens_idempotency_audit(store: Arc<dyn Store>) {
+    let c = Customer {
+        id: CustomerId::new(),
+        email: "op@shop.kr".into(),
+        password_hash: "h".into(),
+        role: Role::Operator,
+        created_at: now(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_customer(&c).await.unwrap();
+    let dup = Customer {
+        id: CustomerId::new(),
+        ..c.clone()
+    };
+    assert!(matches!(
+        tx.insert_customer(&dup).await.unwrap_err(),
+        CoreError::Conflict {
+            code: "email_taken",
+            ..
+        }
+    ));
+    drop(tx);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_customer(&c).await.unwrap();
+    let t = RefreshToken {
+        token_hash: "abc".into(),
+        family: "fam".into(),
+        customer_id: c.id,
+        expires_at: now() + Duration::days(1),
+        used_at: None,
+        revoked: false,
+    };
+    tx.insert_refresh_token(&t).await.unwrap();
+    assert!(tx.use_refresh_token("abc", now()).await.unwrap());
+    assert!(
+        !tx.use_refresh_token("abc", now()).await.unwrap(),
+        "a token is used once"
+    );
+    tx.revoke_refresh_family("fam").await.unwrap();
+    let rec = IdempotencyRecord {
+        scope: "checkout".into(),
+        key: "k1".into(),
+        fingerprint: "cart".into(),
+        resource_id: "o".into(),
+        created_at: now(),
+    };
+    tx.put_idempotency(&rec).await.unwrap();
+    for i in 0..3 {
+        tx.append_audit(&AuditEntry {
+            id: 0,
+            at: now(),
+            actor_id: Some(c.id),
+            actor_email: c.email.clone(),
+            action: format!("a{i}"),
+            target_type: "product".into(),
+            target_id: "x".into(),
+            details: serde_json::json!({"i": i}),
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut r = store.read().await.unwrap();
+    assert_eq!(
+        r.customer_by_email("op@shop.kr").await.unwrap().unwrap().id,
+        c.id
+    );
+    assert_eq!(
+        r.customers_with_roles(&[Role::Operator])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(r
+        .customers_with_roles(&[Role::Admin])
+        .await
+        .unwrap()
+        .is_empty());
+    let tok = r.refresh_token("abc").await.unwrap().unwrap();
+    assert!(tok.used_at.is_some() && tok.revoked);
+    assert_eq!(
+        r.idempotency("checkout", "k1").await.unwrap(),
+        Some(rec.clone())
+    );
+    assert!(r.idempotency("other", "k1").await.unwrap().is_none());
+    let log = r.audit_entries(2, None).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        vec!["a2", "a1"]
+    );
+    let older = r.audit_entries(10, Some(log[1].id)).await.unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].details, serde_json::json!({"i": 0}));
+    drop(r);
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.put_idempotency(&rec).await.unwrap_err(),
+        CoreError::Conflict {
+            code: "idempotency_conflict",
+            ..
+        }
+    ));
+}
+
+pub async fn outbox_keeps_commit_order(store: Arc<dyn Store>) {
+    let events: Vec<_> = (0..5)
+        .map(|i| {
+            DomainEvent::new(
+                "order.placed",
+                "order",
+                format!("o{i}"),
+                now(),
+                serde_json::json!({"i": i}),
+            )
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    tx.append_events(&events[..3]).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.append_events(&events[3..]).await.unwrap();
+    tx.commit().await.unwrap();
+    let rows = store.outbox_pending(3).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.event.clone()).collect::<Vec<_>>(),
+        events[..3].to_vec()
+    );
+    store
+        .outbox_mark_sent(&rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    let rest = store.outbox_pending(10).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|r| r.event.id).collect::<Vec<_>>(),
+        events[3..].iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    store.ping().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert_category(&Category {
+        handle: "ginseng".into(),
+        name: text(&[("ko", "홍삼")]),
+    })
+    .await
+    .unwrap();
+    tx.upsert_category(&Category {
+        handle: "ginseng".into(),
+        name: text(&[("ko", "홍삼"), ("en", "Red ginseng")]),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let cats = store.read().await.unwrap().categories().await.unwrap();
+    assert_eq!(cats.len(), 1);
+    assert_eq!(cats[0].name.0.len(), 2);
+}
+
+/// Expands to one `#[tokio::test]` per contract check. `$make` is an async expression
+/// evaluating to a fresh, empty `Arc<dyn Store>`.
+#[macro_export]
+macro_rules! storage_contract_tests {
+    ($make:expr) => {
+        $crate::storage_contract_tests!(@each $make;
+            products_round_trip, duplicates_are_conflicts, update_keeps_variant_ids_and_delete_removes,
+            search_finds_korean_english_and_indonesian, filters_sorts_and_pages, stock_never_goes_negative,
+            concurrent_reservations_are_exact, dropped_transactions_roll_back, carts_round_trip_and_expire,
+            orders_round_trip_list_and_expire, accounts_tokens_idempotency_audit, outbox_keeps_commit_order);
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store = $make.await;
+                $crate::testkit::$name(store).await;
+            }
+        )*
+    };
+}
