@@ -45,10 +45,7 @@ impl Resp {
 
     /// The `code` of a problem document, if the body is one.
     pub(crate) fn problem_code(&self) -> Option<String> {
-        self.json()?
-            .get("code")?
-            .as_str()
-            .map(str::to_string)
+        self.json()?.get("code")?.as_str().map(str::to_string)
     }
 }
 
@@ -149,7 +146,11 @@ pub(crate) fn base_url(s: &str) -> Result<String, String> {
     }
     match uri.host() {
         Some("127.0.0.1") | Some("localhost") => {}
-        _ => return Err(format!("{s}: only 127.0.0.1 / localhost targets are allowed")),
+        _ => {
+            return Err(format!(
+                "{s}: only 127.0.0.1 / localhost targets are allowed"
+            ))
+        }
     }
     if uri.path() != "/" && !uri.path().is_empty() {
         return Err(format!("{s}: give the base URL without a path"));

@@ -71,7 +71,9 @@ impl StepStats {
         for (k, v) in o.errors {
             *self.errors.entry(k).or_default() += v;
         }
-        let room = MAX_SAMPLES.saturating_mul(64).saturating_sub(self.lat_us.len());
+        let room = MAX_SAMPLES
+            .saturating_mul(64)
+            .saturating_sub(self.lat_us.len());
         self.lat_us.extend(o.lat_us.into_iter().take(room));
     }
 

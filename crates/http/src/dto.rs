@@ -375,9 +375,9 @@ pub struct UpdateCartBody {
     pub locale: Option<String>,
 }
 
-/// Payment choice in a completion.
+/// Payment choice in a completion. (No `deny_unknown_fields`: provider fields are
+/// collected by `flatten`, which serde cannot combine with it.)
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct PaymentBody {
     /// Provider name (default: the store's default provider).
     pub provider: Option<String>,
