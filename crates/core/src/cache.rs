@@ -9,11 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+type Entries<V> = HashMap<String, (u64, Instant, Arc<V>)>;
+
 /// Generation-stamped cache of shared values.
 #[derive(Debug)]
 pub struct PageCache<V> {
     generation: AtomicU64,
-    map: RwLock<HashMap<String, (u64, Instant, Arc<V>)>>,
+    map: RwLock<Entries<V>>,
     ttl: Duration,
     max_entries: usize,
 }

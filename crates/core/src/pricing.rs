@@ -200,7 +200,7 @@ mod tests {
         c.currency = Currency::USD;
         let chain = LocaleChain(vec!["ko".into()]);
         let err = rt()
-            .block_on(Pricing::default().price(&c, &[s.clone()], &chain, true))
+            .block_on(Pricing::default().price(&c, std::slice::from_ref(&s), &chain, true))
             .unwrap_err();
         assert!(matches!(
             err,

@@ -50,9 +50,12 @@ pub struct Problem {
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// An error on its way to the client.
+/// An error on its way to the client (boxed: handlers return it in every `Result`).
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorParts>);
+
+#[derive(Debug)]
+struct ErrorParts {
     status: StatusCode,
     code: String,
     detail: String,
@@ -64,14 +67,14 @@ pub struct ApiError {
 impl ApiError {
     /// A problem with a status, code and detail.
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
-        ApiError {
+        ApiError(Box::new(ErrorParts {
             status,
             code: code.to_string(),
             detail: detail.into(),
             errors: Vec::new(),
             extra: None,
             retry_after: None,
-        }
+        }))
     }
 
     /// 404 for an entity.
@@ -85,7 +88,7 @@ impl ApiError {
 
     /// The status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 }
 
@@ -101,11 +104,11 @@ impl From<CoreError> for ApiError {
                 // Field validation is 422 (the body parsed but its values are wrong);
                 // other rule breaks likewise. Malformed syntax is 400 at the extractor.
                 let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
-                err.errors = fields;
+                err.0.errors = fields;
                 if matches!(code, "invalid_cursor")
-                    || err.errors.iter().any(|f| f.code == "invalid_cursor")
+                    || err.0.errors.iter().any(|f| f.code == "invalid_cursor")
                 {
-                    err.status = StatusCode::BAD_REQUEST;
+                    err.0.status = StatusCode::BAD_REQUEST;
                 }
                 err
             }
@@ -123,7 +126,7 @@ impl From<CoreError> for ApiError {
                 extra.insert("variant_id".into(), variant_id.into());
                 extra.insert("requested".into(), requested.into());
                 extra.insert("available".into(), available.into());
-                err.extra = Some(extra);
+                err.0.extra = Some(extra);
                 err
             }
             CoreError::Conflict { code, message } => {
@@ -139,7 +142,7 @@ impl From<CoreError> for ApiError {
                     "rate_limited",
                     "too many attempts; try again later",
                 );
-                err.retry_after = Some(retry_after_secs);
+                err.0.retry_after = Some(retry_after_secs);
                 err
             }
             CoreError::PaymentDeclined { code, message } => {
@@ -147,7 +150,7 @@ impl From<CoreError> for ApiError {
                     ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", message);
                 let mut extra = serde_json::Map::new();
                 extra.insert("decline_code".into(), code.into());
-                err.extra = Some(extra);
+                err.0.extra = Some(extra);
                 err
             }
             CoreError::Unavailable(cause) => {
@@ -157,7 +160,7 @@ impl From<CoreError> for ApiError {
                     "service_unavailable",
                     "a backing service is temporarily unavailable; retry shortly",
                 );
-                err.retry_after = Some(2);
+                err.0.retry_after = Some(2);
                 err
             }
             CoreError::Storage(cause) | CoreError::Internal(cause) => {
@@ -202,14 +205,21 @@ fn title_for(status: StatusCode) -> String {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let ErrorParts {
+            status,
+            code,
+            detail,
+            errors,
+            extra,
+            retry_after,
+        } = *self.0;
         let body = Problem {
-            type_uri: format!("urn:jangteo:problem:{}", self.code),
-            title: title_for(self.status),
-            status: self.status.as_u16(),
-            detail: self.detail,
-            code: self.code,
-            errors: self
-                .errors
+            type_uri: format!("urn:jangteo:problem:{code}"),
+            title: title_for(status),
+            status: status.as_u16(),
+            detail,
+            code,
+            errors: errors
                 .into_iter()
                 .map(|f| ProblemField {
                     field: f.field,
@@ -217,12 +227,12 @@ impl IntoResponse for ApiError {
                     message: f.message,
                 })
                 .collect(),
-            extra: self.extra,
+            extra,
         };
-        let mut res = (self.status, axum::Json(body)).into_response();
+        let mut res = (status, axum::Json(body)).into_response();
         res.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);
             }

@@ -128,13 +128,15 @@ impl Default for Config {
 impl Config {
     /// Loads defaults, the file (if any) and the environment, and warns about keys that
     /// mean nothing (a typo would otherwise be silently ignored).
-    pub(crate) fn load(file: Option<&PathBuf>) -> Result<(Config, Vec<String>), figment::Error> {
+    pub(crate) fn load(
+        file: Option<&PathBuf>,
+    ) -> Result<(Config, Vec<String>), Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             fig = fig.merge(Toml::file_exact(f));
         }
         fig = fig.merge(Env::prefixed("JANGTEO__").split("__"));
-        let cfg: Config = fig.extract()?;
+        let cfg: Config = fig.extract().map_err(Box::new)?;
         let raw: serde_json::Value = fig.extract().unwrap_or_default();
         let known = serde_json::to_value(Config::default()).unwrap_or_default();
         let mut unknown = Vec::new();

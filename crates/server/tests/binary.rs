@@ -20,7 +20,15 @@ impl Drop for Server {
 
 fn start(data: &std::path::Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_jangteo"))
-        .args(["serve", "--demo", "--store-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--demo",
+            "--store-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data)
         .env("JANGTEO_BOOTSTRAP_ADMIN_EMAIL", "boss@shop.kr")
         .env("JANGTEO_BOOTSTRAP_ADMIN_PASSWORD", "boss-password-1")
@@ -35,7 +43,18 @@ fn start(data: &std::path::Path) -> Server {
     while store.is_empty() || admin.is_empty() {
         assert!(Instant::now() < deadline, "server did not print its URLs");
         let line = lines.next().expect("server exited early").unwrap();
-        let url = line.split_whitespace().find(|w| w.starts_with("http://")).map(|u| u.split("/store").next().unwrap().split("/admin").next().unwrap().to_string());
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(|u| {
+                u.split("/store")
+                    .next()
+                    .unwrap()
+                    .split("/admin")
+                    .next()
+                    .unwrap()
+                    .to_string()
+            });
         if line.contains("store API") {
             store = url.unwrap();
         } else if line.contains("admin API") {
@@ -44,15 +63,27 @@ fn start(data: &std::path::Path) -> Server {
     }
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Server { child, store, admin }
+    Server {
+        child,
+        store,
+        admin,
+    }
 }
 
-fn http(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let addr = base.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let body = body.unwrap_or("");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
@@ -62,7 +93,10 @@ fn http(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -74,7 +108,13 @@ fn json(s: &str) -> serde_json::Value {
 }
 
 fn login(srv: &Server) -> String {
-    let (st, body) = http(&srv.admin, "POST", "/admin/auth/login", None, Some(r#"{"email":"boss@shop.kr","password":"boss-password-1"}"#));
+    let (st, body) = http(
+        &srv.admin,
+        "POST",
+        "/admin/auth/login",
+        None,
+        Some(r#"{"email":"boss@shop.kr","password":"boss-password-1"}"#),
+    );
     assert_eq!(st, 200, "{body}");
     json(&body)["access_token"].as_str().unwrap().to_string()
 }
@@ -85,21 +125,34 @@ fn demo_store_serves_restarts_and_stops_gracefully() {
     let _ = std::fs::remove_dir_all(&dir);
     let srv = start(&dir);
     assert_eq!(http(&srv.store, "GET", "/health/ready", None, None).0, 200);
-    let (st, body) = http(&srv.store, "GET", "/store/products?limit=100&locale=ko", None, None);
+    let (st, body) = http(
+        &srv.store,
+        "GET",
+        "/store/products?limit=100&locale=ko",
+        None,
+        None,
+    );
     assert_eq!(st, 200);
     let n = json(&body)["products"].as_array().unwrap().len();
     assert!(n >= 45, "demo catalog has {n} published products");
     let token = login(&srv);
     let (st, body) = http(&srv.admin, "GET", "/admin/audit-log", Some(&token), None);
     assert_eq!(st, 200, "{body}");
-    assert_eq!(http(&srv.admin, "GET", "/admin/products", None, None).0, 401);
+    assert_eq!(
+        http(&srv.admin, "GET", "/admin/products", None, None).0,
+        401
+    );
     let (st, doc) = http(&srv.admin, "GET", "/openapi.json", None, None);
     assert_eq!(st, 200);
     assert!(json(&doc)["paths"].get("/admin/products").is_some());
 
     // SIGTERM: the process drains and exits cleanly.
     let pid = srv.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let mut srv = srv;
     let deadline = Instant::now() + Duration::from_secs(25);
     let status = loop {
@@ -117,7 +170,10 @@ fn demo_store_serves_restarts_and_stops_gracefully() {
     let srv = start(&dir);
     let (_, body) = http(&srv.store, "GET", "/store/products?limit=100", None, None);
     assert_eq!(json(&body)["products"].as_array().unwrap().len(), n);
-    assert_eq!(http(&srv.admin, "GET", "/admin/users", Some(&token), None).0, 200);
+    assert_eq!(
+        http(&srv.admin, "GET", "/admin/users", Some(&token), None).0,
+        200
+    );
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -126,10 +182,16 @@ fn demo_store_serves_restarts_and_stops_gracefully() {
 fn a_database_url_without_its_feature_fails_clearly() {
     let out = Command::new(env!("CARGO_BIN_EXE_jangteo"))
         .args(["migrate"])
-        .env("JANGTEO__DATABASE__URL", "postgres://jangteo@127.0.0.1/jangteo")
+        .env(
+            "JANGTEO__DATABASE__URL",
+            "postgres://jangteo@127.0.0.1/jangteo",
+        )
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("postgres") && err.contains("not compiled in"), "{err}");
+    assert!(
+        err.contains("postgres") && err.contains("not compiled in"),
+        "{err}"
+    );
 }

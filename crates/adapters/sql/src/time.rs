@@ -1,4 +1,5 @@
 //! Timestamps as fixed-width RFC 3339 text, so text comparison is time comparison.
+#![cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use jangteo_core::CoreError;
