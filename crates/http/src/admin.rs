@@ -49,7 +49,7 @@ pub(crate) async fn list_products(
 }
 
 /// Creates a product.
-#[utoipa::path(post, path = "/admin/products", tag = "catalog", request_body(content = Object, description = "See docs/api.md: handle, status, title, description, categories, media, countries, variants"),
+#[utoipa::path(post, path = "/admin/products", tag = "catalog", request_body = ProductBody,
     responses((status = 201, body = AdminProduct), (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -83,7 +83,7 @@ pub(crate) async fn get_product(
 }
 
 /// Changes a product; the body is any subset of the create body.
-#[utoipa::path(patch, path = "/admin/products/{id}", tag = "catalog", params(("id" = String, Path)), request_body = Object,
+#[utoipa::path(patch, path = "/admin/products/{id}", tag = "catalog", params(("id" = String, Path)), request_body = ProductBody,
     responses((status = 200, body = AdminProduct), (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -112,7 +112,7 @@ pub(crate) async fn delete_product(
 
 /// Changes one variant: `{"stock": 10}`, new prices, options or SKU.
 #[utoipa::path(patch, path = "/admin/products/{id}/variants/{variant_id}", tag = "catalog",
-    params(("id" = String, Path), ("variant_id" = String, Path)), request_body = Object,
+    params(("id" = String, Path), ("variant_id" = String, Path)), request_body = VariantBody,
     responses((status = 200, body = AdminProduct), (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]

@@ -866,3 +866,52 @@ pub struct HealthDto {
     /// `ok` or `unavailable`.
     pub status: String,
 }
+
+/// A variant in a product create or patch body (documentation of
+/// `jangteo_core::catalog::VariantInput`, which is what the handler parses).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct VariantBody {
+    /// Existing variant to change (patch); absent to match by SKU or create.
+    id: Option<String>,
+    /// SKU: 1-64 of letters, digits, `-`, `_`, `.`; required when creating.
+    #[schema(example = "RG-30")]
+    sku: Option<String>,
+    /// Option values, e.g. `{"size": "30 sticks"}`.
+    options: Option<BTreeMap<String, String>>,
+    /// One positive price per currency; replaces the list when given.
+    prices: Option<Vec<MoneyDto>>,
+    /// On-hand stock, 0-10,000,000; sets the figure when given.
+    #[schema(example = 100)]
+    stock: Option<i64>,
+}
+
+/// A product create body, or a patch with any subset of its fields (documentation of
+/// `jangteo_core::catalog::ProductInput`). Unknown fields are refused.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ProductBody {
+    /// 1-100 of lowercase letters, digits and dashes; required when creating.
+    #[schema(example = "red-ginseng-stick")]
+    handle: Option<String>,
+    /// `draft` (default) or `published`.
+    #[schema(example = "published")]
+    status: Option<String>,
+    /// Title per locale; required when creating.
+    #[schema(example = json!({"ko": "홍삼 스틱", "en": "Red ginseng stick"}))]
+    title: Option<BTreeMap<String, String>>,
+    /// Description per locale.
+    description: Option<BTreeMap<String, String>>,
+    /// Category handles (unknown ones are created).
+    #[schema(example = json!(["ginseng"]))]
+    categories: Option<Vec<String>>,
+    /// Media: `[{"url": "...", "alt": {"ko": "..."}}]`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    media: Option<serde_json::Value>,
+    /// Per-country data keyed by ISO code: `{"ID": {...}}`.
+    #[schema(value_type = Option<Object>)]
+    countries: Option<serde_json::Value>,
+    /// Variants; on patch the list is the new set (listed ones are changed or added by
+    /// id or SKU, unlisted ones removed).
+    variants: Option<Vec<VariantBody>>,
+}
