@@ -59,6 +59,17 @@ pub fn random_token() -> CoreResult<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
 
+/// A token derived from a secret and a purpose-qualified message (HMAC-SHA256,
+/// URL-safe base64). Guest order tokens are derived from the order id this way, so a
+/// replayed checkout can hand the same token out again without storing it in clear.
+pub fn derived_token(secret: &[u8], message: &str) -> String {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(message.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+}
+
 /// SHA-256 hex of a token (refresh tokens and guest order tokens are stored this way).
 pub fn token_hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
@@ -175,11 +186,14 @@ impl TokenService {
     }
 }
 
-/// Counts attempts per key in a window (login rate limiting).
+/// Counts failed attempts per key in a window (login rate limiting). Only failures
+/// count, so many buyers behind one address who sign in correctly are never blocked.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + std::fmt::Debug {
-    /// Records one attempt; `Err(RateLimited)` when the key is over `limit` in `window`.
-    async fn hit(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()>;
+    /// `Err(RateLimited)` when the key already has `limit` failures in the window.
+    async fn check(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()>;
+    /// Records one failure.
+    async fn record_failure(&self, key: &str, window: Duration) -> CoreResult<()>;
     /// Forgets a key (after a successful login).
     async fn reset(&self, key: &str) -> CoreResult<()>;
 }
@@ -192,7 +206,20 @@ pub struct InMemoryRateLimiter {
 
 #[async_trait]
 impl RateLimiter for InMemoryRateLimiter {
-    async fn hit(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()> {
+    async fn check(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()> {
+        let map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            Some((start, n)) if start.elapsed() < window && *n >= limit => {
+                let retry = window.saturating_sub(start.elapsed()).as_secs().max(1);
+                Err(CoreError::RateLimited {
+                    retry_after_secs: retry,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn record_failure(&self, key: &str, window: Duration) -> CoreResult<()> {
         let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if map.len() > 100_000 {
@@ -204,15 +231,6 @@ impl RateLimiter for InMemoryRateLimiter {
             *entry = (now, 0);
         }
         entry.1 += 1;
-        if entry.1 > limit {
-            let retry = window
-                .saturating_sub(now.duration_since(entry.0))
-                .as_secs()
-                .max(1);
-            return Err(CoreError::RateLimited {
-                retry_after_secs: retry,
-            });
-        }
         Ok(())
     }
 
@@ -286,16 +304,19 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn limiter_blocks_after_limit() {
+    async fn limiter_blocks_after_limit_failures() {
         let l = InMemoryRateLimiter::default();
+        let w = Duration::from_secs(60);
         for _ in 0..3 {
-            l.hit("k", 3, Duration::from_secs(60)).await.unwrap();
+            l.check("k", 3, w).await.unwrap();
+            l.record_failure("k", w).await.unwrap();
         }
         assert!(matches!(
-            l.hit("k", 3, Duration::from_secs(60)).await,
+            l.check("k", 3, w).await,
             Err(CoreError::RateLimited { .. })
         ));
+        l.check("other", 3, w).await.unwrap();
         l.reset("k").await.unwrap();
-        l.hit("k", 3, Duration::from_secs(60)).await.unwrap();
+        l.check("k", 3, w).await.unwrap();
     }
 }

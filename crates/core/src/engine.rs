@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) pricing: Pricing,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) tokens: TokenService,
+    /// Key for derived secrets (guest order tokens); the JWT secret.
+    pub(crate) secret: Vec<u8>,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) relay_wake: Arc<Notify>,
     pub(crate) settings: EngineSettings,
@@ -160,6 +162,7 @@ impl EngineBuilder {
             pricing: self.pricing,
             clock: self.clock,
             tokens,
+            secret: self.jwt_secret,
             limiter: self.limiter,
             relay_wake: Arc::new(Notify::new()),
             settings: self.settings,

@@ -118,6 +118,9 @@ pub struct PaymentInfo {
     pub status: PaymentStatus,
     /// Amount to be paid.
     pub amount: Money,
+    /// The provider's reason when the payment failed (`card_declined`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<String>,
 }
 
 /// Shipping details once fulfilled.

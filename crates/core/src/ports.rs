@@ -229,6 +229,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn outbox_mark_sent(&self, seqs: &[i64]) -> CoreResult<()>;
     /// Answers when the database is reachable (readiness).
     async fn ping(&self) -> CoreResult<()>;
+    /// Deletes what is no longer needed: outbox rows sent before `sent_before`,
+    /// idempotency keys created before `keys_before`, refresh tokens expired before
+    /// `now`. Returns how many rows went.
+    async fn prune(
+        &self,
+        sent_before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> CoreResult<u64>;
+    /// Closes connections (on shutdown); the default does nothing.
+    async fn close(&self) {}
 }
 
 fn _assert_object_safe(_: &dyn Store, _: &dyn Tx, _: &dyn Reads) {}

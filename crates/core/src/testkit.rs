@@ -618,6 +618,7 @@ pub fn order(customer: Option<CustomerId>, status: OrderStatus, expires_in: Dura
             reference: None,
             status: PaymentStatus::Pending,
             amount: price,
+            failure_code: None,
         },
         fulfillment: None,
         history: vec![StatusChange {
@@ -844,6 +845,23 @@ pub async fn outbox_keeps_commit_order(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let rest = store.outbox_pending(10).await.unwrap();
+    // Pruning removes sent rows only.
+    assert_eq!(
+        store
+            .prune(
+                now() + Duration::seconds(1),
+                now() - Duration::days(1),
+                now()
+            )
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store.outbox_pending(10).await.unwrap().len(),
+        2,
+        "unsent rows survive pruning"
+    );
     assert_eq!(
         rest.iter().map(|r| r.event.id).collect::<Vec<_>>(),
         events[3..].iter().map(|e| e.id).collect::<Vec<_>>()

@@ -31,6 +31,16 @@ pub(crate) async fn login(
     login_as(&s, b, ip, true).await
 }
 
+/// Trades a refresh token for a new pair (the old one stops working).
+#[utoipa::path(post, path = "/admin/auth/refresh", tag = "auth", request_body = RefreshBody,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn refresh(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<RefreshBody>,
+) -> ApiResult<axum::Json<TokenResponse>> {
+    crate::store::refresh_tokens(&s, &b.refresh_token).await
+}
+
 /// Lists products, drafts included.
 #[utoipa::path(get, path = "/admin/products", tag = "catalog", params(ProductListQuery),
     responses((status = 200, body = ProductList<AdminProduct>), (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -193,7 +203,7 @@ pub(crate) async fn list_orders(
         .engine
         .admin_orders(status, limit, order_cursor(q.cursor.as_deref())?)
         .await?;
-    Ok(axum::Json(order_list(&orders, limit)))
+    Ok(axum::Json(order_list(&orders)))
 }
 
 fn order_id(id: &str) -> ApiResult<OrderId> {
@@ -266,6 +276,26 @@ pub(crate) async fn cancel_order(
     Ok(axum::Json(OrderDto::from(
         &s.engine.cancel_by_staff(&p, order_id(&id)?, reason).await?,
     )))
+}
+
+/// Confirms a pending `manual` payment (a bank transfer checked by hand, cash on
+/// delivery). Payments of real providers are confirmed by their webhooks only.
+#[utoipa::path(post, path = "/admin/orders/{id}/confirm-payment", tag = "orders", params(("id" = String, Path)),
+    request_body(content = Option<ConfirmPaymentBody>),
+    responses((status = 200, body = OrderDto), (status = 409, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn confirm_payment(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<axum::Json<OrderDto>> {
+    let b: ConfirmPaymentBody = crate::store::optional_json(&body)?;
+    let o = s
+        .engine
+        .confirm_manual_payment(&p, order_id(&id)?, b.reference)
+        .await?;
+    Ok(axum::Json(OrderDto::from(&o)))
 }
 
 /// Refunds a fulfilled or delivered order (a return).

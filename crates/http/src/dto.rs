@@ -716,6 +716,14 @@ pub struct CancelBody {
     pub reason: Option<String>,
 }
 
+/// Body of `POST /admin/orders/{id}/confirm-payment` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmPaymentBody {
+    /// Bank transfer reference or receipt number.
+    pub reference: Option<String>,
+}
+
 /// Body of `POST /admin/orders/{id}/fulfill`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

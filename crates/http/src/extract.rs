@@ -106,6 +106,11 @@ impl FromRequestParts<AppState> for AdminOnly {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct LocaleParam {
+    locale: Option<String>,
+}
+
 /// The caller's locale chain: `?locale=` first, then `Accept-Language`, then the
 /// store's defaults.
 #[derive(Debug, Clone)]
@@ -115,12 +120,8 @@ impl FromRequestParts<AppState> for Locale {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let mut preferred: Vec<String> = Vec::new();
-        if let Some(q) = parts.uri.query() {
-            for pair in q.split('&') {
-                if let Some(v) = pair.strip_prefix("locale=") {
-                    preferred.push(v.to_string());
-                }
-            }
+        if let Ok(q) = axum::extract::Query::<LocaleParam>::try_from_uri(&parts.uri) {
+            preferred.extend(q.0.locale);
         }
         if let Some(h) = parts
             .headers
@@ -137,13 +138,31 @@ impl FromRequestParts<AppState> for Locale {
     }
 }
 
-/// The peer address, when the server was started with connect info.
+/// The client address for rate limiting: the right-most `X-Forwarded-For` entry when
+/// the server sits behind a trusted gateway (that entry is the one the gateway itself
+/// added), otherwise the TCP peer.
 #[derive(Debug, Clone)]
 pub(crate) struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.trust_forwarded_for {
+            let forwarded = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+                .last();
+            if let Some(ip) = forwarded {
+                return Ok(ClientIp(Some(ip.to_string())));
+            }
+        }
         Ok(ClientIp(
             parts
                 .extensions

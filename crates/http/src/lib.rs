@@ -42,6 +42,8 @@ use problem::ApiError;
 pub struct AppState {
     /// The engine.
     pub engine: Engine,
+    /// Take the client address from `X-Forwarded-For` (behind a trusted gateway).
+    pub trust_forwarded_for: bool,
 }
 
 /// HTTP settings.
@@ -53,6 +55,12 @@ pub struct HttpSettings {
     pub admin_body_limit: usize,
     /// A request taking longer is answered 408 (problem document).
     pub request_timeout: Duration,
+    /// Trust `X-Forwarded-For` for the client address (only behind a gateway that sets
+    /// it; otherwise clients could pick their own rate-limit bucket).
+    pub trust_forwarded_for: bool,
+    /// Origins allowed to call the API from a browser (CORS); empty: no CORS headers
+    /// (same-origin front ends, or the gateway handles it).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpSettings {
@@ -61,6 +69,8 @@ impl Default for HttpSettings {
             store_body_limit: 64 * 1024,
             admin_body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            trust_forwarded_for: false,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -142,17 +152,31 @@ fn finish(
     settings: &HttpSettings,
 ) -> Router {
     let (router, api) = router.split_for_parts();
-    let api = std::sync::Arc::new(api);
-    router
+    // Serialized once; the document does not change while the process runs.
+    let doc = axum::body::Bytes::from(serde_json::to_vec(&api).unwrap_or_default());
+    let router = router
         .route(
             "/openapi.json",
             axum::routing::get(move || {
-                let api = api.clone();
-                async move { axum::Json(api.as_ref().clone()) }
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc,
+                    )
+                }
             }),
         )
         .fallback(not_found)
-        .with_state(AppState { engine })
+        .with_state(AppState {
+            engine,
+            trust_forwarded_for: settings.trust_forwarded_for,
+        });
+    let router = match cors(&settings.cors_origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    router
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::map_response(problem::ensure_problem))
         .layer(TimeoutLayer::with_status_code(
@@ -163,6 +187,37 @@ fn finish(
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PATCH,
+                Method::PUT,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT_LANGUAGE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-order-token"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// The store API router (catalog, carts, checkout, accounts, orders, webhooks).
@@ -193,6 +248,7 @@ pub fn store_router(engine: Engine, settings: &HttpSettings) -> Router {
 pub fn admin_router(engine: Engine, settings: &HttpSettings) -> Router {
     let r = OpenApiRouter::with_openapi(AdminDoc::openapi())
         .routes(routes!(admin::login))
+        .routes(routes!(admin::refresh))
         .routes(routes!(admin::list_products, admin::create_product))
         .routes(routes!(
             admin::get_product,
@@ -206,6 +262,7 @@ pub fn admin_router(engine: Engine, settings: &HttpSettings) -> Router {
         .routes(routes!(admin::fulfill_order))
         .routes(routes!(admin::deliver_order))
         .routes(routes!(admin::cancel_order))
+        .routes(routes!(admin::confirm_payment))
         .routes(routes!(admin::refund_order))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::audit_log))

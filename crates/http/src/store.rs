@@ -249,24 +249,7 @@ pub(crate) async fn complete_cart(
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let id: CartId = parse_id(&id, "cart")?;
-    // The body is optional, so it is parsed by hand: empty means "defaults".
-    let b: CompleteBody = if body.iter().all(u8::is_ascii_whitespace) {
-        CompleteBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            let code = if e.is_syntax() || e.is_eof() {
-                "malformed_json"
-            } else {
-                "invalid_body"
-            };
-            let status = if code == "malformed_json" {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::UNPROCESSABLE_ENTITY
-            };
-            ApiError::new(status, code, e.to_string())
-        })?
-    };
+    let b: CompleteBody = optional_json(&body)?;
     let key = match headers.get("idempotency-key") {
         Some(v) => Some(v.to_str().map_err(|_| {
             ApiError::new(
@@ -329,12 +312,7 @@ pub(crate) async fn login_as(
             staff_only,
         })
         .await?;
-    Ok(axum::Json(TokenResponse {
-        access_token: pair.access_token,
-        refresh_token: pair.refresh_token,
-        token_type: "Bearer".into(),
-        expires_in: pair.expires_in,
-    }))
+    Ok(axum::Json(tokens(pair)))
 }
 
 /// Signs a buyer in.
@@ -356,13 +334,23 @@ pub(crate) async fn refresh(
     State(s): State<AppState>,
     ApiJson(b): ApiJson<RefreshBody>,
 ) -> ApiResult<axum::Json<TokenResponse>> {
-    let pair = s.engine.refresh(&b.refresh_token).await?;
-    Ok(axum::Json(TokenResponse {
+    refresh_tokens(&s, &b.refresh_token).await
+}
+
+pub(crate) async fn refresh_tokens(
+    s: &AppState,
+    token: &str,
+) -> ApiResult<axum::Json<TokenResponse>> {
+    Ok(axum::Json(tokens(s.engine.refresh(token).await?)))
+}
+
+fn tokens(pair: jangteo_core::service::users::TokenPair) -> TokenResponse {
+    TokenResponse {
         access_token: pair.access_token,
         refresh_token: pair.refresh_token,
         token_type: "Bearer".into(),
         expires_in: pair.expires_in,
-    }))
+    }
 }
 
 /// The signed-in account.
@@ -385,7 +373,7 @@ pub(crate) async fn list_orders(
     let limit = q.limit.unwrap_or(20);
     let before = order_cursor(q.cursor.as_deref())?;
     let orders = s.engine.customer_orders(&p, limit, before).await?;
-    Ok(axum::Json(order_list(&orders, limit)))
+    Ok(axum::Json(order_list(&orders)))
 }
 
 pub(crate) fn order_cursor(c: Option<&str>) -> ApiResult<Option<OrderId>> {
@@ -401,13 +389,10 @@ pub(crate) fn order_cursor(c: Option<&str>) -> ApiResult<Option<OrderId>> {
     }
 }
 
-pub(crate) fn order_list(orders: &[jangteo_core::order::Order], limit: u32) -> OrderList {
-    let next = (orders.len() as u32 >= limit.clamp(1, 100))
-        .then(|| orders.last().map(|o| o.id.to_string()))
-        .flatten();
+pub(crate) fn order_list(page: &jangteo_core::service::orders::OrderPage) -> OrderList {
     OrderList {
-        orders: orders.iter().map(OrderDto::from).collect(),
-        next_cursor: next,
+        orders: page.orders.iter().map(OrderDto::from).collect(),
+        next_cursor: page.next.map(|id| id.to_string()),
     }
 }
 
@@ -468,12 +453,27 @@ pub(crate) async fn cancel_order(
     Ok(axum::Json(OrderDto::from(&o)))
 }
 
-pub(crate) fn parse_cancel(body: &[u8]) -> ApiResult<Option<String>> {
+/// Parses an optional JSON body: empty means the defaults. Errors are classified as the
+/// JSON extractor does (400 malformed, 422 wrong shape).
+pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(T::default());
     }
-    let b: CancelBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?;
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
+        } else {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                e.to_string(),
+            )
+        }
+    })
+}
+
+pub(crate) fn parse_cancel(body: &[u8]) -> ApiResult<Option<String>> {
+    let b: CancelBody = optional_json(body)?;
     if b.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(jangteo_core::CoreError::invalid_field(
             "reason",

@@ -27,12 +27,17 @@ pub(crate) struct ServerConfig {
     pub(crate) store_addr: SocketAddr,
     /// Admin API listener (keep it on the internal network).
     pub(crate) admin_addr: SocketAddr,
-    /// Folder for the SQLite database, the generated JWT secret and media.
+    /// Folder for the SQLite database and the generated JWT secret.
     pub(crate) data_dir: PathBuf,
     /// Seconds a request may take.
     pub(crate) request_timeout_secs: u64,
-    /// Seconds in-flight requests get to finish after SIGTERM.
+    /// Seconds in-flight requests get to finish after SIGTERM (longer than the request
+    /// timeout, so no request is cut off).
     pub(crate) shutdown_grace_secs: u64,
+    /// Take client addresses from `X-Forwarded-For` (only behind a gateway that sets it).
+    pub(crate) trust_forwarded_for: bool,
+    /// Browser origins allowed to call the APIs (CORS); empty sends no CORS headers.
+    pub(crate) cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,7 +102,9 @@ impl Default for Config {
                 admin_addr: "127.0.0.1:8081".parse().expect("static address"),
                 data_dir: PathBuf::from("./data"),
                 request_timeout_secs: 30,
-                shutdown_grace_secs: 20,
+                shutdown_grace_secs: 35,
+                trust_forwarded_for: false,
+                cors_origins: Vec::new(),
             },
             database: DatabaseConfig {
                 url: Secret::default(),

@@ -185,10 +185,12 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
     let store = open_store(&cfg).await?;
     let engine = build_engine(&cfg, store)?;
 
-    if let (Ok(email), Ok(password)) = (
+    let bootstrap = (
         std::env::var("JANGTEO_BOOTSTRAP_ADMIN_EMAIL"),
         std::env::var("JANGTEO_BOOTSTRAP_ADMIN_PASSWORD"),
-    ) {
+    );
+    let bootstrapped = bootstrap.0.is_ok() && bootstrap.1.is_ok();
+    if let (Ok(email), Ok(password)) = bootstrap {
         if engine.bootstrap_admin(&email, &password).await? {
             tracing::info!(%email, "bootstrap admin created");
         }
@@ -229,6 +231,9 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
             if let Err(e) = sweeper_engine.purge_expired_carts().await {
                 tracing::warn!(error = %e, "purging carts failed");
             }
+            if let Err(e) = sweeper_engine.prune_storage().await {
+                tracing::warn!(error = %e, "pruning storage failed");
+            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(30)) => {}
                 _ = sweeper_stop.wait_for(|s| *s) => return,
@@ -238,6 +243,8 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
 
     let http = HttpSettings {
         request_timeout: Duration::from_secs(cfg.server.request_timeout_secs),
+        trust_forwarded_for: cfg.server.trust_forwarded_for,
+        cors_origins: cfg.server.cors_origins.clone(),
         ..HttpSettings::default()
     };
     let store_app = jangteo_http::store_router(engine.clone(), &http);
@@ -277,7 +284,7 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
     println!("Jangteo is running ({} ms)", started.elapsed().as_millis());
     println!("  store API  {store_url}/store/products   (OpenAPI: {store_url}/openapi.json)");
     println!("  admin API  {admin_url}/admin/products   (OpenAPI: {admin_url}/openapi.json)");
-    if demo_mode && std::env::var("JANGTEO_BOOTSTRAP_ADMIN_EMAIL").is_err() {
+    if demo_mode && !bootstrapped {
         println!("  demo admin {} / {}", DEMO_ADMIN.0, DEMO_ADMIN.1);
     }
     println!("Press Ctrl-C to stop.");
@@ -292,6 +299,7 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
         let _ = relay_task.await;
     })
     .await;
+    engine.store().close().await;
     tracing::info!("stopped");
     Ok(())
 }

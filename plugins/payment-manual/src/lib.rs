@@ -2,13 +2,13 @@
 //!
 //! The built-in `manual` payment provider. It captures at once, which is what the demo
 //! store, the tests and a shop that collects payment offline (bank transfer checked by
-//! hand, cash on delivery) need. Two magic test cards exercise the other outcomes:
+//! hand, cash on delivery) need. Three magic test cards exercise the other outcomes:
 //!
 //! | `card_number`        | outcome                                   |
 //! |----------------------|-------------------------------------------|
 //! | `4000000000000002`   | declined (`card_declined`)                |
 //! | `4000000000009995`   | declined (`insufficient_funds`)           |
-//! | `4000000000003220`   | pending: waits for confirmation (a redirect) |
+//! | `4000000000003220`   | pending: waits until an operator confirms it |
 //! | anything or nothing  | captured                                  |
 //!
 //! It is also the smallest complete example of a payment plugin: a config struct that
@@ -27,7 +27,7 @@ use serde::Deserialize;
 pub const DECLINE_CARD: &str = "4000000000000002";
 /// Card number declined for insufficient funds.
 pub const INSUFFICIENT_FUNDS_CARD: &str = "4000000000009995";
-/// Card number whose payment stays pending (as a 3-D Secure redirect would).
+/// Card number whose payment stays pending until an operator confirms it.
 pub const PENDING_CARD: &str = "4000000000003220";
 
 /// Configuration of the manual provider (it has none yet beyond its name).
@@ -69,8 +69,11 @@ impl PaymentProvider for ManualProvider {
             PENDING_CARD => PaymentOutcome::Pending {
                 reference: format!("manual_{}", req.order_id),
                 expires_at: None,
-                next_action: Some(NextAction::Redirect {
-                    url: format!("/manual-pay/{}", req.order_id),
+                // Pay by transfer quoting the order number; an operator confirms it
+                // with `POST /admin/orders/{id}/confirm-payment`.
+                next_action: Some(NextAction::VirtualAccount {
+                    bank: "manual".into(),
+                    account_number: req.order_number.clone(),
                 }),
             },
             _ => PaymentOutcome::Captured {

@@ -6,7 +6,7 @@ use jangteo_core::CoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
     /// The URL names a backend this build does not include.
-    #[error("database backend `{0}` is not compiled in; rebuild with `--features {0}`")]
+    #[error("database backend `{0}` is not compiled in to this build")]
     FeatureNotEnabled(String),
     /// The URL is not one we understand.
     #[error("unsupported database URL `{0}`: expected sqlite://... or postgres://...")]

@@ -360,6 +360,21 @@ impl Engine {
         .await
     }
 
+    /// Deletes what storage no longer needs: outbox rows sent a week ago, idempotency
+    /// keys older than 15 days (a retry after that is a new request), expired refresh
+    /// tokens. Returns how many rows went.
+    pub async fn prune_storage(&self) -> CoreResult<u64> {
+        let now = self.now();
+        self.0
+            .store
+            .prune(
+                now - chrono::Duration::days(7),
+                now - chrono::Duration::days(15),
+                now,
+            )
+            .await
+    }
+
     /// Deletes expired open carts; returns how many.
     pub async fn purge_expired_carts(&self) -> CoreResult<u64> {
         let mut tx = self.0.store.begin().await?;

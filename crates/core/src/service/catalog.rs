@@ -283,6 +283,43 @@ impl Engine {
         }
     }
 
+    /// `inventory.adjusted` for every variant whose stock an operator changed, and
+    /// `inventory.low` for those that are now at or below the threshold.
+    fn stock_change_events(
+        &self,
+        before: &Product,
+        after: &Product,
+        events: &mut Vec<DomainEvent>,
+    ) {
+        let now = self.now();
+        for v in &after.variants {
+            let previous = before
+                .variants
+                .iter()
+                .find(|c| c.id == v.id)
+                .map(|c| c.stock);
+            if previous == Some(v.stock) {
+                continue;
+            }
+            events.push(DomainEvent::new(
+                "inventory.adjusted",
+                "inventory",
+                v.id,
+                now,
+                json!({"variant_id": v.id, "product_id": after.id, "sku": v.sku, "stock": v.stock, "previous": previous}),
+            ));
+            if v.stock <= self.0.settings.low_stock_threshold {
+                events.push(DomainEvent::new(
+                    "inventory.low",
+                    "inventory",
+                    v.id,
+                    now,
+                    json!({"variant_id": v.id, "product_id": after.id, "sku": v.sku, "stock": v.stock}),
+                ));
+            }
+        }
+    }
+
     /// Creates a product (operator).
     pub async fn create_product(
         &self,
@@ -339,23 +376,7 @@ impl Engine {
             self.now(),
             product_payload(&next),
         )];
-        for v in &next.variants {
-            let before = current
-                .variants
-                .iter()
-                .find(|c| c.id == v.id)
-                .map(|c| c.stock);
-            if before != Some(v.stock) {
-                events.push(DomainEvent::new(
-                    "inventory.adjusted",
-                    "inventory",
-                    v.id,
-                    self.now(),
-                    json!({"variant_id": v.id, "product_id": id, "sku": v.sku, "stock": v.stock, "previous": before}),
-                ));
-            }
-        }
-        self.low_stock_events(&next, &mut events);
+        self.stock_change_events(&current, &next, &mut events);
         self.commit(tx, &events).await?;
         self.invalidate_catalog_cache();
         Ok(next)
@@ -400,7 +421,6 @@ impl Engine {
         let summary = serde_json::to_value(&input).unwrap_or_default();
         tx.append_audit(&self.audit(staff, "variant.update", "variant", variant_id, summary))
             .await?;
-        let v = &next.variants[idx];
         let mut events = vec![DomainEvent::new(
             "product.updated",
             "product",
@@ -408,24 +428,7 @@ impl Engine {
             self.now(),
             product_payload(&next),
         )];
-        if current.variants[idx].stock != v.stock {
-            events.push(DomainEvent::new(
-                "inventory.adjusted",
-                "inventory",
-                v.id,
-                self.now(),
-                json!({"variant_id": v.id, "product_id": product_id, "sku": v.sku, "stock": v.stock, "previous": current.variants[idx].stock}),
-            ));
-            if v.stock <= self.0.settings.low_stock_threshold {
-                events.push(DomainEvent::new(
-                    "inventory.low",
-                    "inventory",
-                    v.id,
-                    self.now(),
-                    json!({"variant_id": v.id, "product_id": product_id, "sku": v.sku, "stock": v.stock}),
-                ));
-            }
-        }
+        self.stock_change_events(&current, &next, &mut events);
         self.commit(tx, &events).await?;
         self.invalidate_catalog_cache();
         Ok(next)

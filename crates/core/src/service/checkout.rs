@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::auth::{random_token, token_hash, Principal};
+use crate::auth::{derived_token, token_hash, Principal};
 use crate::cart::CartStatus;
 use crate::engine::Engine;
 use crate::error::{CoreError, CoreResult};
@@ -42,8 +42,8 @@ pub struct PaymentChoice {
 pub struct CheckoutResult {
     /// The order.
     pub order: Order,
-    /// For guest orders, the token that lets the buyer read and cancel it. Only the
-    /// first answer carries it; it is stored hashed.
+    /// For guest orders, the token that lets the buyer read and cancel it (stored
+    /// hashed; replays of the completion return it again).
     pub guest_token: Option<String>,
     /// For pending payments, what the buyer must do.
     pub next_action: Option<NextAction>,
@@ -184,11 +184,7 @@ impl Engine {
 
         let order_id = OrderId::new();
         let customer_id = cart.customer_id.or(caller.map(|p| p.id));
-        let guest_token = if customer_id.is_none() {
-            Some(random_token()?)
-        } else {
-            None
-        };
+        let guest_token = customer_id.is_none().then(|| self.guest_token(order_id));
         let actor = Actor::Customer { id: customer_id };
         let order = Order {
             id: order_id,
@@ -220,6 +216,7 @@ impl Engine {
                 reference: None,
                 status: PaymentStatus::Pending,
                 amount: priced.totals.total,
+                failure_code: None,
             },
             fulfillment: None,
             history: vec![StatusChange {
@@ -291,6 +288,7 @@ impl Engine {
                 Actor::Provider {
                     name: provider.name().into(),
                 },
+                None,
             )
             .await?;
         if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
@@ -310,6 +308,7 @@ impl Engine {
         order_id: OrderId,
         outcome: PaymentOutcome,
         actor: Actor,
+        audit: Option<crate::ports::AuditEntry>,
     ) -> CoreResult<(Order, Option<NextAction>)> {
         let now = self.now();
         let mut tx = self.0.store.begin().await?;
@@ -352,6 +351,7 @@ impl Engine {
             }
             PaymentOutcome::Declined { code, message } => {
                 order.payment.status = PaymentStatus::Failed;
+                order.payment.failure_code = Some(code.clone());
                 order.payment_expires_at = None;
                 order.transition(
                     OrderStatus::Canceled,
@@ -379,7 +379,14 @@ impl Engine {
             }
         }
         tx.update_order(&order).await?;
+        if let Some(a) = audit {
+            tx.append_audit(&a).await?;
+        }
+        let returned_stock = order.status == OrderStatus::Canceled;
         self.commit(tx, &events).await?;
+        if returned_stock {
+            self.invalidate_catalog_cache();
+        }
         Ok((order, next))
     }
 
@@ -420,12 +427,22 @@ impl Engine {
         if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
             return Err(declined_error(&order));
         }
+        // Guests lose nothing if the first answer was lost: the token is derived.
+        let guest_token = order
+            .customer_id
+            .is_none()
+            .then(|| self.guest_token(order.id));
         Ok(CheckoutResult {
             order,
-            guest_token: None,
+            guest_token,
             next_action: None,
             replayed: true,
         })
+    }
+
+    /// The access token of a guest order (derived from the engine secret).
+    fn guest_token(&self, order_id: OrderId) -> String {
+        derived_token(&self.0.secret, &format!("jangteo-order-token:{order_id}"))
     }
 
     /// A provider's webhook: verified by the provider plugin, then applied once.
@@ -463,6 +480,7 @@ impl Engine {
                         Actor::Provider {
                             name: provider.into(),
                         },
+                        None,
                     )
                     .await?;
                 if after.status == OrderStatus::Canceled {
@@ -491,12 +509,80 @@ impl Engine {
                     Actor::Provider {
                         name: provider.into(),
                     },
+                    None,
                 )
                 .await?;
                 Ok(())
             }
             crate::payment::WebhookEvent::Ignored => Ok(()),
         }
+    }
+}
+
+impl Engine {
+    /// An operator confirms a pending payment collected outside any provider API (the
+    /// `manual` provider: a bank transfer checked by hand, cash on delivery). Payments of
+    /// real providers are confirmed only by their verified webhooks.
+    pub async fn confirm_manual_payment(
+        &self,
+        staff: &Principal,
+        id: OrderId,
+        reference: Option<String>,
+    ) -> CoreResult<Order> {
+        let order = self
+            .0
+            .store
+            .read()
+            .await?
+            .order(id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "order" })?;
+        if order.status != OrderStatus::Pending {
+            return Err(CoreError::conflict(
+                "invalid_state",
+                format!(
+                    "an order that is {} has no payment to confirm",
+                    order.status.as_str()
+                ),
+            ));
+        }
+        if order.payment.provider != "manual" {
+            return Err(CoreError::conflict(
+                "provider_confirms",
+                format!(
+                    "payments by `{}` are confirmed by the provider's webhook",
+                    order.payment.provider
+                ),
+            ));
+        }
+        if reference.as_ref().is_some_and(|r| r.len() > 200) {
+            return Err(CoreError::invalid_field(
+                "reference",
+                "too_long",
+                "at most 200 characters",
+            ));
+        }
+        let reference = reference.unwrap_or_else(|| format!("manual_{id}"));
+        let audit = self.audit(
+            staff,
+            "order.confirm_payment",
+            "order",
+            id,
+            json!({"reference": reference}),
+        );
+        let actor = Actor::Staff {
+            id: staff.id,
+            email: staff.email.clone(),
+        };
+        let (order, _) = self
+            .record_payment_outcome(
+                id,
+                PaymentOutcome::Captured { reference },
+                actor,
+                Some(audit),
+            )
+            .await?;
+        Ok(order)
     }
 }
 
@@ -507,8 +593,12 @@ fn declined_error(order: &Order) -> CoreError {
         .and_then(|h| h.reason.clone())
         .unwrap_or_default();
     CoreError::PaymentDeclined {
-        code: "payment_declined".into(),
-        message: format!("payment was declined ({reason})"),
+        code: order
+            .payment
+            .failure_code
+            .clone()
+            .unwrap_or_else(|| "payment_declined".into()),
+        message: format!("the payment was not accepted ({reason})"),
     }
 }
 

@@ -41,6 +41,15 @@ impl OrderAccess<'_> {
     }
 }
 
+/// A page of orders, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPage {
+    /// Orders.
+    pub orders: Vec<Order>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next: Option<OrderId>,
+}
+
 /// Fulfilment details from the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FulfillInput {
@@ -57,14 +66,33 @@ impl Engine {
         who: &Principal,
         limit: u32,
         before: Option<OrderId>,
-    ) -> CoreResult<Vec<Order>> {
+    ) -> CoreResult<OrderPage> {
+        self.order_page(Some(who.id), None, limit, before).await
+    }
+
+    /// Reads one more than asked so the page knows whether another follows.
+    async fn order_page(
+        &self,
+        customer_id: Option<crate::ids::CustomerId>,
+        status: Option<OrderStatus>,
+        limit: u32,
+        before: Option<OrderId>,
+    ) -> CoreResult<OrderPage> {
+        let limit = limit.clamp(1, 100);
         let q = OrderQuery {
-            customer_id: Some(who.id),
-            status: None,
-            limit: limit.clamp(1, 100),
+            customer_id,
+            status,
+            limit: limit + 1,
             before,
         };
-        self.0.store.read().await?.orders(&q).await
+        let mut orders = self.0.store.read().await?.orders(&q).await?;
+        let next = if orders.len() > limit as usize {
+            orders.truncate(limit as usize);
+            orders.last().map(|o| o.id)
+        } else {
+            None
+        };
+        Ok(OrderPage { orders, next })
     }
 
     /// One order for its buyer. Someone else's order is "not found", not "forbidden",
@@ -111,14 +139,8 @@ impl Engine {
         status: Option<OrderStatus>,
         limit: u32,
         before: Option<OrderId>,
-    ) -> CoreResult<Vec<Order>> {
-        let q = OrderQuery {
-            customer_id: None,
-            status,
-            limit: limit.clamp(1, 100),
-            before,
-        };
-        self.0.store.read().await?.orders(&q).await
+    ) -> CoreResult<OrderPage> {
+        self.order_page(None, status, limit, before).await
     }
 
     /// One order for operators.

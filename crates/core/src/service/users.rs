@@ -197,13 +197,13 @@ impl Engine {
         let ip_key = attempt.client_ip.map(|ip| format!("login:ip:{ip}"));
         self.0
             .limiter
-            .hit(&account_key, s.login_limit, s.login_window)
+            .check(&account_key, s.login_limit, s.login_window)
             .await?;
         if let Some(k) = &ip_key {
             // Addresses get more room: many buyers can share one NAT.
             self.0
                 .limiter
-                .hit(k, s.login_limit * 5, s.login_window)
+                .check(k, s.login_limit * 5, s.login_window)
                 .await?;
         }
         let found = self.0.store.read().await?.customer_by_email(&email).await?;
@@ -214,9 +214,17 @@ impl Engine {
         let ok = verify_password(attempt.password.to_string(), hash).await?;
         let customer = match found {
             Some(c) if ok && (!attempt.staff_only || c.role.is_staff()) => c,
-            _ => return Err(CoreError::Unauthorized("invalid e-mail or password".into())),
+            _ => {
+                self.0
+                    .limiter
+                    .record_failure(&account_key, s.login_window)
+                    .await?;
+                if let Some(k) = &ip_key {
+                    self.0.limiter.record_failure(k, s.login_window).await?;
+                }
+                return Err(CoreError::Unauthorized("invalid e-mail or password".into()));
+            }
         };
-        // Only failures count against the limit.
         self.0.limiter.reset(&account_key).await?;
         self.issue_tokens(customer, None).await
     }

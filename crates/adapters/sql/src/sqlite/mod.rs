@@ -151,6 +151,45 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(map)
     }
 
+    async fn prune(
+        &self,
+        sent_before: chrono::DateTime<chrono::Utc>,
+        keys_before: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> CoreResult<u64> {
+        use crate::time::ts;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map)?;
+        let mut n = 0;
+        for (sql, t) in [
+            (
+                "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
+                sent_before,
+            ),
+            (
+                "DELETE FROM idempotency_keys WHERE created_at < ?",
+                keys_before,
+            ),
+            ("DELETE FROM refresh_tokens WHERE expires_at < ?", now),
+        ] {
+            n += sqlx::query(sql)
+                .bind(ts(t))
+                .execute(&mut *tx)
+                .await
+                .map_err(map)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(map)?;
+        Ok(n)
+    }
+
+    async fn close(&self) {
+        SqliteStore::close(self).await;
+    }
+
     async fn ping(&self) -> CoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.readers)
