@@ -21,11 +21,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. Storage: a SQLite file (migrations run on open). `sqlite::memory:` works too.
     let dir = std::env::temp_dir().join(format!("jangteo-embedded-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let store = jangteo_sql::open(&format!("sqlite://{}", dir.join("shop.db").display()), &Default::default()).await?;
+    let store = jangteo_sql::open(
+        &format!("sqlite://{}", dir.join("shop.db").display()),
+        &Default::default(),
+    )
+    .await?;
 
     // 2. The engine: storage, payment providers (registered by name), a JWT secret.
     let engine = EngineBuilder::new(store, b"an-example-secret-of-at-least-32-bytes".to_vec())
-        .payments(PaymentRegistry::new().register(jangteo_payment_manual::ManualConfig::default().build()))
+        .payments(
+            PaymentRegistry::new()
+                .register(jangteo_payment_manual::ManualConfig::default().build()),
+        )
         .build()?;
 
     // 3. Events: relay the outbox to an in-process bus and listen.
@@ -34,7 +41,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let relay = engine.outbox_relay(Arc::new(bus));
 
     // 4. An operator creates a product (writes are audit-logged under this principal).
-    let operator = Principal { id: CustomerId::new(), email: "ops@example.com".into(), role: Role::Operator };
+    let operator = Principal {
+        id: CustomerId::new(),
+        email: "ops@example.com".into(),
+        role: Role::Operator,
+    };
     let input: ProductInput = serde_json::from_value(serde_json::json!({
         "handle": "red-ginseng-stick", "status": "published",
         "title": {"ko": "홍삼 스틱", "en": "Red ginseng stick", "id": "Stik ginseng merah"},
@@ -45,9 +56,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("created {} ({})", product.handle, product.id);
 
     // 5. A buyer finds it with a two-syllable Korean word, fills a cart and orders.
-    let found = engine.search_products(&ProductSearch { q: Some("홍삼".into()), ..Default::default() }).await?;
+    let found = engine
+        .search_products(&ProductSearch {
+            q: Some("홍삼".into()),
+            ..Default::default()
+        })
+        .await?;
     let variant = found.products[0].variants[0].id;
-    let cart = engine.create_cart(NewCart { country: "KR".into(), currency: "KRW".into(), locale: Some("ko".into()) }, None).await?;
+    let cart = engine
+        .create_cart(
+            NewCart {
+                country: "KR".into(),
+                currency: "KRW".into(),
+                locale: Some("ko".into()),
+            },
+            None,
+        )
+        .await?;
     engine.add_line(cart.cart.id, variant, 2, None).await?;
     let address = Address {
         name: "김민지".into(),
@@ -58,12 +83,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     engine
-        .update_cart(cart.cart.id, CartUpdate { email: Some("minji@example.com".into()), shipping_address: Some(address), locale: None }, None)
+        .update_cart(
+            cart.cart.id,
+            CartUpdate {
+                email: Some("minji@example.com".into()),
+                shipping_address: Some(address),
+                locale: None,
+            },
+            None,
+        )
         .await?;
-    let placed = engine.complete_cart(cart.cart.id, Some("example-checkout-1"), PaymentChoice::default(), None).await?;
-    println!("order {} is {} for {}", placed.order.number, placed.order.status.as_str(), placed.order.totals.total);
+    let placed = engine
+        .complete_cart(
+            cart.cart.id,
+            Some("example-checkout-1"),
+            PaymentChoice::default(),
+            None,
+        )
+        .await?;
+    println!(
+        "order {} is {} for {}",
+        placed.order.number,
+        placed.order.status.as_str(),
+        placed.order.totals.total
+    );
     assert_eq!(placed.order.status.as_str(), "paid");
-    assert_eq!(placed.order.totals.total.amount, rust_decimal::Decimal::from(78_000));
+    assert_eq!(
+        placed.order.totals.total.amount,
+        rust_decimal::Decimal::from(78_000)
+    );
 
     // 6. Deliver the events and show them.
     let sent = relay.drain().await?;
