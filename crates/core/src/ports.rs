@@ -136,15 +136,20 @@ pub struct IdempotencyRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// Idempotency keys.
+/// Reading idempotency keys.
 #[async_trait]
-pub trait IdempotencyStore: Send {
+pub trait IdempotencyRead: Send {
     /// A stored key.
     async fn idempotency(
         &mut self,
         scope: &str,
         key: &str,
     ) -> CoreResult<Option<IdempotencyRecord>>;
+}
+
+/// Storing idempotency keys.
+#[async_trait]
+pub trait IdempotencyWrite: Send {
     /// Stores a key; `Conflict("idempotency_conflict")` when it exists.
     async fn put_idempotency(&mut self, record: &IdempotencyRecord) -> CoreResult<()>;
 }
@@ -170,17 +175,22 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
-/// The audit log.
+/// Reading the audit log.
 #[async_trait]
-pub trait AuditLog: Send {
-    /// Appends an entry.
-    async fn append_audit(&mut self, entry: &AuditEntry) -> CoreResult<()>;
+pub trait AuditRead: Send {
     /// Entries newest first, optionally before an id.
     async fn audit_entries(
         &mut self,
         limit: u32,
         before: Option<i64>,
     ) -> CoreResult<Vec<AuditEntry>>;
+}
+
+/// Appending to the audit log.
+#[async_trait]
+pub trait AuditWrite: Send {
+    /// Appends an entry.
+    async fn append_audit(&mut self, entry: &AuditEntry) -> CoreResult<()>;
 }
 
 /// Writing events to the outbox, inside the business transaction.
@@ -201,17 +211,26 @@ pub struct OutboxRow {
 
 /// Everything readable, bundled.
 pub trait Reads:
-    CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyStore + AuditLog
+    CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyRead + AuditRead
 {
 }
-impl<T: CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyStore + AuditLog> Reads
+impl<T: CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyRead + AuditRead> Reads
     for T
 {
 }
 
 /// A transaction: every read and write, then commit. Dropping it rolls back.
 #[async_trait]
-pub trait Tx: Reads + CatalogWrite + CartWrite + OrderWrite + CustomerWrite + EventWrite {
+pub trait Tx:
+    Reads
+    + CatalogWrite
+    + CartWrite
+    + OrderWrite
+    + CustomerWrite
+    + IdempotencyWrite
+    + AuditWrite
+    + EventWrite
+{
     /// Makes every change visible at once.
     async fn commit(self: Box<Self>) -> CoreResult<()>;
 }

@@ -13,6 +13,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};

@@ -14,6 +14,8 @@
 //! It is also the smallest complete example of a payment plugin: a config struct that
 //! builds an `Arc<dyn PaymentProvider>`, registered by name in the engine's registry.
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

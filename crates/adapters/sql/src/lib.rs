@@ -11,6 +11,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 
 use jangteo_core::ports::Store;

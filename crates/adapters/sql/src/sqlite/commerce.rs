@@ -8,8 +8,8 @@ use jangteo_core::events::DomainEvent;
 use jangteo_core::ids::{CartId, CustomerId, OrderId};
 use jangteo_core::order::{Order, OrderQuery};
 use jangteo_core::ports::{
-    AuditEntry, AuditLog, CartRead, CartWrite, CustomerRead, CustomerWrite, EventWrite,
-    IdempotencyRecord, IdempotencyStore, OrderRead, OrderWrite,
+    AuditEntry, AuditRead, AuditWrite, CartRead, CartWrite, CustomerRead, CustomerWrite,
+    EventWrite, IdempotencyRead, IdempotencyRecord, IdempotencyWrite, OrderRead, OrderWrite,
 };
 use jangteo_core::{CoreError, CoreResult};
 use sqlx::sqlite::SqliteRow;
@@ -222,7 +222,11 @@ macro_rules! commerce_read {
             async fn orders(&mut self, query: &OrderQuery) -> CoreResult<Vec<Order>> {
                 orders(self.conn(), query).await
             }
-            async fn expired_pending_orders(&mut self, now: DateTime<Utc>, limit: u32) -> CoreResult<Vec<OrderId>> {
+            async fn expired_pending_orders(
+                &mut self,
+                now: DateTime<Utc>,
+                limit: u32,
+            ) -> CoreResult<Vec<OrderId>> {
                 expired_pending(self.conn(), now, limit).await
             }
         }
@@ -238,50 +242,32 @@ macro_rules! commerce_read {
             async fn customers_with_roles(&mut self, roles: &[Role]) -> CoreResult<Vec<Customer>> {
                 customers_with_roles(self.conn(), roles).await
             }
-            async fn refresh_token(&mut self, token_hash: &str) -> CoreResult<Option<RefreshToken>> {
+            async fn refresh_token(
+                &mut self,
+                token_hash: &str,
+            ) -> CoreResult<Option<RefreshToken>> {
                 refresh_token(self.conn(), token_hash).await
             }
         }
 
         #[async_trait]
-        impl IdempotencyStore for $t {
-            async fn idempotency(&mut self, scope: &str, key: &str) -> CoreResult<Option<IdempotencyRecord>> {
+        impl IdempotencyRead for $t {
+            async fn idempotency(
+                &mut self,
+                scope: &str,
+                key: &str,
+            ) -> CoreResult<Option<IdempotencyRecord>> {
                 idempotency(self.conn(), scope, key).await
-            }
-            async fn put_idempotency(&mut self, r: &IdempotencyRecord) -> CoreResult<()> {
-                sqlx::query("INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, created_at) VALUES (?, ?, ?, ?, ?)")
-                    .bind(&r.scope)
-                    .bind(&r.key)
-                    .bind(&r.fingerprint)
-                    .bind(&r.resource_id)
-                    .bind(ts(r.created_at))
-                    .execute(self.conn())
-                    .await
-                    .map_err(map)?;
-                Ok(())
             }
         }
 
         #[async_trait]
-        impl AuditLog for $t {
-            async fn append_audit(&mut self, e: &AuditEntry) -> CoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO audit_log (at, actor_id, actor_email, action, target_type, target_id, details)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(ts(e.at))
-                .bind(e.actor_id.map(|a| a.to_string()))
-                .bind(&e.actor_email)
-                .bind(&e.action)
-                .bind(&e.target_type)
-                .bind(&e.target_id)
-                .bind(serde_json::to_string(&e.details).map_err(json)?)
-                .execute(self.conn())
-                .await
-                .map_err(map)?;
-                Ok(())
-            }
-            async fn audit_entries(&mut self, limit: u32, before: Option<i64>) -> CoreResult<Vec<AuditEntry>> {
+        impl AuditRead for $t {
+            async fn audit_entries(
+                &mut self,
+                limit: u32,
+                before: Option<i64>,
+            ) -> CoreResult<Vec<AuditEntry>> {
                 audit_entries(self.conn(), limit, before).await
             }
         }
@@ -289,6 +275,45 @@ macro_rules! commerce_read {
 }
 commerce_read!(SqliteTx);
 commerce_read!(SqliteReader);
+
+#[async_trait]
+impl IdempotencyWrite for SqliteTx {
+    async fn put_idempotency(&mut self, r: &IdempotencyRecord) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&r.scope)
+        .bind(&r.key)
+        .bind(&r.fingerprint)
+        .bind(&r.resource_id)
+        .bind(ts(r.created_at))
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditWrite for SqliteTx {
+    async fn append_audit(&mut self, e: &AuditEntry) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor_id, actor_email, action, target_type, target_id, details)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(ts(e.at))
+        .bind(e.actor_id.map(|a| a.to_string()))
+        .bind(&e.actor_email)
+        .bind(&e.action)
+        .bind(&e.target_type)
+        .bind(&e.target_id)
+        .bind(serde_json::to_string(&e.details).map_err(json)?)
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(())
+    }
+}
 
 #[async_trait]
 impl CartWrite for SqliteTx {
