@@ -193,16 +193,20 @@ fn finish(
 
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     use axum::http::{header, HeaderName, HeaderValue, Method};
-    let origins: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
+    use tower_http::cors::AllowOrigin;
     if origins.is_empty() {
         return None;
     }
+    // `*` allows any origin (fine: credentials travel in the Authorization header, not
+    // cookies); otherwise only the listed ones.
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
     Some(
         tower_http::cors::CorsLayer::new()
-            .allow_origin(origins)
+            .allow_origin(allow)
             .allow_methods([
                 Method::GET,
                 Method::POST,
@@ -217,7 +221,11 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 HeaderName::from_static("idempotency-key"),
                 HeaderName::from_static("x-order-token"),
             ])
-            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("idempotent-replayed"),
+                header::RETRY_AFTER,
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }
