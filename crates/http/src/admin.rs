@@ -220,7 +220,7 @@ pub(crate) async fn get_order(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<OrderDto>> {
     Ok(axum::Json(OrderDto::from(
-        &s.engine.admin_order(order_id(&id)?).await?,
+        &s.engine.order_by_id(order_id(&id)?).await?,
     )))
 }
 

@@ -269,18 +269,30 @@ impl Engine {
     }
 
     fn low_stock_events(&self, p: &Product, events: &mut Vec<DomainEvent>) {
-        let now = self.now();
-        for v in &p.variants {
-            if v.stock <= self.0.settings.low_stock_threshold {
-                events.push(DomainEvent::new(
-                    "inventory.low",
-                    "inventory",
-                    v.id,
-                    now,
-                    json!({"variant_id": v.id, "product_id": p.id, "sku": v.sku, "stock": v.stock}),
-                ));
-            }
-        }
+        events.extend(
+            p.variants
+                .iter()
+                .filter_map(|v| self.low_stock_event(p.id, v.id, &v.sku, v.stock)),
+        );
+    }
+
+    /// `inventory.low` when `stock` is at or below the threshold.
+    pub(crate) fn low_stock_event(
+        &self,
+        product_id: ProductId,
+        variant_id: VariantId,
+        sku: &str,
+        stock: i64,
+    ) -> Option<DomainEvent> {
+        (stock <= self.0.settings.low_stock_threshold).then(|| {
+            DomainEvent::new(
+                "inventory.low",
+                "inventory",
+                variant_id,
+                self.now(),
+                json!({"variant_id": variant_id, "product_id": product_id, "sku": sku, "stock": stock}),
+            )
+        })
     }
 
     /// `inventory.adjusted` for every variant whose stock an operator changed, and
@@ -308,15 +320,7 @@ impl Engine {
                 now,
                 json!({"variant_id": v.id, "product_id": after.id, "sku": v.sku, "stock": v.stock, "previous": previous}),
             ));
-            if v.stock <= self.0.settings.low_stock_threshold {
-                events.push(DomainEvent::new(
-                    "inventory.low",
-                    "inventory",
-                    v.id,
-                    now,
-                    json!({"variant_id": v.id, "product_id": after.id, "sku": v.sku, "stock": v.stock}),
-                ));
-            }
+            events.extend(self.low_stock_event(after.id, v.id, &v.sku, v.stock));
         }
     }
 

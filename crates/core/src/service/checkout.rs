@@ -156,15 +156,12 @@ impl Engine {
         for line in &priced.lines {
             match tx.take_stock(line.variant_id, line.quantity).await? {
                 Some(left) => {
-                    if left <= self.0.settings.low_stock_threshold {
-                        events.push(DomainEvent::new(
-                            "inventory.low",
-                            "inventory",
-                            line.variant_id,
-                            now,
-                            json!({"variant_id": line.variant_id, "product_id": line.product_id, "sku": line.sku, "stock": left}),
-                        ));
-                    }
+                    events.extend(self.low_stock_event(
+                        line.product_id,
+                        line.variant_id,
+                        &line.sku,
+                        left,
+                    ));
                 }
                 None => {
                     // Dropping the transaction rolls back the lines already taken.
@@ -416,14 +413,7 @@ impl Engine {
     }
 
     async fn replayed_order(&self, order_id: OrderId) -> CoreResult<CheckoutResult> {
-        let order = self
-            .0
-            .store
-            .read()
-            .await?
-            .order(order_id)
-            .await?
-            .ok_or(CoreError::NotFound { entity: "order" })?;
+        let order = self.order_by_id(order_id).await?;
         if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
             return Err(declined_error(&order));
         }
@@ -459,14 +449,7 @@ impl Engine {
                 reference,
                 amount,
             } => {
-                let order = self
-                    .0
-                    .store
-                    .read()
-                    .await?
-                    .order(order_id)
-                    .await?
-                    .ok_or(CoreError::NotFound { entity: "order" })?;
+                let order = self.order_by_id(order_id).await?;
                 if amount != order.payment.amount {
                     return Err(CoreError::invalid(
                         "amount_mismatch",
@@ -529,14 +512,7 @@ impl Engine {
         id: OrderId,
         reference: Option<String>,
     ) -> CoreResult<Order> {
-        let order = self
-            .0
-            .store
-            .read()
-            .await?
-            .order(id)
-            .await?
-            .ok_or(CoreError::NotFound { entity: "order" })?;
+        let order = self.order_by_id(id).await?;
         if order.status != OrderStatus::Pending {
             return Err(CoreError::conflict(
                 "invalid_state",

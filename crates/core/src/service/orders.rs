@@ -98,14 +98,7 @@ impl Engine {
     /// One order for its buyer. Someone else's order is "not found", not "forbidden",
     /// so ids cannot be probed.
     pub async fn customer_order(&self, id: OrderId, access: OrderAccess<'_>) -> CoreResult<Order> {
-        let order = self
-            .0
-            .store
-            .read()
-            .await?
-            .order(id)
-            .await?
-            .ok_or(CoreError::NotFound { entity: "order" })?;
+        let order = self.order_by_id(id).await?;
         if !access.allows(&order) {
             return Err(CoreError::NotFound { entity: "order" });
         }
@@ -143,8 +136,9 @@ impl Engine {
         self.order_page(None, status, limit, before).await
     }
 
-    /// One order for operators.
-    pub async fn admin_order(&self, id: OrderId) -> CoreResult<Order> {
+    /// Any order by id, without an ownership check (operators; use cases after they
+    /// checked access).
+    pub async fn order_by_id(&self, id: OrderId) -> CoreResult<Order> {
         self.0
             .store
             .read()
@@ -161,7 +155,7 @@ impl Engine {
         id: OrderId,
         reason: Option<String>,
     ) -> CoreResult<Order> {
-        let order = self.admin_order(id).await?;
+        let order = self.order_by_id(id).await?;
         if !matches!(order.status, OrderStatus::Pending | OrderStatus::Paid) {
             return Err(CoreError::conflict(
                 "invalid_state",
@@ -311,7 +305,7 @@ impl Engine {
         id: OrderId,
         reason: Option<String>,
     ) -> CoreResult<Order> {
-        let order = self.admin_order(id).await?;
+        let order = self.order_by_id(id).await?;
         if !order.status.can_become(OrderStatus::Refunded) {
             return Err(CoreError::conflict(
                 "invalid_state",

@@ -86,17 +86,20 @@ impl Engine {
         Ok((customer, tx))
     }
 
-    /// Registers a buyer.
-    pub async fn register(&self, email: &str, password: &str) -> CoreResult<Customer> {
-        let (c, tx) = self.new_account(email, password, Role::Customer).await?;
-        let ev = DomainEvent::new(
+    fn registered(&self, c: &Customer) -> DomainEvent {
+        DomainEvent::new(
             "customer.registered",
             "customer",
             c.id,
             self.now(),
             json!({"customer_id": c.id, "role": c.role}),
-        );
-        self.commit(tx, &[ev]).await?;
+        )
+    }
+
+    /// Registers a buyer.
+    pub async fn register(&self, email: &str, password: &str) -> CoreResult<Customer> {
+        let (c, tx) = self.new_account(email, password, Role::Customer).await?;
+        self.commit(tx, &[self.registered(&c)]).await?;
         Ok(c)
     }
 
@@ -129,14 +132,7 @@ impl Engine {
             json!({"email": c.email, "role": c.role}),
         ))
         .await?;
-        let ev = DomainEvent::new(
-            "customer.registered",
-            "customer",
-            c.id,
-            self.now(),
-            json!({"customer_id": c.id, "role": c.role}),
-        );
-        self.commit(tx, &[ev]).await?;
+        self.commit(tx, &[self.registered(&c)]).await?;
         Ok(c)
     }
 
@@ -170,14 +166,7 @@ impl Engine {
             return Ok(false);
         }
         let (c, tx) = self.new_account(email, password, Role::Admin).await?;
-        let ev = DomainEvent::new(
-            "customer.registered",
-            "customer",
-            c.id,
-            self.now(),
-            json!({"customer_id": c.id, "role": c.role}),
-        );
-        self.commit(tx, &[ev]).await?;
+        self.commit(tx, &[self.registered(&c)]).await?;
         Ok(true)
     }
 
