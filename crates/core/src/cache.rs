@@ -2,20 +2,34 @@
 //!
 //! Entries carry the generation they were made in; invalidation bumps the generation,
 //! which drops everything at once without walking the map. A TTL bounds staleness of
-//! what invalidation cannot see (stock sold by another process).
+//! what invalidation cannot see (stock sold by another process or by checkout).
+//!
+//! When an entry's TTL runs out, exactly one caller reloads it while the others keep
+//! getting the old value for up to one more TTL (stale-while-revalidate). Without that,
+//! every request in flight at the moment of expiry would hit the database at once,
+//! which is what made the tail latency of busy listings jump.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-type Entries<V> = HashMap<String, (u64, Instant, Arc<V>)>;
+use crate::error::CoreResult;
+
+#[derive(Debug)]
+struct Entry<V> {
+    generation: u64,
+    at: Instant,
+    value: Arc<V>,
+    refreshing: AtomicBool,
+}
 
 /// Generation-stamped cache of shared values.
 #[derive(Debug)]
 pub struct PageCache<V> {
     generation: AtomicU64,
-    map: RwLock<Entries<V>>,
+    map: RwLock<HashMap<String, Arc<Entry<V>>>>,
     ttl: Duration,
     max_entries: usize,
 }
@@ -31,39 +45,69 @@ impl<V> PageCache<V> {
         }
     }
 
-    /// A live entry.
-    pub fn get(&self, key: &str) -> Option<Arc<V>> {
+    /// The cached value, or `load`'s. Values are shared (`Arc`), so callers can tell
+    /// by pointer whether they got the same value as last time.
+    pub async fn get_or_load<F, Fut>(&self, key: &str, load: F) -> CoreResult<Arc<V>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = CoreResult<V>>,
+    {
         if self.ttl.is_zero() {
-            return None;
+            return load().await.map(Arc::new);
         }
-        let g = self.generation.load(Ordering::Acquire);
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        map.get(key)
-            .filter(|(eg, at, _)| *eg == g && at.elapsed() < self.ttl)
-            .map(|(_, _, v)| v.clone())
+        // Read the generation before loading, so an invalidation that happens while
+        // we load wins over what we store.
+        let generation = self.generation.load(Ordering::Acquire);
+        let current = {
+            let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+            map.get(key).filter(|e| e.generation == generation).cloned()
+        };
+        let mut claimed = None;
+        if let Some(e) = current {
+            let age = e.at.elapsed();
+            if age < self.ttl {
+                return Ok(e.value.clone());
+            }
+            if age < self.ttl * 2 {
+                if e.refreshing.swap(true, Ordering::AcqRel) {
+                    return Ok(e.value.clone());
+                }
+                claimed = Some(e);
+            }
+        }
+        match load().await {
+            Ok(v) => {
+                let v = Arc::new(v);
+                self.put(key.to_string(), generation, v.clone());
+                Ok(v)
+            }
+            Err(err) => {
+                if let Some(e) = claimed {
+                    // Let the next caller try again.
+                    e.refreshing.store(false, Ordering::Release);
+                }
+                Err(err)
+            }
+        }
     }
 
-    /// Stores a value computed under generation `generation` (read it with
-    /// [`PageCache::generation`] *before* computing, so a concurrent invalidation wins).
-    pub fn put(&self, key: String, generation: u64, value: Arc<V>) {
-        if self.ttl.is_zero() {
-            return;
-        }
+    fn put(&self, key: String, generation: u64, value: Arc<V>) {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.max_entries {
             let g = self.generation.load(Ordering::Acquire);
-            let ttl = self.ttl;
-            map.retain(|_, (eg, at, _)| *eg == g && at.elapsed() < ttl);
+            let keep = self.ttl * 2;
+            map.retain(|_, e| e.generation == g && e.at.elapsed() < keep);
             if map.len() >= self.max_entries {
                 map.clear();
             }
         }
-        map.insert(key, (generation, Instant::now(), value));
-    }
-
-    /// Current generation.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        let entry = Entry {
+            generation,
+            at: Instant::now(),
+            value,
+            refreshing: AtomicBool::new(false),
+        };
+        map.insert(key, Arc::new(entry));
     }
 
     /// Drops everything.
@@ -75,16 +119,82 @@ impl<V> PageCache<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CoreError;
+    use std::sync::atomic::AtomicUsize;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
 
     #[test]
-    fn invalidation_wins_over_a_concurrent_fill() {
-        let c = PageCache::new(Duration::from_secs(60), 10);
-        let g = c.generation();
-        c.invalidate_all();
-        c.put("k".into(), g, Arc::new(1));
-        assert!(c.get("k").is_none());
-        let g = c.generation();
-        c.put("k".into(), g, Arc::new(2));
-        assert_eq!(*c.get("k").unwrap(), 2);
+    fn hits_invalidation_and_stale_while_revalidate() {
+        rt().block_on(async {
+            let c = PageCache::new(Duration::from_millis(50), 10);
+            let loads = AtomicUsize::new(0);
+            let load = |v: u32| {
+                loads.fetch_add(1, Ordering::SeqCst);
+                async move { Ok::<_, CoreError>(v) }
+            };
+            assert_eq!(*c.get_or_load("k", || load(1)).await.unwrap(), 1);
+            assert_eq!(
+                *c.get_or_load("k", || load(2)).await.unwrap(),
+                1,
+                "fresh hit"
+            );
+            c.invalidate_all();
+            assert_eq!(
+                *c.get_or_load("k", || load(3)).await.unwrap(),
+                3,
+                "invalidated"
+            );
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            // Expired: the first caller reloads; while it does, others get the old value.
+            let entry = c.map.read().unwrap().get("k").cloned().unwrap();
+            entry.refreshing.store(true, Ordering::SeqCst);
+            assert_eq!(
+                *c.get_or_load("k", || load(4)).await.unwrap(),
+                3,
+                "stale while another refreshes"
+            );
+            entry.refreshing.store(false, Ordering::SeqCst);
+            assert_eq!(
+                *c.get_or_load("k", || load(5)).await.unwrap(),
+                5,
+                "the claimant reloads"
+            );
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            assert_eq!(
+                *c.get_or_load("k", || load(6)).await.unwrap(),
+                6,
+                "too old to serve stale"
+            );
+            assert_eq!(loads.load(Ordering::SeqCst), 4);
+        });
+    }
+
+    #[test]
+    fn a_failed_reload_lets_the_next_caller_try() {
+        rt().block_on(async {
+            let c = PageCache::new(Duration::from_millis(20), 10);
+            c.get_or_load("k", || async { Ok::<_, CoreError>(1) })
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            let err = c
+                .get_or_load("k", || async {
+                    Err::<u32, _>(CoreError::Unavailable("db".into()))
+                })
+                .await;
+            assert!(err.is_err());
+            assert_eq!(
+                *c.get_or_load("k", || async { Ok::<_, CoreError>(2) })
+                    .await
+                    .unwrap(),
+                2
+            );
+        });
     }
 }

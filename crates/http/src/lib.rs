@@ -35,6 +35,7 @@ mod admin;
 pub mod dto;
 mod extract;
 pub mod problem;
+mod render;
 mod store;
 
 use problem::ApiError;
@@ -46,6 +47,10 @@ pub struct AppState {
     pub engine: Engine,
     /// Take the client address from `X-Forwarded-For` (behind a trusted gateway).
     pub trust_forwarded_for: bool,
+    /// Rendered product listings.
+    pub(crate) listings: std::sync::Arc<render::Rendered<jangteo_core::catalog::ProductPage>>,
+    /// Rendered product pages.
+    pub(crate) details: std::sync::Arc<render::Rendered<jangteo_core::catalog::Product>>,
 }
 
 /// HTTP settings.
@@ -173,6 +178,8 @@ fn finish(
         .with_state(AppState {
             engine,
             trust_forwarded_for: settings.trust_forwarded_for,
+            listings: std::sync::Arc::new(render::Rendered::new(10_000)),
+            details: std::sync::Arc::new(render::Rendered::new(50_000)),
         });
     let router = match cors(&settings.cors_origins) {
         Some(layer) => router.layer(layer),

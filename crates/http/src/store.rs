@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use jangteo_core::catalog::Cursor;
 use jangteo_core::ids::{CartId, LineId, OrderId, VariantId};
 use jangteo_core::money::Currency;
@@ -40,11 +40,13 @@ fn currency_param(c: Option<&str>) -> ApiResult<Option<Currency>> {
 pub(crate) async fn list_products(
     State(s): State<AppState>,
     Locale(chain): Locale,
+    uri: axum::http::Uri,
     ApiQuery(q): ApiQuery<ProductListQuery>,
-) -> ApiResult<axum::Json<ProductList<StoreProduct>>> {
+) -> ApiResult<Response> {
     let currency = currency_param(q.currency.as_deref())?;
     let page = s.engine.search_products(&search_of(&q, false)).await?;
-    Ok(axum::Json(ProductList {
+    let key = format!("{}|{}", chain.0.join(","), uri.query().unwrap_or(""));
+    Ok(s.listings.respond(key, &page, |page| ProductList {
         products: page
             .products
             .iter()
@@ -82,10 +84,12 @@ pub(crate) async fn get_product(
     Locale(chain): Locale,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ProductDetailQuery>,
-) -> ApiResult<axum::Json<StoreProduct>> {
+) -> ApiResult<Response> {
     let currency = currency_param(q.currency.as_deref())?;
     let p = s.engine.product(&id, false).await?;
-    Ok(axum::Json(StoreProduct::render(&p, &chain, currency)))
+    let key = format!("{}|{id}|{currency:?}", chain.0.join(","));
+    Ok(s.details
+        .respond(key, &p, |p| StoreProduct::render(p, &chain, currency)))
 }
 
 /// Categories.

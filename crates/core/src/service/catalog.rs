@@ -204,13 +204,13 @@ impl Engine {
     pub async fn search_products(&self, search: &ProductSearch) -> CoreResult<Arc<ProductPage>> {
         let query = search.to_query()?;
         let key = format!("{query:?}");
-        if let Some(hit) = self.0.product_pages.get(&key) {
-            return Ok(hit);
-        }
-        let generation = self.0.product_pages.generation();
-        let page = Arc::new(self.0.store.read().await?.products(&query).await?);
-        self.0.product_pages.put(key, generation, page.clone());
-        Ok(page)
+        let store = &self.0.store;
+        self.0
+            .product_pages
+            .get_or_load(&key, || async {
+                store.read().await?.products(&query).await
+            })
+            .await
     }
 
     /// A product by id or handle. Drafts are visible only with `include_drafts`.
@@ -219,12 +219,12 @@ impl Engine {
         id_or_handle: &str,
         include_drafts: bool,
     ) -> CoreResult<Arc<Product>> {
-        let key = id_or_handle.to_string();
-        let product = match self.0.product_details.get(&key) {
-            Some(p) => p,
-            None => {
-                let generation = self.0.product_details.generation();
-                let mut r = self.0.store.read().await?;
+        let store = &self.0.store;
+        let product = self
+            .0
+            .product_details
+            .get_or_load(id_or_handle, || async {
+                let mut r = store.read().await?;
                 let found = match id_or_handle.parse::<ProductId>() {
                     Ok(id) => r.product(id).await?,
                     Err(_) if id_or_handle.len() <= 100 => {
@@ -232,11 +232,9 @@ impl Engine {
                     }
                     Err(_) => None,
                 };
-                let p = Arc::new(found.ok_or(CoreError::NotFound { entity: "product" })?);
-                self.0.product_details.put(key, generation, p.clone());
-                p
-            }
-        };
+                found.ok_or(CoreError::NotFound { entity: "product" })
+            })
+            .await?;
         if !include_drafts && product.status != ProductStatus::Published {
             return Err(CoreError::NotFound { entity: "product" });
         }
