@@ -115,8 +115,9 @@ impl Engine {
         let mut tx = self.0.store.begin().await?;
         tx.save_cart(&cart).await?;
         self.commit(tx, &[]).await?;
-        let mut r = self.0.store.read().await?;
-        self.priced(r.as_mut(), cart).await
+        // A new cart has no lines: nothing to read for its (zero) totals.
+        let chain = self.cart_chain(&cart);
+        self.0.pricing.price(&cart, &[], &chain, false).await
     }
 
     /// A priced cart.
@@ -160,15 +161,23 @@ impl Engine {
             .ok_or(CoreError::NotFound { entity: "cart" })?;
         Self::check_owner(&cart, caller)?;
         cart.ensure_open(now)?;
-        let snaps = tx.variants(&extra_variants).await?;
+        // Every variant the cart will show, read once: the change checks them and the
+        // pricing afterwards reuses them, outside the write transaction.
+        let mut ids: Vec<VariantId> = cart.lines.iter().map(|l| l.variant_id).collect();
+        ids.extend(
+            extra_variants
+                .into_iter()
+                .filter(|v| !cart.lines.iter().any(|l| l.variant_id == *v)),
+        );
+        let snaps = tx.variants(&ids).await?;
         change(&mut cart, &snaps)?;
         cart.updated_at = now;
         // Activity extends the cart's life.
         cart.expires_at = now + self.0.settings.cart_ttl;
         tx.save_cart(&cart).await?;
-        let priced = self.priced(tx.as_mut(), cart).await?;
         self.commit(tx, &[]).await?;
-        Ok(priced)
+        let chain = self.cart_chain(&cart);
+        self.0.pricing.price(&cart, &snaps, &chain, false).await
     }
 
     /// Adds a variant to a cart (or raises the quantity of its existing line).
@@ -241,21 +250,7 @@ impl Engine {
         caller: Option<&Principal>,
     ) -> CoreResult<PricedCart> {
         Cart::check_quantity(quantity)?;
-        let variant = {
-            let mut r = self.0.store.read().await?;
-            let cart = r
-                .cart(id)
-                .await?
-                .ok_or(CoreError::NotFound { entity: "cart" })?;
-            cart.lines
-                .iter()
-                .find(|l| l.id == line_id)
-                .map(|l| l.variant_id)
-        };
-        let variant = variant.ok_or(CoreError::NotFound {
-            entity: "line item",
-        })?;
-        self.change_cart_with(id, caller, vec![variant], move |cart, snaps| {
+        self.change_cart(id, caller, move |cart, snaps| {
             let line =
                 cart.lines
                     .iter_mut()
@@ -263,7 +258,11 @@ impl Engine {
                     .ok_or(CoreError::NotFound {
                         entity: "line item",
                     })?;
-            let stock = snaps.first().map(|s| s.variant.stock).unwrap_or(0);
+            let stock = snaps
+                .iter()
+                .find(|s| s.variant.id == line.variant_id)
+                .map(|s| s.variant.stock)
+                .unwrap_or(0);
             if quantity > line.quantity && quantity > stock {
                 return Err(CoreError::OutOfStock {
                     variant_id: line.variant_id.to_string(),

@@ -295,8 +295,13 @@ pub(crate) async fn variants(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // One round trip: carts and checkout call this inside the write transaction, where
+    // every statement lengthens the time the single writer is held.
     let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT DISTINCT p.id, p.handle, p.status, p.title FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN (",
+        "SELECT v.id, v.sku, v.options, v.stock, p.id AS pid, p.handle, p.status, p.title,
+           (SELECT json_group_array(json_array(pr.currency, pr.amount_minor))
+              FROM prices pr WHERE pr.variant_id = v.id) AS prices
+         FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN (",
     );
     let mut sep = qb.separated(", ");
     for id in ids {
@@ -304,33 +309,28 @@ pub(crate) async fn variants(
     }
     qb.push(")");
     let rows = qb.build().fetch_all(&mut *conn).await.map_err(map)?;
-    let mut heads = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        let id: String = r.try_get("id").map_err(map)?;
-        let title: LocalizedText =
-            serde_json::from_str(&r.try_get::<String, _>("title").map_err(map)?).map_err(json)?;
-        heads.push((
-            id,
-            r.try_get::<String, _>("handle").map_err(map)?,
-            ProductStatus::parse(&r.try_get::<String, _>("status").map_err(map)?)?,
-            title,
-        ));
-    }
-    let pids: Vec<String> = heads.iter().map(|h| h.0.clone()).collect();
-    let mut by_product = load_variants(conn, &pids).await?;
-    let mut out = Vec::new();
-    for (pid, handle, status, title) in heads {
-        for v in by_product.remove(&pid).unwrap_or_default() {
-            if ids.contains(&v.id) {
-                out.push(VariantSnapshot {
-                    variant: v,
-                    product_id: parse_id(&pid)?,
-                    product_handle: handle.clone(),
-                    product_title: title.clone(),
-                    product_status: status,
-                });
-            }
-        }
+        let text = |c: &str| r.try_get::<String, _>(c).map_err(map);
+        let raw_prices: Vec<(String, i64)> =
+            serde_json::from_str(&text("prices")?).map_err(json)?;
+        let prices = raw_prices
+            .into_iter()
+            .map(|(c, minor)| Money::from_minor(minor, c.parse()?))
+            .collect::<CoreResult<Vec<_>>>()?;
+        out.push(VariantSnapshot {
+            variant: Variant {
+                id: parse_id(&text("id")?)?,
+                sku: text("sku")?,
+                options: serde_json::from_str(&text("options")?).map_err(json)?,
+                prices,
+                stock: r.try_get("stock").map_err(map)?,
+            },
+            product_id: parse_id(&text("pid")?)?,
+            product_handle: text("handle")?,
+            product_title: serde_json::from_str(&text("title")?).map_err(json)?,
+            product_status: ProductStatus::parse(&text("status")?)?,
+        });
     }
     Ok(out)
 }

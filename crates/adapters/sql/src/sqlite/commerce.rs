@@ -437,20 +437,26 @@ impl CustomerWrite for SqliteTx {
 #[async_trait]
 impl EventWrite for SqliteTx {
     async fn append_events(&mut self, events: &[DomainEvent]) -> CoreResult<()> {
-        for e in events {
-            sqlx::query(
-                "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, occurred_at, envelope)
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(e.id.to_string())
-            .bind(&e.event_type)
-            .bind(&e.aggregate_type)
-            .bind(&e.aggregate_id)
-            .bind(ts(e.occurred_at))
-            .bind(serde_json::to_string(e).map_err(json)?)
-            .execute(self.conn())
-            .await
-            .map_err(map)?;
+        // One statement per batch: it runs inside the business transaction, on the
+        // single writer. 100 rows x 6 parameters stay far below SQLite's limit.
+        for chunk in events.chunks(100) {
+            let envelopes = chunk
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(json)?;
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, occurred_at, envelope) ",
+            );
+            qb.push_values(chunk.iter().zip(envelopes), |mut b, (e, env)| {
+                b.push_bind(e.id.to_string())
+                    .push_bind(e.event_type.clone())
+                    .push_bind(e.aggregate_type.clone())
+                    .push_bind(e.aggregate_id.clone())
+                    .push_bind(ts(e.occurred_at))
+                    .push_bind(env);
+            });
+            qb.build().execute(self.conn()).await.map_err(map)?;
         }
         Ok(())
     }
