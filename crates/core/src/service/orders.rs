@@ -198,15 +198,7 @@ impl Engine {
     ) -> CoreResult<Order> {
         // Refund first, outside the transaction; the provider dedupes retries by key.
         let refunded = if order.payment.status == PaymentStatus::Captured {
-            let provider = self.0.payments.get(Some(&order.payment.provider))?;
-            provider
-                .refund(&RefundRequest {
-                    order_id: order.id,
-                    reference: order.payment.reference.clone().unwrap_or_default(),
-                    amount: order.payment.amount,
-                    reason: reason.clone().unwrap_or_else(|| "canceled".into()),
-                    idempotency_key: format!("refund-{}", order.id),
-                })
+            self.refund_payment(&order, reason.as_deref().unwrap_or("canceled"))
                 .await?;
             true
         } else {
@@ -242,6 +234,21 @@ impl Engine {
         self.commit(tx, &events).await?;
         self.invalidate_catalog_cache();
         Ok(current)
+    }
+
+    /// Gives the whole payment back through its provider. The key is per order, so a
+    /// retry after a failure later in the use case never refunds twice.
+    async fn refund_payment(&self, order: &Order, reason: &str) -> CoreResult<String> {
+        let provider = self.0.payments.get(Some(&order.payment.provider))?;
+        provider
+            .refund(&RefundRequest {
+                order_id: order.id,
+                reference: order.payment.reference.clone().unwrap_or_default(),
+                amount: order.payment.amount,
+                reason: reason.to_string(),
+                idempotency_key: format!("refund-{}", order.id),
+            })
+            .await
     }
 
     /// Hands a paid order to a carrier.
@@ -315,15 +322,7 @@ impl Engine {
                 ),
             ));
         }
-        let provider = self.0.payments.get(Some(&order.payment.provider))?;
-        provider
-            .refund(&RefundRequest {
-                order_id: order.id,
-                reference: order.payment.reference.clone().unwrap_or_default(),
-                amount: order.payment.amount,
-                reason: reason.clone().unwrap_or_else(|| "refund".into()),
-                idempotency_key: format!("refund-{}", order.id),
-            })
+        self.refund_payment(&order, reason.as_deref().unwrap_or("refund"))
             .await?;
         self.staff_transition(
             staff,
