@@ -108,11 +108,7 @@ impl StepStats {
                 .last()
                 .map(|v| f64::from(*v) / 1000.0)
                 .unwrap_or(0.0),
-            mean_bytes: if self.count > 0 {
-                self.bytes / self.count
-            } else {
-                0
-            },
+            mean_bytes: self.bytes.checked_div(self.count).unwrap_or(0),
         }
     }
 }
