@@ -70,6 +70,31 @@ const PRODUCT_COLS: &str =
     "p.id, p.handle, p.status, p.title, p.description, p.categories, p.media, p.countries, p.created_at, p.updated_at";
 
 /// Loads the variants (with prices) of the given products, in position order.
+/// The prices of variant `v` as one JSON text, `[["KRW", 39000], ...]`, so a variant
+/// and its prices travel in one row (rows cross a thread boundary one by one in sqlx's
+/// SQLite driver, which made listings spend most of their time moving price rows).
+const PRICES_JSON: &str = "(SELECT json_group_array(json_array(pr.currency, pr.amount_minor))
+      FROM prices pr WHERE pr.variant_id = v.id) AS prices";
+
+/// A variant from a row with `id`, `sku`, `options`, `stock` and [`PRICES_JSON`].
+fn variant_from_row(r: &SqliteRow) -> CoreResult<Variant> {
+    let text = |c: &str| r.try_get::<String, _>(c).map_err(map);
+    let raw_prices: Vec<(String, i64)> = serde_json::from_str(&text("prices")?).map_err(json)?;
+    let prices = raw_prices
+        .into_iter()
+        .map(|(c, minor)| Money::from_minor(minor, c.parse::<Currency>()?))
+        .collect::<CoreResult<Vec<_>>>()?;
+    let options: BTreeMap<String, String> =
+        serde_json::from_str(&text("options")?).map_err(json)?;
+    Ok(Variant {
+        id: parse_id(&text("id")?)?,
+        sku: text("sku")?,
+        options,
+        prices,
+        stock: r.try_get("stock").map_err(map)?,
+    })
+}
+
 async fn load_variants(
     conn: &mut SqliteConnection,
     product_ids: &[String],
@@ -78,47 +103,17 @@ async fn load_variants(
     if product_ids.is_empty() {
         return Ok(out);
     }
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT id, product_id, sku, options, stock FROM variants WHERE product_id IN (",
-    );
+    let mut qb = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT v.id, v.product_id, v.sku, v.options, v.stock, {PRICES_JSON} FROM variants v WHERE v.product_id IN ("
+    ));
     let mut sep = qb.separated(", ");
     for id in product_ids {
         sep.push_bind(id);
     }
-    qb.push(") ORDER BY product_id, position");
-    let rows = qb.build().fetch_all(&mut *conn).await.map_err(map)?;
-    let mut prices: HashMap<String, Vec<Money>> = HashMap::new();
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT variant_id, currency, amount_minor FROM prices WHERE product_id IN (",
-    );
-    let mut sep = qb.separated(", ");
-    for id in product_ids {
-        sep.push_bind(id);
-    }
-    qb.push(") ORDER BY variant_id, currency");
+    qb.push(") ORDER BY v.product_id, v.position");
     for r in qb.build().fetch_all(&mut *conn).await.map_err(map)? {
-        let vid: String = r.try_get("variant_id").map_err(map)?;
-        let cur: String = r.try_get("currency").map_err(map)?;
-        let minor: i64 = r.try_get("amount_minor").map_err(map)?;
-        let currency: Currency = cur.parse()?;
-        prices
-            .entry(vid)
-            .or_default()
-            .push(Money::from_minor(minor, currency)?);
-    }
-    for r in rows {
-        let id: String = r.try_get("id").map_err(map)?;
         let pid: String = r.try_get("product_id").map_err(map)?;
-        let options: BTreeMap<String, String> =
-            serde_json::from_str(&r.try_get::<String, _>("options").map_err(map)?).map_err(json)?;
-        let v = Variant {
-            id: parse_id(&id)?,
-            sku: r.try_get("sku").map_err(map)?,
-            options,
-            prices: prices.remove(&id).unwrap_or_default(),
-            stock: r.try_get("stock").map_err(map)?,
-        };
-        out.entry(pid).or_default().push(v);
+        out.entry(pid).or_default().push(variant_from_row(&r)?);
     }
     Ok(out)
 }
@@ -297,12 +292,10 @@ pub(crate) async fn variants(
     }
     // One round trip: carts and checkout call this inside the write transaction, where
     // every statement lengthens the time the single writer is held.
-    let mut qb = QueryBuilder::<Sqlite>::new(
-        "SELECT v.id, v.sku, v.options, v.stock, p.id AS pid, p.handle, p.status, p.title,
-           (SELECT json_group_array(json_array(pr.currency, pr.amount_minor))
-              FROM prices pr WHERE pr.variant_id = v.id) AS prices
-         FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN (",
-    );
+    let mut qb = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT v.id, v.sku, v.options, v.stock, {PRICES_JSON}, p.id AS pid, p.handle, p.status, p.title
+         FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN ("
+    ));
     let mut sep = qb.separated(", ");
     for id in ids {
         sep.push_bind(id.to_string());
@@ -312,20 +305,8 @@ pub(crate) async fn variants(
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
         let text = |c: &str| r.try_get::<String, _>(c).map_err(map);
-        let raw_prices: Vec<(String, i64)> =
-            serde_json::from_str(&text("prices")?).map_err(json)?;
-        let prices = raw_prices
-            .into_iter()
-            .map(|(c, minor)| Money::from_minor(minor, c.parse()?))
-            .collect::<CoreResult<Vec<_>>>()?;
         out.push(VariantSnapshot {
-            variant: Variant {
-                id: parse_id(&text("id")?)?,
-                sku: text("sku")?,
-                options: serde_json::from_str(&text("options")?).map_err(json)?,
-                prices,
-                stock: r.try_get("stock").map_err(map)?,
-            },
+            variant: variant_from_row(r)?,
             product_id: parse_id(&text("pid")?)?,
             product_handle: text("handle")?,
             product_title: serde_json::from_str(&text("title")?).map_err(json)?,
