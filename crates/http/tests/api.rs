@@ -1321,3 +1321,46 @@ async fn listings_paginate_and_filter() {
         StatusCode::OK
     );
 }
+
+/// Behind a trusted gateway the per-address login limit follows `X-Forwarded-For`, so
+/// one abusive client is limited without locking out everyone behind the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_limit_follows_x_forwarded_for_when_trusted() {
+    let app = app().await;
+    let settings = jangteo_http::HttpSettings {
+        trust_forwarded_for: true,
+        ..Default::default()
+    };
+    let store = jangteo_http::store_router(app.engine.clone(), &settings);
+    let login = |email: String, ip: &'static str| {
+        let store = store.clone();
+        async move {
+            send(
+                &store,
+                Method::POST,
+                "/store/auth/login",
+                None,
+                Some(json!({"email": email, "password": "wrong-password"})),
+                &[("x-forwarded-for", ip)],
+            )
+            .await
+            .status
+        }
+    };
+    // 10 failures per account, 50 per address: spread over accounts, one address.
+    for i in 0..50 {
+        assert_eq!(
+            login(format!("user{i}@example.com"), "203.0.113.7").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login("fresh@example.com".into(), "203.0.113.7").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        login("fresh@example.com".into(), "198.51.100.2, 203.0.113.9").await,
+        StatusCode::UNAUTHORIZED,
+        "another client (the right-most address) is not limited"
+    );
+}
