@@ -131,6 +131,8 @@ impl Engine {
         self.priced(r.as_mut(), cart).await
     }
 
+    /// A change that needs no catalog data (address, removal): the variants for the
+    /// answer are read after the commit, off the single writer.
     async fn change_cart<F>(
         &self,
         id: CartId,
@@ -138,16 +140,34 @@ impl Engine {
         change: F,
     ) -> CoreResult<PricedCart>
     where
-        F: FnOnce(&mut Cart, &[crate::catalog::VariantSnapshot]) -> CoreResult<()> + Send,
+        F: FnOnce(&mut Cart) -> CoreResult<()> + Send,
     {
-        self.change_cart_with(id, caller, Vec::new(), change).await
+        self.change_cart_inner(id, caller, None, |cart, _| change(cart))
+            .await
     }
 
+    /// A change that checks variants (stock, prices): every variant of the cart plus
+    /// `extra` is read once inside the transaction, and the answer is priced from the
+    /// same snapshots.
     async fn change_cart_with<F>(
         &self,
         id: CartId,
         caller: Option<&Principal>,
-        extra_variants: Vec<VariantId>,
+        extra: Vec<VariantId>,
+        change: F,
+    ) -> CoreResult<PricedCart>
+    where
+        F: FnOnce(&mut Cart, &[crate::catalog::VariantSnapshot]) -> CoreResult<()> + Send,
+    {
+        self.change_cart_inner(id, caller, Some(extra), change)
+            .await
+    }
+
+    async fn change_cart_inner<F>(
+        &self,
+        id: CartId,
+        caller: Option<&Principal>,
+        extra: Option<Vec<VariantId>>,
         change: F,
     ) -> CoreResult<PricedCart>
     where
@@ -161,21 +181,28 @@ impl Engine {
             .ok_or(CoreError::NotFound { entity: "cart" })?;
         Self::check_owner(&cart, caller)?;
         cart.ensure_open(now)?;
-        // Every variant the cart will show, read once: the change checks them and the
-        // pricing afterwards reuses them, outside the write transaction.
-        let mut ids: Vec<VariantId> = cart.lines.iter().map(|l| l.variant_id).collect();
-        ids.extend(
-            extra_variants
-                .into_iter()
-                .filter(|v| !cart.lines.iter().any(|l| l.variant_id == *v)),
-        );
-        let snaps = tx.variants(&ids).await?;
+        let snaps = match &extra {
+            Some(extra) => {
+                let mut ids: Vec<VariantId> = cart.lines.iter().map(|l| l.variant_id).collect();
+                ids.extend(
+                    extra
+                        .iter()
+                        .filter(|v| !cart.lines.iter().any(|l| l.variant_id == **v)),
+                );
+                tx.variants(&ids).await?
+            }
+            None => Vec::new(),
+        };
         change(&mut cart, &snaps)?;
         cart.updated_at = now;
         // Activity extends the cart's life.
         cart.expires_at = now + self.0.settings.cart_ttl;
         tx.save_cart(&cart).await?;
         self.commit(tx, &[]).await?;
+        if extra.is_none() {
+            let mut r = self.0.store.read().await?;
+            return self.priced(r.as_mut(), cart).await;
+        }
         let chain = self.cart_chain(&cart);
         self.0.pricing.price(&cart, &snaps, &chain, false).await
     }
@@ -250,7 +277,7 @@ impl Engine {
         caller: Option<&Principal>,
     ) -> CoreResult<PricedCart> {
         Cart::check_quantity(quantity)?;
-        self.change_cart(id, caller, move |cart, snaps| {
+        self.change_cart_with(id, caller, Vec::new(), move |cart, snaps| {
             let line =
                 cart.lines
                     .iter_mut()
@@ -283,7 +310,7 @@ impl Engine {
         line_id: LineId,
         caller: Option<&Principal>,
     ) -> CoreResult<PricedCart> {
-        self.change_cart(id, caller, move |cart, _| {
+        self.change_cart(id, caller, move |cart| {
             let before = cart.lines.len();
             cart.lines.retain(|l| l.id != line_id);
             if cart.lines.len() == before {
@@ -333,7 +360,7 @@ impl Engine {
         if !errors.is_empty() {
             return Err(CoreError::validation(errors));
         }
-        self.change_cart(id, caller, move |cart, _| {
+        self.change_cart(id, caller, move |cart| {
             if let Some(e) = update.email {
                 cart.email = Some(e.trim().to_string());
             }
