@@ -17,7 +17,7 @@ use crate::customer::{Customer, RefreshToken, Role};
 use crate::error::CoreResult;
 use crate::events::DomainEvent;
 use crate::ids::{CartId, CustomerId, OrderId, ProductId, VariantId};
-use crate::order::{Order, OrderQuery};
+use crate::order::{Order, OrderQuery, OrderStatus};
 
 /// Reading the catalog.
 #[async_trait]
@@ -92,6 +92,9 @@ pub trait OrderWrite: Send {
     async fn insert_order(&mut self, order: &Order) -> CoreResult<()>;
     /// Saves a changed order (status, payment, fulfilment, history).
     async fn update_order(&mut self, order: &Order) -> CoreResult<()>;
+    /// Saves a changed order only if its stored status is still `expected`; returns
+    /// whether it did (false: someone else moved it first, nothing was written).
+    async fn update_order_if(&mut self, order: &Order, expected: OrderStatus) -> CoreResult<bool>;
 }
 
 /// Reading users.

@@ -703,7 +703,31 @@ pub async fn orders_round_trip_list_and_expire(store: Arc<dyn Store>) {
         "unknown order"
     );
     tx.commit().await.unwrap();
+    // A conditional update writes only over the expected status.
+    let mut paid = b1.clone();
+    paid.transition(OrderStatus::Paid, Actor::System, None, now())
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        !tx.update_order_if(&paid, OrderStatus::Paid).await.unwrap(),
+        "b1 is pending, not paid"
+    );
+    assert!(tx
+        .update_order_if(&paid, OrderStatus::Pending)
+        .await
+        .unwrap());
+    assert!(
+        !tx.update_order_if(&paid, OrderStatus::Pending)
+            .await
+            .unwrap(),
+        "already moved on"
+    );
+    tx.commit().await.unwrap();
     let mut r = store.read().await.unwrap();
+    assert_eq!(
+        r.order(b1.id).await.unwrap().unwrap().status,
+        OrderStatus::Paid
+    );
     assert!(r
         .expired_pending_orders(now(), 10)
         .await

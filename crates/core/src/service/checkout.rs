@@ -281,6 +281,7 @@ impl Engine {
         let (order, next_action) = self
             .record_payment_outcome(
                 order_id,
+                Some(order),
                 outcome,
                 Actor::Provider {
                     name: provider.name().into(),
@@ -300,19 +301,26 @@ impl Engine {
     }
 
     /// Step 3: writes what the provider answered.
+    /// `known` is the order as the caller last saw it (checkout just wrote it); the
+    /// write below only succeeds if it is still pending, so a concurrent webhook or
+    /// sweeper is never overwritten and the writer is spared a read.
     async fn record_payment_outcome(
         &self,
         order_id: OrderId,
+        known: Option<Order>,
         outcome: PaymentOutcome,
         actor: Actor,
         audit: Option<crate::ports::AuditEntry>,
     ) -> CoreResult<(Order, Option<NextAction>)> {
         let now = self.now();
         let mut tx = self.0.store.begin().await?;
-        let mut order = tx
-            .order(order_id)
-            .await?
-            .ok_or(CoreError::NotFound { entity: "order" })?;
+        let mut order = match known {
+            Some(o) => o,
+            None => tx
+                .order(order_id)
+                .await?
+                .ok_or(CoreError::NotFound { entity: "order" })?,
+        };
         if order.status != OrderStatus::Pending {
             // Someone (webhook, sweeper) settled it meanwhile.
             return Ok((order, None));
@@ -375,7 +383,11 @@ impl Engine {
                 ));
             }
         }
-        tx.update_order(&order).await?;
+        if !tx.update_order_if(&order, OrderStatus::Pending).await? {
+            // Settled meanwhile (webhook, sweeper): nothing of ours is written.
+            drop(tx);
+            return Ok((self.order_by_id(order_id).await?, None));
+        }
         if let Some(a) = audit {
             tx.append_audit(&a).await?;
         }
@@ -459,6 +471,7 @@ impl Engine {
                 let (after, _) = self
                     .record_payment_outcome(
                         order_id,
+                        None,
                         PaymentOutcome::Captured { reference },
                         Actor::Provider {
                             name: provider.into(),
@@ -485,6 +498,7 @@ impl Engine {
             crate::payment::WebhookEvent::Failed { order_id, reason } => {
                 self.record_payment_outcome(
                     order_id,
+                    None,
                     PaymentOutcome::Declined {
                         code: "payment_failed".into(),
                         message: reason,
@@ -553,6 +567,7 @@ impl Engine {
         let (order, _) = self
             .record_payment_outcome(
                 id,
+                None,
                 PaymentOutcome::Captured { reference },
                 actor,
                 Some(audit),

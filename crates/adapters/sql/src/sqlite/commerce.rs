@@ -6,7 +6,7 @@ use jangteo_core::cart::{Cart, CartStatus};
 use jangteo_core::customer::{Customer, RefreshToken, Role};
 use jangteo_core::events::DomainEvent;
 use jangteo_core::ids::{CartId, CustomerId, OrderId};
-use jangteo_core::order::{Order, OrderQuery};
+use jangteo_core::order::{Order, OrderQuery, OrderStatus};
 use jangteo_core::ports::{
     AuditEntry, AuditRead, AuditWrite, CartRead, CartWrite, CustomerRead, CustomerWrite,
     EventWrite, IdempotencyRead, IdempotencyRecord, IdempotencyWrite, OrderRead, OrderWrite,
@@ -380,6 +380,21 @@ impl OrderWrite for SqliteTx {
             return Err(CoreError::NotFound { entity: "order" });
         }
         Ok(())
+    }
+
+    async fn update_order_if(&mut self, o: &Order, expected: OrderStatus) -> CoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE orders SET status = ?, payment_expires_at = ?, doc = ? WHERE id = ? AND status = ?",
+        )
+        .bind(o.status.as_str())
+        .bind(o.payment_expires_at.map(ts))
+        .bind(serde_json::to_string(o).map_err(json)?)
+        .bind(o.id.to_string())
+        .bind(expected.as_str())
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(r.rows_affected() == 1)
     }
 }
 
