@@ -90,10 +90,9 @@ pub trait OrderRead: Send {
 pub trait OrderWrite: Send {
     /// Inserts a new order.
     async fn insert_order(&mut self, order: &Order) -> CoreResult<()>;
-    /// Saves a changed order (status, payment, fulfilment, history).
-    async fn update_order(&mut self, order: &Order) -> CoreResult<()>;
-    /// Saves a changed order only if its stored status is still `expected`; returns
-    /// whether it did (false: someone else moved it first, nothing was written).
+    /// Saves a changed order (status, payment, fulfilment, history), only if its
+    /// stored status is still `expected`; returns whether it did (false: someone else
+    /// moved it first, or there is no such order, and nothing was written).
     async fn update_order_if(&mut self, order: &Order, expected: OrderStatus) -> CoreResult<bool>;
 }
 

@@ -695,11 +695,17 @@ pub async fn orders_round_trip_list_and_expire(store: Arc<dyn Store>) {
         .unwrap();
     changed.payment_expires_at = None;
     let mut tx = store.begin().await.unwrap();
-    tx.update_order(&changed).await.unwrap();
+    assert!(tx
+        .update_order_if(&changed, OrderStatus::Pending)
+        .await
+        .unwrap());
     assert!(
-        tx.update_order(&order(None, OrderStatus::Paid, Duration::minutes(1)))
-            .await
-            .is_err(),
+        !tx.update_order_if(
+            &order(None, OrderStatus::Paid, Duration::minutes(1)),
+            OrderStatus::Paid
+        )
+        .await
+        .unwrap(),
         "unknown order"
     );
     tx.commit().await.unwrap();

@@ -220,7 +220,7 @@ impl Engine {
         for l in &current.lines {
             tx.return_stock(l.variant_id, l.quantity).await?;
         }
-        tx.update_order(&current).await?;
+        save_transition(&mut tx, &current).await?;
         if let Some(a) = audit {
             tx.append_audit(&a).await?;
         }
@@ -362,7 +362,7 @@ impl Engine {
             now,
         )?;
         change(&mut order);
-        tx.update_order(&order).await?;
+        save_transition(&mut tx, &order).await?;
         tx.append_audit(&self.audit(
             staff,
             action,
@@ -413,7 +413,7 @@ impl Engine {
             for l in &order.lines {
                 tx.return_stock(l.variant_id, l.quantity).await?;
             }
-            tx.update_order(&order).await?;
+            save_transition(&mut tx, &order).await?;
             let events = [DomainEvent::new(
                 "order.canceled",
                 "order",
@@ -437,5 +437,24 @@ impl OrderAccess<'_> {
             OrderAccess::Customer(p) => Actor::Customer { id: Some(p.id) },
             OrderAccess::GuestToken(_) => Actor::Customer { id: None },
         }
+    }
+}
+
+/// Writes an order that just made a transition, only over the status it came from, so
+/// two use cases moving the same order at once cannot both win (the database checks
+/// it, whatever its isolation level).
+async fn save_transition(tx: &mut Box<dyn crate::ports::Tx>, order: &Order) -> CoreResult<()> {
+    let from = order
+        .history
+        .last()
+        .and_then(|h| h.from)
+        .unwrap_or(order.status);
+    if tx.update_order_if(order, from).await? {
+        Ok(())
+    } else {
+        Err(CoreError::conflict(
+            "concurrent_update",
+            "the order changed while this request ran; read it again",
+        ))
     }
 }

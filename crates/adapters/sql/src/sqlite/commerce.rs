@@ -365,23 +365,6 @@ impl OrderWrite for SqliteTx {
         Ok(())
     }
 
-    async fn update_order(&mut self, o: &Order) -> CoreResult<()> {
-        let r = sqlx::query(
-            "UPDATE orders SET status = ?, payment_expires_at = ?, doc = ? WHERE id = ?",
-        )
-        .bind(o.status.as_str())
-        .bind(o.payment_expires_at.map(ts))
-        .bind(serde_json::to_string(o).map_err(json)?)
-        .bind(o.id.to_string())
-        .execute(self.conn())
-        .await
-        .map_err(map)?;
-        if r.rows_affected() == 0 {
-            return Err(CoreError::NotFound { entity: "order" });
-        }
-        Ok(())
-    }
-
     async fn update_order_if(&mut self, o: &Order, expected: OrderStatus) -> CoreResult<bool> {
         let r = sqlx::query(
             "UPDATE orders SET status = ?, payment_expires_at = ?, doc = ? WHERE id = ? AND status = ?",
