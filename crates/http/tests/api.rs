@@ -1364,3 +1364,35 @@ async fn the_address_limit_follows_x_forwarded_for_when_trusted() {
         "another client (the right-most address) is not limited"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carts_expire_after_a_week_without_activity() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = app_with_clock(clock.clone()).await;
+    let admin = app.admin_token().await;
+    let (_, vid) = app.product(&admin, "expiring", 5).await;
+    let cart = app.ready_cart(None, &vid, 1).await;
+    clock.advance(chrono::Duration::days(6));
+    let lines = format!("/store/carts/{cart}/line-items");
+    let r = app
+        .post(&lines, None, json!({"variant_id": vid, "quantity": 1}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "activity extends the cart's life");
+    clock.advance(chrono::Duration::days(8));
+    let r = app
+        .post(&lines, None, json!({"variant_id": vid, "quantity": 1}))
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str().unwrap()),
+        (StatusCode::CONFLICT, "cart_expired")
+    );
+    let r = app
+        .post(&format!("/store/carts/{cart}/complete"), None, json!({}))
+        .await;
+    assert_eq!(r.body["code"], "cart_expired");
+    assert_eq!(app.engine.purge_expired_carts().await.unwrap(), 1);
+    assert_eq!(
+        app.get(&format!("/store/carts/{cart}"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
