@@ -15,7 +15,27 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+
 use crate::error::CoreResult;
+
+/// A cache shared by every instance of the engine (Redis in production).
+///
+/// Values are opaque bytes under a namespace; [`SharedCache::invalidate`] makes every
+/// key of a namespace unreadable at once (implementations bump a generation rather than
+/// delete keys one by one). Errors are reported, and the engine treats any error as a
+/// miss: the shared cache makes reads cheaper, it is never needed to answer them.
+#[async_trait]
+pub trait SharedCache: Send + Sync + std::fmt::Debug {
+    /// The bytes under `key` in the current generation of `namespace`.
+    async fn get(&self, namespace: &str, key: &str) -> CoreResult<Option<Vec<u8>>>;
+    /// Stores bytes for at most `ttl`.
+    async fn put(&self, namespace: &str, key: &str, value: &[u8], ttl: Duration) -> CoreResult<()>;
+    /// Drops every key of `namespace`.
+    async fn invalidate(&self, namespace: &str) -> CoreResult<()>;
+}
+
+fn _assert_object_safe(_: &dyn SharedCache) {}
 
 #[derive(Debug)]
 struct Entry<V> {

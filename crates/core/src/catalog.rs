@@ -626,7 +626,7 @@ impl Cursor {
 }
 
 /// One page of products.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductPage {
     /// Products in order.
     pub products: Vec<Product>,

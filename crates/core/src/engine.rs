@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::auth::{InMemoryRateLimiter, RateLimiter, TokenService};
-use crate::cache::PageCache;
+use crate::cache::{PageCache, SharedCache};
 use crate::catalog::{Product, ProductPage};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{CoreError, CoreResult};
@@ -17,6 +17,11 @@ use crate::events::{DomainEvent, EventPublisher, OutboxRelay};
 use crate::payment::PaymentRegistry;
 use crate::ports::{AuditEntry, Store, Tx};
 use crate::pricing::Pricing;
+
+/// Shared-cache namespace of product list pages.
+pub(crate) const PAGES_NS: &str = "catalog-pages";
+/// Shared-cache namespace of product details.
+pub(crate) const PRODUCTS_NS: &str = "catalog-products";
 
 /// Tunables of the use cases.
 #[derive(Debug, Clone)]
@@ -42,6 +47,10 @@ pub struct EngineSettings {
     pub catalog_cache_ttl: Duration,
     /// Prefix of order numbers.
     pub order_prefix: String,
+    /// How long catalog pages live in the shared cache (Redis), when there is one.
+    /// Catalog writes invalidate it at once, in every instance; stock figures on
+    /// listings may lag by at most this much.
+    pub shared_cache_ttl: Duration,
 }
 
 impl Default for EngineSettings {
@@ -56,6 +65,7 @@ impl Default for EngineSettings {
             login_window: Duration::from_secs(15 * 60),
             catalog_cache_ttl: Duration::from_secs(1),
             order_prefix: "JT".into(),
+            shared_cache_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -73,6 +83,7 @@ pub(crate) struct Inner {
     pub(crate) settings: EngineSettings,
     pub(crate) product_pages: PageCache<ProductPage>,
     pub(crate) product_details: PageCache<Product>,
+    pub(crate) shared_cache: Option<Arc<dyn SharedCache>>,
 }
 
 /// The engine. Cheap to clone.
@@ -97,6 +108,7 @@ pub struct EngineBuilder {
     pricing: Pricing,
     clock: Arc<dyn Clock>,
     limiter: Arc<dyn RateLimiter>,
+    shared_cache: Option<Arc<dyn SharedCache>>,
     jwt_secret: Vec<u8>,
     settings: EngineSettings,
 }
@@ -112,6 +124,7 @@ impl EngineBuilder {
             pricing: Pricing::default(),
             clock: Arc::new(SystemClock),
             limiter: Arc::new(InMemoryRateLimiter::default()),
+            shared_cache: None,
             jwt_secret: jwt_secret.into(),
             settings: EngineSettings::default(),
         }
@@ -138,6 +151,12 @@ impl EngineBuilder {
     /// Login rate limiter.
     pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
         self.limiter = limiter;
+        self
+    }
+
+    /// A cache shared by every instance (Redis), behind the in-process one.
+    pub fn shared_cache(mut self, cache: Arc<dyn SharedCache>) -> Self {
+        self.shared_cache = Some(cache);
         self
     }
 
@@ -168,6 +187,7 @@ impl EngineBuilder {
             settings: self.settings,
             product_pages: PageCache::new(ttl, 10_000),
             product_details: PageCache::new(ttl, 50_000),
+            shared_cache: self.shared_cache,
         })))
     }
 }
@@ -203,6 +223,56 @@ impl Engine {
     pub fn invalidate_catalog_cache(&self) {
         self.0.product_pages.invalidate_all();
         self.0.product_details.invalidate_all();
+    }
+
+    /// Drops cached catalog pages here and in the shared cache, so every instance
+    /// reads the change. A shared-cache failure is logged, not returned: the entries
+    /// expire by themselves within `shared_cache_ttl`.
+    pub async fn invalidate_catalog_cache_everywhere(&self) {
+        self.invalidate_catalog_cache();
+        if let Some(shared) = &self.0.shared_cache {
+            for ns in [PAGES_NS, PRODUCTS_NS] {
+                if let Err(e) = shared.invalidate(ns).await {
+                    tracing::warn!(error = %e, "shared cache invalidation failed");
+                }
+            }
+        }
+    }
+
+    /// A value from the shared cache, or `load`'s (then stored there). Any shared-cache
+    /// failure counts as a miss: the database answers.
+    pub(crate) async fn shared_or_load<V, F, Fut>(
+        &self,
+        namespace: &str,
+        key: &str,
+        load: F,
+    ) -> CoreResult<V>
+    where
+        V: serde::Serialize + serde::de::DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = CoreResult<V>>,
+    {
+        let Some(shared) = &self.0.shared_cache else {
+            return load().await;
+        };
+        match shared.get(namespace, key).await {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(v) => return Ok(v),
+                Err(e) => tracing::warn!(error = %e, "unreadable shared cache entry"),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "shared cache unavailable; reading the database"),
+        }
+        let v = load().await?;
+        if let Ok(bytes) = serde_json::to_vec(&v) {
+            if let Err(e) = shared
+                .put(namespace, key, &bytes, self.0.settings.shared_cache_ttl)
+                .await
+            {
+                tracing::debug!(error = %e, "shared cache write failed");
+            }
+        }
+        Ok(v)
     }
 
     /// Is the storage reachable?

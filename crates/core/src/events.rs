@@ -68,7 +68,22 @@ pub trait EventPublisher: Send + Sync + std::fmt::Debug {
     async fn publish(&self, events: &[DomainEvent]) -> CoreResult<()>;
 }
 
-fn _assert_object_safe(_: &dyn EventPublisher) {}
+/// Something that reacts to events: a notification sender, a statistics projection, a
+/// cache invalidator. Transports (the in-process bus, a Kafka consumer group) call
+/// [`EventHandler::handle`] for every event at least once; the handler makes repeated
+/// deliveries harmless (it records the event ids it applied).
+#[async_trait]
+pub trait EventHandler: Send + Sync + std::fmt::Debug {
+    /// A stable name: the Kafka consumer group suffix and the key under which applied
+    /// event ids are recorded.
+    fn name(&self) -> &str;
+    /// Whether this handler wants events of this type (others are skipped cheaply).
+    fn wants(&self, event_type: &str) -> bool;
+    /// Applies one event. An error means "not applied, deliver again later".
+    async fn handle(&self, event: &DomainEvent) -> CoreResult<()>;
+}
+
+fn _assert_object_safe(_: &dyn EventPublisher, _: &dyn EventHandler) {}
 
 /// The embedded bus: a broadcast channel inside the process.
 #[derive(Debug, Clone)]
@@ -113,6 +128,8 @@ pub struct OutboxRelay {
     publisher: Arc<dyn EventPublisher>,
     wake: Arc<Notify>,
     batch: u32,
+    holder: String,
+    lease_ttl: Duration,
 }
 
 impl OutboxRelay {
@@ -128,13 +145,37 @@ impl OutboxRelay {
             publisher,
             wake,
             batch: 500,
+            holder: format!("relay-{}", uuid::Uuid::new_v4()),
+            lease_ttl: Duration::from_secs(15),
         }
     }
 
-    /// Publishes everything pending now; returns how many events were sent.
+    /// Rows per batch (default 500).
+    pub fn batch(mut self, batch: u32) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// This relay's name in the outbox lease (default: random per relay).
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Publishes everything pending now; returns how many events were sent. Does
+    /// nothing while another relay holds the outbox lease.
     pub async fn drain(&self) -> CoreResult<usize> {
         let mut sent = 0;
         loop {
+            // Renewed before every batch: a relay that stalls longer than the lease
+            // loses it, and the one that takes over may publish a batch again, which
+            // consumers absorb by event id.
+            if !self
+                .store
+                .outbox_lease(&self.holder, self.lease_ttl)
+                .await?
+            {
+                return Ok(sent);
+            }
             let rows = self.store.outbox_pending(self.batch).await?;
             if rows.is_empty() {
                 return Ok(sent);

@@ -27,6 +27,7 @@ pub mod cache;
 pub mod cart;
 pub mod catalog;
 pub mod clock;
+pub mod consumers;
 pub mod customer;
 pub mod engine;
 pub mod error;

@@ -16,7 +16,7 @@ use crate::catalog::{Category, Product, ProductPage, ProductQuery, VariantSnapsh
 use crate::customer::{Customer, RefreshToken, Role};
 use crate::error::CoreResult;
 use crate::events::DomainEvent;
-use crate::ids::{CartId, CustomerId, OrderId, ProductId, VariantId};
+use crate::ids::{CartId, CustomerId, EventId, OrderId, ProductId, VariantId};
 use crate::order::{Order, OrderQuery, OrderStatus};
 
 /// Reading the catalog.
@@ -211,13 +211,100 @@ pub struct OutboxRow {
     pub event: DomainEvent,
 }
 
+/// Sales of one product on one day in one destination country and currency, in the
+/// sales-statistics projection. Figures are net: refunds and cancellations of paid
+/// orders subtract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesRow {
+    /// UTC day of payment (or of the refund, for negative entries).
+    pub day: chrono::NaiveDate,
+    /// Destination country.
+    pub country: String,
+    /// Product.
+    pub product_id: ProductId,
+    /// Currency of the revenue.
+    pub currency: String,
+    /// Orders containing the product.
+    pub orders: i64,
+    /// Units sold.
+    pub units: i64,
+    /// Revenue in minor units of `currency` (line totals).
+    pub revenue_minor: i64,
+}
+
+/// A rendered notification, as the recording notifier keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRecord {
+    /// Sequence number (assigned by storage; 0 before insert).
+    pub id: i64,
+    /// The event that caused it: one notification per event and channel.
+    pub event_id: EventId,
+    /// `email`, `sms`, `kakao`, ...
+    pub channel: String,
+    /// Address it goes to.
+    pub recipient: String,
+    /// Locale it was rendered in.
+    pub locale: String,
+    /// Template, e.g. `order.placed`.
+    pub template: String,
+    /// Rendered subject.
+    pub subject: String,
+    /// Rendered body.
+    pub body: String,
+    /// When recorded.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Reading what event consumers built.
+#[async_trait]
+pub trait ProjectionRead: Send {
+    /// Sales rows with `from <= day <= to`, by day, country, product.
+    async fn sales(
+        &mut self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> CoreResult<Vec<SalesRow>>;
+    /// Recorded notifications, newest first, optionally before an id.
+    async fn notifications(
+        &mut self,
+        limit: u32,
+        before: Option<i64>,
+    ) -> CoreResult<Vec<NotificationRecord>>;
+}
+
+/// Writing consumer state, in the same transaction as the consumer's effect, so that an
+/// event delivered twice is applied once.
+#[async_trait]
+pub trait ProjectionWrite: Send {
+    /// Records that `consumer` applied `event`; false when it already had (the caller
+    /// then does nothing more).
+    async fn mark_applied(
+        &mut self,
+        consumer: &str,
+        event: EventId,
+        at: DateTime<Utc>,
+    ) -> CoreResult<bool>;
+    /// Adds (or, with negative figures, subtracts) sales.
+    async fn add_sales(&mut self, rows: &[SalesRow]) -> CoreResult<()>;
+    /// Keeps a rendered notification; a second one for the same event and channel is
+    /// ignored.
+    async fn insert_notification(&mut self, n: &NotificationRecord) -> CoreResult<()>;
+}
+
 /// Everything readable, bundled.
 pub trait Reads:
-    CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyRead + AuditRead
+    CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyRead + AuditRead + ProjectionRead
 {
 }
-impl<T: CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyRead + AuditRead> Reads
-    for T
+impl<
+        T: CatalogRead
+            + CartRead
+            + OrderRead
+            + CustomerRead
+            + IdempotencyRead
+            + AuditRead
+            + ProjectionRead,
+    > Reads for T
 {
 }
 
@@ -232,6 +319,7 @@ pub trait Tx:
     + IdempotencyWrite
     + AuditWrite
     + EventWrite
+    + ProjectionWrite
 {
     /// Makes every change visible at once.
     async fn commit(self: Box<Self>) -> CoreResult<()>;
@@ -248,6 +336,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn outbox_pending(&self, limit: u32) -> CoreResult<Vec<OutboxRow>>;
     /// Marks rows sent after the publisher acknowledged them.
     async fn outbox_mark_sent(&self, seqs: &[i64]) -> CoreResult<()>;
+    /// Takes or renews the outbox lease for `ttl`; true when `holder` has it. Several
+    /// relays may run (in several processes); only the lease holder publishes, so an
+    /// event is not published twice by two relays and per-entity order is kept. A
+    /// holder that dies loses the lease when `ttl` runs out.
+    async fn outbox_lease(&self, holder: &str, ttl: std::time::Duration) -> CoreResult<bool>;
     /// Answers when the database is reachable (readiness).
     async fn ping(&self) -> CoreResult<()>;
     /// Deletes what is no longer needed: outbox rows sent before `sent_before`,

@@ -19,13 +19,14 @@ use crate::catalog::{
 use crate::clock::{Clock, SystemClock};
 use crate::customer::{Customer, RefreshToken, Role};
 use crate::events::DomainEvent;
+use crate::ids::EventId;
 use crate::ids::{CartId, CustomerId, LineId, OrderId, ProductId, VariantId};
 use crate::locale::LocalizedText;
 use crate::money::{Currency, Money};
 use crate::order::{
     Actor, Order, OrderLine, OrderQuery, OrderStatus, PaymentInfo, PaymentStatus, StatusChange,
 };
-use crate::ports::{AuditEntry, IdempotencyRecord, Store};
+use crate::ports::{AuditEntry, IdempotencyRecord, NotificationRecord, SalesRow, Store};
 use crate::CoreError;
 
 fn now() -> chrono::DateTime<Utc> {
@@ -916,6 +917,150 @@ pub async fn outbox_keeps_commit_order(store: Arc<dyn Store>) {
     assert_eq!(cats[0].name.0.len(), 2);
 }
 
+pub async fn outbox_lease_has_one_holder(store: Arc<dyn Store>) {
+    let ttl = std::time::Duration::from_millis(800);
+    assert!(
+        store.outbox_lease("a", ttl).await.unwrap(),
+        "a free lease is taken"
+    );
+    assert!(
+        !store.outbox_lease("b", ttl).await.unwrap(),
+        "a held lease is refused"
+    );
+    assert!(
+        store.outbox_lease("a", ttl).await.unwrap(),
+        "the holder renews"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert!(
+        store.outbox_lease("b", ttl).await.unwrap(),
+        "an expired lease moves"
+    );
+    assert!(
+        !store.outbox_lease("a", ttl).await.unwrap(),
+        "the old holder lost it"
+    );
+    // Many relays racing for a free lease: exactly one wins.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .outbox_lease(&format!("r{i}"), std::time::Duration::from_secs(30))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
+pub async fn projections_apply_once(store: Arc<dyn Store>) {
+    let event = EventId::new();
+    let at = now();
+    let day = at.date_naive();
+    let pid = ProductId::new();
+    let row = SalesRow {
+        day,
+        country: "ID".into(),
+        product_id: pid,
+        currency: "IDR".into(),
+        orders: 1,
+        units: 2,
+        revenue_minor: 250_000,
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.mark_applied("stats", event, at).await.unwrap());
+    tx.add_sales(std::slice::from_ref(&row)).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        !tx.mark_applied("stats", event, at).await.unwrap(),
+        "applied twice"
+    );
+    assert!(
+        tx.mark_applied("other", event, at).await.unwrap(),
+        "consumers are separate"
+    );
+    drop(tx);
+    // A rolled-back mark is not kept.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.mark_applied("other", event, at).await.unwrap());
+    tx.add_sales(&[SalesRow {
+        orders: -1,
+        units: -1,
+        revenue_minor: -100_000,
+        ..row.clone()
+    }])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let rows = store.read().await.unwrap().sales(day, day).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].orders, rows[0].units, rows[0].revenue_minor),
+        (0, 1, 150_000)
+    );
+    assert_eq!(rows[0].product_id, pid);
+    let none = store
+        .read()
+        .await
+        .unwrap()
+        .sales(day.succ_opt().unwrap(), day.succ_opt().unwrap())
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+
+    let n = NotificationRecord {
+        id: 0,
+        event_id: event,
+        channel: "email".into(),
+        recipient: "buyer@example.com".into(),
+        locale: "ko".into(),
+        template: "order.placed".into(),
+        subject: "주문 접수".into(),
+        body: "주문이 접수되었습니다".into(),
+        created_at: at,
+    };
+    for _ in 0..2 {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_notification(&n).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_notification(&NotificationRecord {
+        event_id: EventId::new(),
+        ..n.clone()
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let list = store
+        .read()
+        .await
+        .unwrap()
+        .notifications(10, None)
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2, "one per event and channel");
+    assert!(list[0].id > list[1].id, "newest first");
+    assert_eq!(list[1].event_id, event);
+    assert_eq!(list[1].subject, "주문 접수");
+    let older = store
+        .read()
+        .await
+        .unwrap()
+        .notifications(10, Some(list[0].id))
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 1);
+}
+
 /// Expands to one `#[tokio::test]` per contract check. `$make` is an async expression
 /// evaluating to a fresh, empty `Arc<dyn Store>`.
 #[macro_export]
@@ -925,7 +1070,8 @@ macro_rules! storage_contract_tests {
             products_round_trip, duplicates_are_conflicts, update_keeps_variant_ids_and_delete_removes,
             search_finds_korean_english_and_indonesian, filters_sorts_and_pages, stock_never_goes_negative,
             concurrent_reservations_are_exact, dropped_transactions_roll_back, carts_round_trip_and_expire,
-            orders_round_trip_list_and_expire, accounts_tokens_idempotency_audit, outbox_keeps_commit_order);
+            orders_round_trip_list_and_expire, accounts_tokens_idempotency_audit, outbox_keeps_commit_order,
+            outbox_lease_has_one_holder, projections_apply_once);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

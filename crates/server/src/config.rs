@@ -46,8 +46,12 @@ pub(crate) struct DatabaseConfig {
     pub(crate) url: Secret,
     /// Reader connections (SQLite) or pool size (PostgreSQL).
     pub(crate) max_connections: u32,
+    /// Connections kept open when idle (PostgreSQL).
+    pub(crate) min_connections: u32,
     /// Seconds a request waits for a connection before answering 503.
     pub(crate) acquire_timeout_secs: u64,
+    /// Milliseconds one SQL statement may run before PostgreSQL cancels it.
+    pub(crate) statement_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,7 +113,9 @@ impl Default for Config {
             database: DatabaseConfig {
                 url: Secret::default(),
                 max_connections: 8,
+                min_connections: 1,
                 acquire_timeout_secs: 5,
+                statement_timeout_ms: 10_000,
             },
             auth: AuthConfig {
                 jwt_secret: Secret::default(),

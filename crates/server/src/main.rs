@@ -133,7 +133,9 @@ async fn open_store(cfg: &Config) -> Result<Arc<dyn jangteo_core::ports::Store>,
         .map_err(io(format!("creating {}", cfg.server.data_dir.display())))?;
     let settings = jangteo_sql::PoolSettings {
         max_connections: cfg.database.max_connections,
+        min_connections: cfg.database.min_connections,
         acquire_timeout: Duration::from_secs(cfg.database.acquire_timeout_secs),
+        statement_timeout: Duration::from_millis(cfg.database.statement_timeout_ms),
     };
     Ok(jangteo_sql::open(&cfg.database_url(), &settings).await?)
 }

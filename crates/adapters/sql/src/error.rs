@@ -14,6 +14,9 @@ pub enum SqlError {
     /// Connecting failed.
     #[error("cannot connect to the database: {0}")]
     Connect(#[source] sqlx::Error),
+    /// The database works but cannot serve Jangteo as configured.
+    #[error("unsuitable database: {0}")]
+    Unsuitable(String),
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -50,8 +53,24 @@ pub(crate) fn map(e: sqlx::Error) -> CoreError {
             "constraint_violation",
             format!("rejected by a database rule: {}", db.message()),
         ),
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            CoreError::Unavailable(format!("database: {e}"))
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => CoreError::Unavailable(format!("database: {e}")),
+        // PostgreSQL: connection lost or refused (class 08), server shutting down or
+        // starting (57P01-57P03), serialization failure or deadlock (40001, 40P01),
+        // statement timeout (57014): all worth a retry, none a bug.
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || c.starts_with("57P")
+                    || c == "40001"
+                    || c == "40P01"
+                    || c == "57014"
+            }) =>
+        {
+            CoreError::Unavailable(format!("database: {}", db.message()))
         }
         sqlx::Error::Database(db)
             if db.message().contains("database is locked") || db.message().contains("busy") =>

@@ -16,11 +16,7 @@ async fn fresh() -> Arc<dyn Store> {
 jangteo_core::storage_contract_tests!(fresh());
 
 #[tokio::test]
-async fn a_url_without_its_feature_is_a_clear_error() {
-    let err = jangteo_sql::open("postgres://u@localhost/db", &Default::default())
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("not compiled in"), "{err}");
+async fn an_unknown_url_is_a_clear_error() {
     let err = jangteo_sql::open("mysql://x", &Default::default())
         .await
         .unwrap_err();

@@ -9,7 +9,7 @@ use crate::catalog::{
     patch_variant, Category, Cursor, Product, ProductInput, ProductPage, ProductQuery, ProductSort,
     ProductStatus, VariantInput,
 };
-use crate::engine::Engine;
+use crate::engine::{Engine, PAGES_NS, PRODUCTS_NS};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::events::DomainEvent;
 use crate::ids::{ProductId, VariantId};
@@ -207,8 +207,10 @@ impl Engine {
         let store = &self.0.store;
         self.0
             .product_pages
-            .get_or_load(&key, || async {
-                store.read().await?.products(&query).await
+            .get_or_load(&key, || {
+                self.shared_or_load(PAGES_NS, &key, || async {
+                    store.read().await?.products(&query).await
+                })
             })
             .await
     }
@@ -223,16 +225,18 @@ impl Engine {
         let product = self
             .0
             .product_details
-            .get_or_load(id_or_handle, || async {
-                let mut r = store.read().await?;
-                let found = match id_or_handle.parse::<ProductId>() {
-                    Ok(id) => r.product(id).await?,
-                    Err(_) if id_or_handle.len() <= 100 => {
-                        r.product_by_handle(id_or_handle).await?
-                    }
-                    Err(_) => None,
-                };
-                found.ok_or(CoreError::NotFound { entity: "product" })
+            .get_or_load(id_or_handle, || {
+                self.shared_or_load(PRODUCTS_NS, id_or_handle, || async {
+                    let mut r = store.read().await?;
+                    let found = match id_or_handle.parse::<ProductId>() {
+                        Ok(id) => r.product(id).await?,
+                        Err(_) if id_or_handle.len() <= 100 => {
+                            r.product_by_handle(id_or_handle).await?
+                        }
+                        Err(_) => None,
+                    };
+                    found.ok_or(CoreError::NotFound { entity: "product" })
+                })
             })
             .await?;
         if !include_drafts && product.status != ProductStatus::Published {
@@ -349,7 +353,7 @@ impl Engine {
         )];
         self.low_stock_events(&product, &mut events);
         self.commit(tx, &events).await?;
-        self.invalidate_catalog_cache();
+        self.invalidate_catalog_cache_everywhere().await;
         Ok(product)
     }
 
@@ -380,7 +384,7 @@ impl Engine {
         )];
         self.stock_change_events(&current, &next, &mut events);
         self.commit(tx, &events).await?;
-        self.invalidate_catalog_cache();
+        self.invalidate_catalog_cache_everywhere().await;
         Ok(next)
     }
 
@@ -432,7 +436,7 @@ impl Engine {
         )];
         self.stock_change_events(&current, &next, &mut events);
         self.commit(tx, &events).await?;
-        self.invalidate_catalog_cache();
+        self.invalidate_catalog_cache_everywhere().await;
         Ok(next)
     }
 
@@ -460,7 +464,7 @@ impl Engine {
             json!({"id": id, "handle": current.handle}),
         )];
         self.commit(tx, &events).await?;
-        self.invalidate_catalog_cache();
+        self.invalidate_catalog_cache_everywhere().await;
         Ok(())
     }
 
@@ -487,7 +491,7 @@ impl Engine {
         ))
         .await?;
         self.commit(tx, &[]).await?;
-        self.invalidate_catalog_cache();
+        self.invalidate_catalog_cache_everywhere().await;
         Ok(category)
     }
 }

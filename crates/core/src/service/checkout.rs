@@ -63,6 +63,7 @@ pub(crate) fn order_payload(o: &Order) -> serde_json::Value {
             "quantity": l.quantity, "unit_price": l.unit_price, "line_total": l.line_total,
         })).collect::<Vec<_>>(),
         "payment": {"provider": o.payment.provider, "status": o.payment.status},
+        "fulfillment": o.fulfillment,
     })
 }
 
@@ -153,7 +154,11 @@ impl Engine {
         let priced = self.0.pricing.price(&cart, &snaps, &chain, true).await?;
 
         let mut events = Vec::new();
-        for line in &priced.lines {
+        // Stock is taken in one global order (by variant id), so two checkouts that
+        // share variants lock their rows in the same order and cannot deadlock.
+        let mut by_variant: Vec<_> = priced.lines.iter().collect();
+        by_variant.sort_by_key(|l| l.variant_id);
+        for line in by_variant {
             match tx.take_stock(line.variant_id, line.quantity).await? {
                 Some(left) => {
                     events.extend(self.low_stock_event(
@@ -364,9 +369,7 @@ impl Engine {
                     Some(format!("payment declined: {code}: {message}")),
                     now,
                 )?;
-                for l in &order.lines {
-                    tx.return_stock(l.variant_id, l.quantity).await?;
-                }
+                super::orders::restock(&mut tx, &order.lines).await?;
                 // The buyer may try again with another card.
                 if let Some(mut cart) = tx.cart(order.cart_id).await? {
                     cart.status = CartStatus::Open;

@@ -217,9 +217,7 @@ impl Engine {
             PaymentStatus::Failed
         };
         current.payment_expires_at = None;
-        for l in &current.lines {
-            tx.return_stock(l.variant_id, l.quantity).await?;
-        }
+        restock(&mut tx, &current.lines).await?;
         save_transition(&mut tx, &current).await?;
         if let Some(a) = audit {
             tx.append_audit(&a).await?;
@@ -410,9 +408,7 @@ impl Engine {
             )?;
             order.payment.status = PaymentStatus::Failed;
             order.payment_expires_at = None;
-            for l in &order.lines {
-                tx.return_stock(l.variant_id, l.quantity).await?;
-            }
+            restock(&mut tx, &order.lines).await?;
             save_transition(&mut tx, &order).await?;
             let events = [DomainEvent::new(
                 "order.canceled",
@@ -443,6 +439,20 @@ impl OrderAccess<'_> {
 /// Writes an order that just made a transition, only over the status it came from, so
 /// two use cases moving the same order at once cannot both win (the database checks
 /// it, whatever its isolation level).
+/// Returns the stock of order lines, in variant-id order: the same global order in which
+/// checkout takes it, so concurrent restocks and checkouts cannot deadlock on rows.
+pub(crate) async fn restock(
+    tx: &mut Box<dyn crate::ports::Tx>,
+    lines: &[crate::order::OrderLine],
+) -> CoreResult<()> {
+    let mut by_variant: Vec<_> = lines.iter().collect();
+    by_variant.sort_by_key(|l| l.variant_id);
+    for l in by_variant {
+        tx.return_stock(l.variant_id, l.quantity).await?;
+    }
+    Ok(())
+}
+
 async fn save_transition(tx: &mut Box<dyn crate::ports::Tx>, order: &Order) -> CoreResult<()> {
     let from = order
         .history

@@ -10,7 +10,7 @@ use jangteo_core::catalog::{
 use jangteo_core::ids::{ProductId, VariantId};
 use jangteo_core::locale::LocalizedText;
 use jangteo_core::money::{Currency, Money};
-use jangteo_core::ports::{CatalogRead, CatalogWrite};
+use jangteo_core::ports::CatalogWrite;
 use jangteo_core::{CoreError, CoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
@@ -23,20 +23,6 @@ use crate::time::{parse, ts};
 /// Korean words such as 홍삼) are matched by scanning the lowercased search column,
 /// because FTS5's trigram tokenizer cannot match fewer than three characters.
 const TRIGRAM_MIN_CHARS: usize = 3;
-
-fn search_text(p: &Product) -> String {
-    let mut s = String::new();
-    s.push_str(&p.handle);
-    for t in p.title.0.values().chain(p.description.0.values()) {
-        s.push('\n');
-        s.push_str(t);
-    }
-    for v in &p.variants {
-        s.push('\n');
-        s.push_str(&v.sku);
-    }
-    s.to_lowercase()
-}
 
 /// Quotes a term as an FTS5 string literal, so operators and quotes in user input are
 /// matched literally.
@@ -130,7 +116,7 @@ async fn attach_variants(
     Ok(products)
 }
 
-pub(crate) async fn product_where(
+async fn product_where(
     conn: &mut SqliteConnection,
     column: &str,
     value: &str,
@@ -146,6 +132,20 @@ pub(crate) async fn product_where(
     };
     let p = product_from_row(&row)?;
     Ok(attach_variants(conn, vec![p]).await?.pop())
+}
+
+pub(crate) async fn product(
+    conn: &mut SqliteConnection,
+    id: ProductId,
+) -> CoreResult<Option<Product>> {
+    product_where(conn, "id", &id.to_string()).await
+}
+
+pub(crate) async fn product_by_handle(
+    conn: &mut SqliteConnection,
+    handle: &str,
+) -> CoreResult<Option<Product>> {
+    product_where(conn, "handle", handle).await
 }
 
 pub(crate) async fn products(
@@ -383,7 +383,7 @@ async fn write_children(conn: &mut SqliteConnection, p: &Product, rid: i64) -> C
         .map_err(map)?;
     sqlx::query("INSERT INTO products_fts (rowid, body) VALUES (?, ?)")
         .bind(rid)
-        .bind(search_text(p))
+        .bind(crate::search::search_text(p))
         .execute(&mut *conn)
         .await
         .map_err(map)?;
@@ -397,7 +397,7 @@ fn product_values(p: &Product) -> CoreResult<[String; 7]> {
         serde_json::to_string(&p.categories).map_err(json)?,
         serde_json::to_string(&p.media).map_err(json)?,
         serde_json::to_string(&p.countries).map_err(json)?,
-        search_text(p),
+        crate::search::search_text(p),
         ts(p.updated_at),
     ])
 }
@@ -463,30 +463,8 @@ pub(crate) async fn delete_product(conn: &mut SqliteConnection, id: ProductId) -
     Ok(true)
 }
 
-macro_rules! catalog_read {
-    ($t:ty) => {
-        #[async_trait]
-        impl CatalogRead for $t {
-            async fn product(&mut self, id: ProductId) -> CoreResult<Option<Product>> {
-                product_where(self.conn(), "id", &id.to_string()).await
-            }
-            async fn product_by_handle(&mut self, handle: &str) -> CoreResult<Option<Product>> {
-                product_where(self.conn(), "handle", handle).await
-            }
-            async fn products(&mut self, query: &ProductQuery) -> CoreResult<ProductPage> {
-                products(self.conn(), query).await
-            }
-            async fn categories(&mut self) -> CoreResult<Vec<Category>> {
-                categories(self.conn()).await
-            }
-            async fn variants(&mut self, ids: &[VariantId]) -> CoreResult<Vec<VariantSnapshot>> {
-                variants(self.conn(), ids).await
-            }
-        }
-    };
-}
-catalog_read!(SqliteTx);
-catalog_read!(SqliteReader);
+crate::catalog_read!(SqliteTx);
+crate::catalog_read!(SqliteReader);
 
 #[async_trait]
 impl CatalogWrite for SqliteTx {

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use jangteo_core::cart::{Cart, CartStatus};
 use jangteo_core::customer::{Customer, RefreshToken, Role};
 use jangteo_core::events::DomainEvent;
-use jangteo_core::ids::{CartId, CustomerId, OrderId};
+use jangteo_core::ids::{CartId, OrderId};
 use jangteo_core::order::{Order, OrderQuery, OrderStatus};
 use jangteo_core::ports::{
-    AuditEntry, AuditRead, AuditWrite, CartRead, CartWrite, CustomerRead, CustomerWrite,
-    EventWrite, IdempotencyRead, IdempotencyRecord, IdempotencyWrite, OrderRead, OrderWrite,
+    AuditEntry, AuditWrite, CartWrite, CustomerWrite, EventWrite, IdempotencyRecord,
+    IdempotencyWrite, OrderWrite,
 };
 use jangteo_core::{CoreError, CoreResult};
 use sqlx::sqlite::SqliteRow;
@@ -205,76 +205,8 @@ async fn audit_entries(
     rows.iter().map(audit_from_row).collect()
 }
 
-macro_rules! commerce_read {
-    ($t:ty) => {
-        #[async_trait]
-        impl CartRead for $t {
-            async fn cart(&mut self, id: CartId) -> CoreResult<Option<Cart>> {
-                cart(self.conn(), id).await
-            }
-        }
-
-        #[async_trait]
-        impl OrderRead for $t {
-            async fn order(&mut self, id: OrderId) -> CoreResult<Option<Order>> {
-                order(self.conn(), id).await
-            }
-            async fn orders(&mut self, query: &OrderQuery) -> CoreResult<Vec<Order>> {
-                orders(self.conn(), query).await
-            }
-            async fn expired_pending_orders(
-                &mut self,
-                now: DateTime<Utc>,
-                limit: u32,
-            ) -> CoreResult<Vec<OrderId>> {
-                expired_pending(self.conn(), now, limit).await
-            }
-        }
-
-        #[async_trait]
-        impl CustomerRead for $t {
-            async fn customer(&mut self, id: CustomerId) -> CoreResult<Option<Customer>> {
-                customer_where(self.conn(), "id", &id.to_string()).await
-            }
-            async fn customer_by_email(&mut self, email: &str) -> CoreResult<Option<Customer>> {
-                customer_where(self.conn(), "email", email).await
-            }
-            async fn customers_with_roles(&mut self, roles: &[Role]) -> CoreResult<Vec<Customer>> {
-                customers_with_roles(self.conn(), roles).await
-            }
-            async fn refresh_token(
-                &mut self,
-                token_hash: &str,
-            ) -> CoreResult<Option<RefreshToken>> {
-                refresh_token(self.conn(), token_hash).await
-            }
-        }
-
-        #[async_trait]
-        impl IdempotencyRead for $t {
-            async fn idempotency(
-                &mut self,
-                scope: &str,
-                key: &str,
-            ) -> CoreResult<Option<IdempotencyRecord>> {
-                idempotency(self.conn(), scope, key).await
-            }
-        }
-
-        #[async_trait]
-        impl AuditRead for $t {
-            async fn audit_entries(
-                &mut self,
-                limit: u32,
-                before: Option<i64>,
-            ) -> CoreResult<Vec<AuditEntry>> {
-                audit_entries(self.conn(), limit, before).await
-            }
-        }
-    };
-}
-commerce_read!(SqliteTx);
-commerce_read!(SqliteReader);
+crate::commerce_read!(SqliteTx);
+crate::commerce_read!(SqliteReader);
 
 #[async_trait]
 impl IdempotencyWrite for SqliteTx {

@@ -22,6 +22,7 @@ use crate::PoolSettings;
 mod catalog;
 mod commerce;
 mod outbox;
+mod projections;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -153,6 +154,19 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(map)
     }
 
+    async fn outbox_lease(&self, holder: &str, ttl: Duration) -> CoreResult<bool> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map)?;
+        let now = chrono::Utc::now();
+        let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(15));
+        let got = outbox::lease(&mut tx, holder, now, until).await?;
+        tx.commit().await.map_err(map)?;
+        Ok(got)
+    }
+
     async fn prune(
         &self,
         sent_before: chrono::DateTime<chrono::Utc>,
@@ -176,6 +190,10 @@ impl Store for SqliteStore {
                 keys_before,
             ),
             ("DELETE FROM refresh_tokens WHERE expires_at < ?", now),
+            (
+                "DELETE FROM processed_events WHERE applied_at < ?",
+                keys_before,
+            ),
         ] {
             n += sqlx::query(sql)
                 .bind(ts(t))

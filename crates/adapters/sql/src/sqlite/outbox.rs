@@ -38,3 +38,25 @@ pub(crate) async fn mark_sent(conn: &mut SqliteConnection, seqs: &[i64]) -> Core
     }
     Ok(())
 }
+
+/// Takes the relay lease if it is free, expired, or already ours.
+pub(crate) async fn lease(
+    conn: &mut SqliteConnection,
+    holder: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> CoreResult<bool> {
+    let got: Option<String> = sqlx::query_scalar(
+        "INSERT INTO outbox_leases (name, holder, expires_at) VALUES ('relay', ?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE outbox_leases.holder = excluded.holder OR outbox_leases.expires_at < ?3
+         RETURNING holder",
+    )
+    .bind(holder)
+    .bind(ts(until))
+    .bind(ts(now))
+    .fetch_optional(conn)
+    .await
+    .map_err(map)?;
+    Ok(got.is_some())
+}

@@ -1,0 +1,151 @@
+//! The shared cache: opaque bytes under a namespace, invalidated by generation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jangteo_core::cache::SharedCache;
+use jangteo_core::CoreResult;
+use redis::Script;
+
+use crate::link::Link;
+use crate::RedisConnection;
+
+/// Generation of a namespace that has none yet: derived from the server clock in
+/// microseconds rather than starting at 0, so a generation key lost to eviction or a
+/// `FLUSHDB` can never come back as a number whose old values are still stored.
+/// Assigns the local `g`, which must be declared before.
+const FRESH_GENERATION: &str = "local t = redis.call('TIME') \
+     g = t[1] .. string.format('%06d', tonumber(t[2])) \
+     redis.call('SET', KEYS[1], g) ";
+
+/// `KEYS[1]` generation key; `ARGV[1]` `{prefix}:{ns}`, `ARGV[2]` key. A namespace
+/// without a generation has nothing readable, so that is a miss without a second read.
+const GET: &str = "local g = redis.call('GET', KEYS[1]) \
+     if not g then return false end \
+     return redis.call('GET', ARGV[1] .. ':' .. g .. ':' .. ARGV[2])";
+
+/// As `GET`, plus `ARGV[3]` value and `ARGV[4]` TTL in milliseconds.
+fn put_script() -> String {
+    format!(
+        "local g = redis.call('GET', KEYS[1]) \
+         if not g then {FRESH_GENERATION} end \
+         redis.call('SET', ARGV[1] .. ':' .. g .. ':' .. ARGV[2], ARGV[3], 'PX', ARGV[4]) \
+         return 1"
+    )
+}
+
+fn invalidate_script() -> String {
+    format!(
+        "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCR', KEYS[1]) end \
+         local g {FRESH_GENERATION} return 0"
+    )
+}
+
+/// [`SharedCache`] on Redis, shared by every instance of the engine.
+///
+/// Key layout, with `p` the configured prefix:
+///
+/// - `p:{ns}:gen` holds the namespace's current generation (no expiry);
+/// - `p:{ns}:{gen}:{key}` holds a value, with the TTL as a Redis expiry.
+///
+/// [`invalidate`](SharedCache::invalidate) is one `INCR` of the generation: values of
+/// older generations become unreachable at once and expire on their own, so the cost
+/// does not grow with the namespace. [`get`](SharedCache::get) and
+/// [`put`](SharedCache::put) are one round trip each (a Lua script reads the generation
+/// and the value together).
+///
+/// Namespaces should not contain `:`, or two of them could address the same keys.
+///
+/// When Redis is down or slow, every call returns [`jangteo_core::CoreError::Unavailable`]
+/// within the configured timeouts, and during the cool-down right away; the engine reads
+/// an error as a miss. See the crate docs for the degradation as a whole.
+///
+/// Known limit: a value loaded before an invalidation but stored after it (a `put` that
+/// races an `invalidate` from another instance) lands in the new generation and is
+/// served until its TTL runs out. The TTL bounds that staleness, as it does for the
+/// in-process cache.
+#[derive(Debug, Clone)]
+pub struct RedisCache {
+    link: Arc<Link>,
+    scripts: Arc<Scripts>,
+}
+
+#[derive(Debug)]
+struct Scripts {
+    get: Script,
+    put: Script,
+    invalidate: Script,
+}
+
+impl RedisCache {
+    /// A cache over `connection`. Cheap: instances built from one connection share its
+    /// socket and its breaker.
+    pub fn new(connection: &RedisConnection) -> Self {
+        RedisCache {
+            link: connection.link.clone(),
+            scripts: Arc::new(Scripts {
+                get: Script::new(GET),
+                put: Script::new(&put_script()),
+                invalidate: Script::new(&invalidate_script()),
+            }),
+        }
+    }
+
+    fn base(&self, namespace: &str) -> String {
+        format!("{}:{namespace}", self.link.settings.prefix)
+    }
+}
+
+#[async_trait]
+impl SharedCache for RedisCache {
+    async fn get(&self, namespace: &str, key: &str) -> CoreResult<Option<Vec<u8>>> {
+        let base = self.base(namespace);
+        let gen_key = format!("{base}:gen");
+        let script = &self.scripts.get;
+        self.link
+            .run(|mut con| async move {
+                script
+                    .key(gen_key)
+                    .arg(base)
+                    .arg(key)
+                    .invoke_async::<Option<Vec<u8>>>(&mut con)
+                    .await
+            })
+            .await
+            .map_err(|d| d.into_core("cache get"))
+    }
+
+    async fn put(&self, namespace: &str, key: &str, value: &[u8], ttl: Duration) -> CoreResult<()> {
+        // Redis refuses a zero expiry; a value that may live for no time is not stored.
+        let ttl_ms = ttl.as_millis().min(i64::MAX as u128) as i64;
+        if ttl_ms == 0 {
+            return Ok(());
+        }
+        let base = self.base(namespace);
+        let gen_key = format!("{base}:gen");
+        let script = &self.scripts.put;
+        self.link
+            .run(|mut con| async move {
+                script
+                    .key(gen_key)
+                    .arg(base)
+                    .arg(key)
+                    .arg(value)
+                    .arg(ttl_ms)
+                    .invoke_async::<()>(&mut con)
+                    .await
+            })
+            .await
+            .map_err(|d| d.into_core("cache put"))
+    }
+
+    async fn invalidate(&self, namespace: &str) -> CoreResult<()> {
+        let gen_key = format!("{}:gen", self.base(namespace));
+        let script = &self.scripts.invalidate;
+        self.link
+            .run(|mut con| async move { script.key(gen_key).invoke_async::<()>(&mut con).await })
+            .await
+            .map_err(|d| d.into_core("cache invalidate"))
+    }
+}

@@ -1,0 +1,160 @@
+//! Trait implementations shared by the backends.
+//!
+//! Each backend has free functions with the same names and shapes (taking its own
+//! connection type); these macros implement the read ports on a backend's transaction
+//! and reader types by calling them, so the delegation is written once.
+
+/// Implements `CatalogRead` by calling the backend's catalog functions.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! catalog_read {
+    ($t:ty) => {
+        #[::async_trait::async_trait]
+        impl ::jangteo_core::ports::CatalogRead for $t {
+            async fn product(
+                &mut self,
+                id: ::jangteo_core::ids::ProductId,
+            ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::catalog::Product>> {
+                product(self.conn(), id).await
+            }
+            async fn product_by_handle(
+                &mut self,
+                handle: &str,
+            ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::catalog::Product>> {
+                product_by_handle(self.conn(), handle).await
+            }
+            async fn products(
+                &mut self,
+                query: &::jangteo_core::catalog::ProductQuery,
+            ) -> ::jangteo_core::CoreResult<::jangteo_core::catalog::ProductPage> {
+                products(self.conn(), query).await
+            }
+            async fn categories(
+                &mut self,
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::catalog::Category>> {
+                categories(self.conn()).await
+            }
+            async fn variants(
+                &mut self,
+                ids: &[::jangteo_core::ids::VariantId],
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::catalog::VariantSnapshot>> {
+                variants(self.conn(), ids).await
+            }
+        }
+    };
+}
+
+/// Implements the other read ports by calling the backend's functions.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! commerce_read {
+    ($t:ty) => {
+        #[::async_trait::async_trait]
+        impl ::jangteo_core::ports::CartRead for $t {
+            async fn cart(
+                &mut self,
+                id: ::jangteo_core::ids::CartId,
+            ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::cart::Cart>> {
+                cart(self.conn(), id).await
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl ::jangteo_core::ports::OrderRead for $t {
+            async fn order(
+                &mut self,
+                id: ::jangteo_core::ids::OrderId,
+            ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::order::Order>> {
+                order(self.conn(), id).await
+            }
+            async fn orders(
+                &mut self,
+                query: &::jangteo_core::order::OrderQuery,
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::order::Order>> {
+                orders(self.conn(), query).await
+            }
+            async fn expired_pending_orders(
+                &mut self,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                limit: u32,
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::ids::OrderId>> {
+                expired_pending(self.conn(), now, limit).await
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl ::jangteo_core::ports::CustomerRead for $t {
+            async fn customer(
+                &mut self,
+                id: ::jangteo_core::ids::CustomerId,
+            ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::customer::Customer>> {
+                customer_where(self.conn(), "id", &id.to_string()).await
+            }
+            async fn customer_by_email(
+                &mut self,
+                email: &str,
+            ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::customer::Customer>> {
+                customer_where(self.conn(), "email", email).await
+            }
+            async fn customers_with_roles(
+                &mut self,
+                roles: &[::jangteo_core::customer::Role],
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::customer::Customer>> {
+                customers_with_roles(self.conn(), roles).await
+            }
+            async fn refresh_token(
+                &mut self,
+                token_hash: &str,
+            ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::customer::RefreshToken>> {
+                refresh_token(self.conn(), token_hash).await
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl ::jangteo_core::ports::IdempotencyRead for $t {
+            async fn idempotency(
+                &mut self,
+                scope: &str,
+                key: &str,
+            ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::ports::IdempotencyRecord>> {
+                idempotency(self.conn(), scope, key).await
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl ::jangteo_core::ports::AuditRead for $t {
+            async fn audit_entries(
+                &mut self,
+                limit: u32,
+                before: Option<i64>,
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::ports::AuditEntry>> {
+                audit_entries(self.conn(), limit, before).await
+            }
+        }
+    };
+}
+
+/// Implements `ProjectionRead` by calling the backend's `sales` and `notifications`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! projection_read {
+    ($t:ty) => {
+        #[::async_trait::async_trait]
+        impl ::jangteo_core::ports::ProjectionRead for $t {
+            async fn sales(
+                &mut self,
+                from: ::chrono::NaiveDate,
+                to: ::chrono::NaiveDate,
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::ports::SalesRow>> {
+                sales(self.conn(), from, to).await
+            }
+            async fn notifications(
+                &mut self,
+                limit: u32,
+                before: Option<i64>,
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::ports::NotificationRecord>> {
+                notifications(self.conn(), limit, before).await
+            }
+        }
+    };
+}

@@ -1,0 +1,407 @@
+//! Carts, orders, customers, tokens, idempotency keys, the audit log and the outbox
+//! writes (PostgreSQL).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use jangteo_core::cart::{Cart, CartStatus};
+use jangteo_core::customer::{Customer, RefreshToken, Role};
+use jangteo_core::events::DomainEvent;
+use jangteo_core::ids::{CartId, CustomerId, OrderId};
+use jangteo_core::order::{Order, OrderQuery, OrderStatus};
+use jangteo_core::ports::{
+    AuditEntry, AuditWrite, CartWrite, CustomerWrite, EventWrite, IdempotencyRecord,
+    IdempotencyWrite, OrderWrite,
+};
+use jangteo_core::CoreResult;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::{Conn, PgReader, PgTx};
+use crate::error::{json, map};
+
+fn doc<T: serde::de::DeserializeOwned>(row: &PgRow) -> CoreResult<T> {
+    serde_json::from_str(&row.try_get::<String, _>("doc").map_err(map)?).map_err(json)
+}
+
+fn customer_from_row(r: &PgRow) -> CoreResult<Customer> {
+    Ok(Customer {
+        id: CustomerId(r.try_get("id").map_err(map)?),
+        email: r.try_get("email").map_err(map)?,
+        password_hash: r.try_get("password_hash").map_err(map)?,
+        role: Role::parse(&r.try_get::<String, _>("role").map_err(map)?)?,
+        created_at: r.try_get("created_at").map_err(map)?,
+    })
+}
+
+async fn cart(conn: &mut PgConnection, id: CartId) -> CoreResult<Option<Cart>> {
+    let row = sqlx::query("SELECT doc::text AS doc FROM carts WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await
+        .map_err(map)?;
+    row.as_ref().map(doc).transpose()
+}
+
+async fn order(conn: &mut PgConnection, id: OrderId) -> CoreResult<Option<Order>> {
+    let row = sqlx::query("SELECT doc::text AS doc FROM orders WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await
+        .map_err(map)?;
+    row.as_ref().map(doc).transpose()
+}
+
+async fn orders(conn: &mut PgConnection, q: &OrderQuery) -> CoreResult<Vec<Order>> {
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT doc::text AS doc FROM orders WHERE TRUE");
+    if let Some(c) = q.customer_id {
+        qb.push(" AND customer_id = ").push_bind(c.0);
+    }
+    if let Some(s) = q.status {
+        qb.push(" AND status = ").push_bind(s.as_str());
+    }
+    if let Some(b) = q.before {
+        qb.push(" AND id < ").push_bind(b.0);
+    }
+    qb.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(q.limit.max(1)));
+    let rows = qb.build().fetch_all(conn).await.map_err(map)?;
+    rows.iter().map(doc).collect()
+}
+
+async fn expired_pending(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> CoreResult<Vec<OrderId>> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM orders WHERE status = 'pending' AND payment_expires_at < $1 ORDER BY payment_expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map)?;
+    Ok(ids.into_iter().map(OrderId).collect())
+}
+
+async fn customer_where(
+    conn: &mut PgConnection,
+    col: &str,
+    v: &str,
+) -> CoreResult<Option<Customer>> {
+    let Ok(col) = (match col {
+        "id" => Ok("id"),
+        "email" => Ok("email"),
+        _ => Err(()),
+    }) else {
+        return Ok(None);
+    };
+    let q = format!(
+        "SELECT id, email, password_hash, role, created_at FROM customers WHERE {col} = $1"
+    );
+    let query = sqlx::query(&q);
+    let query = if col == "id" {
+        match v.parse::<Uuid>() {
+            Ok(id) => query.bind(id),
+            Err(_) => return Ok(None),
+        }
+    } else {
+        query.bind(v)
+    };
+    let row = query.fetch_optional(conn).await.map_err(map)?;
+    row.as_ref().map(customer_from_row).transpose()
+}
+
+async fn customers_with_roles(
+    conn: &mut PgConnection,
+    roles: &[Role],
+) -> CoreResult<Vec<Customer>> {
+    let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    let rows = sqlx::query(
+        "SELECT id, email, password_hash, role, created_at FROM customers WHERE role = ANY($1) ORDER BY created_at, id",
+    )
+    .bind(&roles)
+    .fetch_all(conn)
+    .await
+    .map_err(map)?;
+    rows.iter().map(customer_from_row).collect()
+}
+
+async fn refresh_token(conn: &mut PgConnection, hash: &str) -> CoreResult<Option<RefreshToken>> {
+    let row = sqlx::query(
+        "SELECT token_hash, family, customer_id, expires_at, used_at, revoked FROM refresh_tokens WHERE token_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(conn)
+    .await
+    .map_err(map)?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(RefreshToken {
+        token_hash: r.try_get("token_hash").map_err(map)?,
+        family: r.try_get("family").map_err(map)?,
+        customer_id: CustomerId(r.try_get("customer_id").map_err(map)?),
+        expires_at: r.try_get("expires_at").map_err(map)?,
+        used_at: r.try_get("used_at").map_err(map)?,
+        revoked: r.try_get("revoked").map_err(map)?,
+    }))
+}
+
+async fn idempotency(
+    conn: &mut PgConnection,
+    scope: &str,
+    key: &str,
+) -> CoreResult<Option<IdempotencyRecord>> {
+    let row = sqlx::query(
+        "SELECT scope, key, fingerprint, resource_id, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind(scope)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+    .map_err(map)?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(IdempotencyRecord {
+        scope: r.try_get("scope").map_err(map)?,
+        key: r.try_get("key").map_err(map)?,
+        fingerprint: r.try_get("fingerprint").map_err(map)?,
+        resource_id: r.try_get("resource_id").map_err(map)?,
+        created_at: r.try_get("created_at").map_err(map)?,
+    }))
+}
+
+async fn audit_entries(
+    conn: &mut PgConnection,
+    limit: u32,
+    before: Option<i64>,
+) -> CoreResult<Vec<AuditEntry>> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor_id, actor_email, action, target_type, target_id, details::text AS details
+         FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map)?;
+    rows.iter()
+        .map(|r| {
+            let actor: Option<Uuid> = r.try_get("actor_id").map_err(map)?;
+            Ok(AuditEntry {
+                id: r.try_get("id").map_err(map)?,
+                at: r.try_get("at").map_err(map)?,
+                actor_id: actor.map(CustomerId),
+                actor_email: r.try_get("actor_email").map_err(map)?,
+                action: r.try_get("action").map_err(map)?,
+                target_type: r.try_get("target_type").map_err(map)?,
+                target_id: r.try_get("target_id").map_err(map)?,
+                details: serde_json::from_str(&r.try_get::<String, _>("details").map_err(map)?)
+                    .map_err(json)?,
+            })
+        })
+        .collect()
+}
+
+crate::commerce_read!(PgTx);
+crate::commerce_read!(PgReader);
+
+#[async_trait]
+impl IdempotencyWrite for PgTx {
+    async fn put_idempotency(&mut self, r: &IdempotencyRecord) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&r.scope)
+        .bind(&r.key)
+        .bind(&r.fingerprint)
+        .bind(&r.resource_id)
+        .bind(r.created_at)
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditWrite for PgTx {
+    async fn append_audit(&mut self, e: &AuditEntry) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor_id, actor_email, action, target_type, target_id, details)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(e.at)
+        .bind(e.actor_id.map(|a| a.0))
+        .bind(&e.actor_email)
+        .bind(&e.action)
+        .bind(&e.target_type)
+        .bind(&e.target_id)
+        .bind(Json(&e.details))
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CartWrite for PgTx {
+    async fn save_cart(&mut self, c: &Cart) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO carts (id, customer_id, status, expires_at, doc) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET customer_id = excluded.customer_id, status = excluded.status,
+               expires_at = excluded.expires_at, doc = excluded.doc",
+        )
+        .bind(c.id.0)
+        .bind(c.customer_id.map(|x| x.0))
+        .bind(if c.status == CartStatus::Open { "open" } else { "completed" })
+        .bind(c.expires_at)
+        .bind(Json(c))
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(())
+    }
+
+    async fn delete_expired_carts(&mut self, now: DateTime<Utc>) -> CoreResult<u64> {
+        let r = sqlx::query("DELETE FROM carts WHERE status = 'open' AND expires_at < $1")
+            .bind(now)
+            .execute(self.conn())
+            .await
+            .map_err(map)?;
+        Ok(r.rows_affected())
+    }
+}
+
+#[async_trait]
+impl OrderWrite for PgTx {
+    async fn insert_order(&mut self, o: &Order) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO orders (id, number, cart_id, customer_id, status, payment_expires_at, created_at, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(o.id.0)
+        .bind(&o.number)
+        .bind(o.cart_id.0)
+        .bind(o.customer_id.map(|c| c.0))
+        .bind(o.status.as_str())
+        .bind(o.payment_expires_at)
+        .bind(o.created_at)
+        .bind(Json(o))
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(())
+    }
+
+    async fn update_order_if(&mut self, o: &Order, expected: OrderStatus) -> CoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE orders SET status = $1, payment_expires_at = $2, doc = $3 WHERE id = $4 AND status = $5",
+        )
+        .bind(o.status.as_str())
+        .bind(o.payment_expires_at)
+        .bind(Json(o))
+        .bind(o.id.0)
+        .bind(expected.as_str())
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(r.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl CustomerWrite for PgTx {
+    async fn insert_customer(&mut self, c: &Customer) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO customers (id, email, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(c.id.0)
+        .bind(&c.email)
+        .bind(&c.password_hash)
+        .bind(c.role.as_str())
+        .bind(c.created_at)
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(())
+    }
+
+    async fn insert_refresh_token(&mut self, t: &RefreshToken) -> CoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family, customer_id, expires_at, used_at, revoked) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&t.token_hash)
+        .bind(&t.family)
+        .bind(t.customer_id.0)
+        .bind(t.expires_at)
+        .bind(t.used_at)
+        .bind(t.revoked)
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(())
+    }
+
+    async fn use_refresh_token(&mut self, hash: &str, at: DateTime<Utc>) -> CoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND NOT revoked",
+        )
+        .bind(at)
+        .bind(hash)
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn revoke_refresh_family(&mut self, family: &str) -> CoreResult<()> {
+        sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1")
+            .bind(family)
+            .execute(self.conn())
+            .await
+            .map_err(map)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventWrite for PgTx {
+    async fn append_events(&mut self, events: &[DomainEvent]) -> CoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // One statement for the whole batch, with arrays: it runs inside the business
+        // transaction, so fewer round trips mean shorter row locks.
+        let mut ids = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let mut aggregates = Vec::with_capacity(events.len());
+        let mut aggregate_ids = Vec::with_capacity(events.len());
+        let mut times = Vec::with_capacity(events.len());
+        let mut envelopes = Vec::with_capacity(events.len());
+        for e in events {
+            ids.push(e.id.0);
+            types.push(e.event_type.as_str());
+            aggregates.push(e.aggregate_type.as_str());
+            aggregate_ids.push(e.aggregate_id.as_str());
+            times.push(e.occurred_at);
+            envelopes.push(serde_json::to_string(e).map_err(json)?);
+        }
+        sqlx::query(
+            "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, occurred_at, envelope)
+             SELECT a, b, c, d, e, f FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+             WITH ORDINALITY AS t(a, b, c, d, e, f, n) ORDER BY n",
+        )
+        .bind(&ids)
+        .bind(&types)
+        .bind(&aggregates)
+        .bind(&aggregate_ids)
+        .bind(&times)
+        .bind(&envelopes)
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,58 @@
+//! Outbox reads, acknowledgements and the relay lease (PostgreSQL).
+
+use std::time::Duration;
+
+use jangteo_core::ports::OutboxRow;
+use jangteo_core::CoreResult;
+use sqlx::{PgConnection, Row};
+
+use crate::error::{json, map};
+
+pub(crate) async fn pending(conn: &mut PgConnection, limit: u32) -> CoreResult<Vec<OutboxRow>> {
+    let rows =
+        sqlx::query("SELECT seq, envelope FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+            .map_err(map)?;
+    rows.iter()
+        .map(|r| {
+            Ok(OutboxRow {
+                seq: r.try_get("seq").map_err(map)?,
+                event: serde_json::from_str(&r.try_get::<String, _>("envelope").map_err(map)?)
+                    .map_err(json)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn mark_sent(conn: &mut PgConnection, seqs: &[i64]) -> CoreResult<()> {
+    sqlx::query("UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)")
+        .bind(seqs)
+        .execute(conn)
+        .await
+        .map_err(map)?;
+    Ok(())
+}
+
+/// Takes the relay lease if it is free, expired, or already ours. The database clock
+/// decides expiry, so relays on hosts with skewed clocks still agree.
+pub(crate) async fn lease(
+    conn: &mut PgConnection,
+    holder: &str,
+    ttl: Duration,
+) -> CoreResult<bool> {
+    let got: Option<String> = sqlx::query_scalar(
+        "INSERT INTO outbox_leases (name, holder, expires_at)
+         VALUES ('relay', $1, clock_timestamp() + make_interval(secs => $2))
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE outbox_leases.holder = excluded.holder OR outbox_leases.expires_at < clock_timestamp()
+         RETURNING holder",
+    )
+    .bind(holder)
+    .bind(ttl.as_secs_f64())
+    .fetch_optional(conn)
+    .await
+    .map_err(map)?;
+    Ok(got.is_some())
+}

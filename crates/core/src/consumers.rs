@@ -1,0 +1,404 @@
+//! Event consumers: buyer notifications, sales statistics, catalog cache invalidation.
+//!
+//! Each is an [`EventHandler`]. Transports deliver every event at least once (the Kafka
+//! consumer groups in production, [`FanOut`] in the embedded setup); the handlers make a
+//! second delivery harmless. Notifications and statistics record the event id in the
+//! same transaction as their effect ([`ProjectionWrite::mark_applied`]), so an event is
+//! applied exactly once whatever the transport repeats.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource};
+use serde::Deserialize;
+
+use crate::engine::Engine;
+use crate::error::{CoreError, CoreResult};
+use crate::events::{DomainEvent, EventHandler, EventPublisher, InProcessBus};
+use crate::ids::ProductId;
+use crate::money::{Currency, Money};
+use crate::ports::{NotificationRecord, SalesRow, Store};
+
+/// Sends a rendered notification to a buyer (e-mail, SMS, Kakao alimtalk, ...).
+#[async_trait]
+pub trait Notifier: Send + Sync + std::fmt::Debug {
+    /// Sends one message. `message.event_id` is a natural idempotency key for providers
+    /// that accept one: a redelivered event may call this twice.
+    async fn send(&self, message: &NotificationRecord) -> CoreResult<()>;
+}
+
+fn _assert_object_safe(_: &dyn Notifier) {}
+
+/// The default notifier: keeps every message in the store (readable at
+/// `GET /admin/notifications`), once per event and channel. Real senders wrap or replace it.
+#[derive(Debug, Clone)]
+pub struct StoreNotifier {
+    store: Arc<dyn Store>,
+}
+
+impl StoreNotifier {
+    /// Records into `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        StoreNotifier { store }
+    }
+}
+
+#[async_trait]
+impl Notifier for StoreNotifier {
+    async fn send(&self, message: &NotificationRecord) -> CoreResult<()> {
+        let mut tx = self.store.begin().await?;
+        tx.insert_notification(message).await?;
+        tx.commit().await
+    }
+}
+
+/// The order fields consumers read from an order event's payload.
+#[derive(Debug, Deserialize)]
+struct OrderPayload {
+    number: String,
+    email: String,
+    country: String,
+    currency: String,
+    locale: String,
+    totals: PayloadTotals,
+    lines: Vec<PayloadLine>,
+    payment: PayloadPayment,
+}
+
+#[derive(Debug, Deserialize)]
+struct PayloadTotals {
+    total: PayloadMoney,
+}
+
+#[derive(Debug, Deserialize)]
+struct PayloadMoney {
+    amount: String,
+    currency: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct PayloadLine {
+    product_id: ProductId,
+    quantity: i64,
+    line_total: PayloadMoney,
+}
+
+#[derive(Debug, Deserialize)]
+struct PayloadPayment {
+    status: String,
+}
+
+impl PayloadMoney {
+    fn money(&self) -> CoreResult<Money> {
+        Money::parse(&self.amount, self.currency.parse::<Currency>()?)
+    }
+}
+
+fn order_payload(event: &DomainEvent) -> CoreResult<OrderPayload> {
+    serde_json::from_value(event.payload.clone()).map_err(|e| {
+        // Not retryable: the same bytes will never parse. Surfaces in the logs.
+        CoreError::Internal(format!(
+            "event {} ({}) has a malformed order payload: {e}",
+            event.id, event.event_type
+        ))
+    })
+}
+
+/// Message templates, one Fluent file per locale.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("en", include_str!("../locales/en/notifications.ftl")),
+    ("ko", include_str!("../locales/ko/notifications.ftl")),
+    ("id", include_str!("../locales/id/notifications.ftl")),
+];
+
+/// Renders buyer notifications for order events and hands them to a [`Notifier`].
+pub struct OrderNotifications {
+    store: Arc<dyn Store>,
+    notifier: Arc<dyn Notifier>,
+    bundles: Vec<(String, FluentBundle<FluentResource>)>,
+}
+
+impl std::fmt::Debug for OrderNotifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderNotifications")
+            .field("notifier", &self.notifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrderNotifications {
+    /// Consumer name (Kafka group suffix, dedupe key).
+    pub const NAME: &'static str = "notifications";
+
+    /// A consumer recording applied events in `store` and sending through `notifier`.
+    pub fn new(store: Arc<dyn Store>, notifier: Arc<dyn Notifier>) -> CoreResult<Self> {
+        let mut bundles = Vec::new();
+        for (locale, source) in TEMPLATES {
+            let resource = FluentResource::try_new((*source).to_string()).map_err(|(_, e)| {
+                CoreError::Internal(format!("bad {locale} notification templates: {e:?}"))
+            })?;
+            let lang = locale
+                .parse()
+                .map_err(|_| CoreError::Internal(format!("bad locale {locale}")))?;
+            let mut bundle = FluentBundle::new_concurrent(vec![lang]);
+            // Plain-text messages: no Unicode isolation marks around arguments.
+            bundle.set_use_isolating(false);
+            bundle.add_resource(resource).map_err(|e| {
+                CoreError::Internal(format!("duplicate {locale} notification messages: {e:?}"))
+            })?;
+            bundles.push(((*locale).to_string(), bundle));
+        }
+        Ok(OrderNotifications {
+            store,
+            notifier,
+            bundles,
+        })
+    }
+
+    /// Renders `id` in the first of `locale`, its language, English that has it.
+    fn render(
+        &self,
+        locale: &str,
+        id: &str,
+        args: &FluentArgs<'_>,
+    ) -> CoreResult<(String, String)> {
+        let lang = locale.split(['-', '_']).next().unwrap_or("en");
+        let (used, bundle) = self
+            .bundles
+            .iter()
+            .find(|(l, b)| (l == locale || l == lang) && b.has_message(id))
+            .or_else(|| self.bundles.iter().find(|(l, _)| l == "en"))
+            .ok_or_else(|| CoreError::Internal("no English notification templates".into()))?;
+        let msg = bundle
+            .get_message(id)
+            .ok_or_else(|| CoreError::Internal(format!("no notification template {id}")))?;
+        let mut errors = Vec::new();
+        let subject = msg
+            .get_attribute("subject")
+            .map(|a| {
+                bundle
+                    .format_pattern(a.value(), Some(args), &mut errors)
+                    .into_owned()
+            })
+            .unwrap_or_default();
+        let body = msg
+            .value()
+            .map(|v| {
+                bundle
+                    .format_pattern(v, Some(args), &mut errors)
+                    .into_owned()
+            })
+            .unwrap_or_default();
+        if !errors.is_empty() {
+            return Err(CoreError::Internal(format!(
+                "rendering {id} in {used}: {errors:?}"
+            )));
+        }
+        Ok((subject, body))
+    }
+}
+
+#[async_trait]
+impl EventHandler for OrderNotifications {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn wants(&self, event_type: &str) -> bool {
+        matches!(
+            event_type,
+            "order.placed" | "order.paid" | "order.canceled" | "order.fulfilled"
+        )
+    }
+
+    async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {
+        let order = order_payload(event)?;
+        let mut args = FluentArgs::new();
+        args.set("number", order.number.clone());
+        args.set("total", order.totals.total.money()?.to_string());
+        if let Some(f) = event.payload.get("fulfillment") {
+            let text = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            args.set("carrier", text("carrier"));
+            args.set("tracking", text("tracking_number"));
+        } else {
+            args.set("carrier", "");
+            args.set("tracking", "");
+        }
+        let template = event.event_type.replace('.', "-");
+        let (subject, body) = self.render(&order.locale, &template, &args)?;
+        let message = NotificationRecord {
+            id: 0,
+            event_id: event.id,
+            channel: "email".into(),
+            recipient: order.email,
+            locale: order.locale,
+            template: event.event_type.clone(),
+            subject,
+            body,
+            created_at: event.occurred_at,
+        };
+        let mut tx = self.store.begin().await?;
+        if !tx
+            .mark_applied(Self::NAME, event.id, event.occurred_at)
+            .await?
+        {
+            return Ok(());
+        }
+        // Sent before the mark commits: if sending fails the mark rolls back and the
+        // event comes again; if the commit fails after a send, the send repeats with the
+        // same event id (at least once towards the provider, which dedupes on it).
+        self.notifier.send(&message).await?;
+        tx.commit().await
+    }
+}
+
+/// Sales per day, destination country and product: paid orders add, refunds and
+/// cancellations of paid orders subtract.
+#[derive(Debug, Clone)]
+pub struct SalesStatistics {
+    store: Arc<dyn Store>,
+}
+
+impl SalesStatistics {
+    /// Consumer name.
+    pub const NAME: &'static str = "sales-statistics";
+
+    /// A projection kept in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        SalesStatistics { store }
+    }
+
+    /// The rows an event adds; empty for events that do not move sales.
+    fn rows(event: &DomainEvent) -> CoreResult<Vec<SalesRow>> {
+        let order = order_payload(event)?;
+        let sign = match event.event_type.as_str() {
+            "order.paid" => 1,
+            "order.refunded" => -1,
+            // A canceled order only counted if it had been paid (and is now refunded).
+            "order.canceled" if order.payment.status == "refunded" => -1,
+            _ => return Ok(Vec::new()),
+        };
+        let day = event.occurred_at.date_naive();
+        let mut rows: Vec<SalesRow> = Vec::new();
+        for line in &order.lines {
+            let revenue = line.line_total.money()?.minor_units();
+            match rows.iter_mut().find(|r| r.product_id == line.product_id) {
+                Some(r) => {
+                    r.units += sign * line.quantity;
+                    r.revenue_minor += sign * revenue;
+                }
+                None => rows.push(SalesRow {
+                    day,
+                    country: order.country.clone(),
+                    product_id: line.product_id,
+                    currency: order.currency.clone(),
+                    orders: sign,
+                    units: sign * line.quantity,
+                    revenue_minor: sign * revenue,
+                }),
+            }
+        }
+        Ok(rows)
+    }
+}
+
+#[async_trait]
+impl EventHandler for SalesStatistics {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn wants(&self, event_type: &str) -> bool {
+        matches!(
+            event_type,
+            "order.paid" | "order.refunded" | "order.canceled"
+        )
+    }
+
+    async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {
+        let rows = Self::rows(event)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        if !tx
+            .mark_applied(Self::NAME, event.id, event.occurred_at)
+            .await?
+        {
+            return Ok(());
+        }
+        tx.add_sales(&rows).await?;
+        tx.commit().await
+    }
+}
+
+/// Drops cached catalog pages when the catalog or stock changes, in this instance and
+/// in the shared cache. Applying it twice is harmless, so it records nothing.
+#[derive(Debug, Clone)]
+pub struct CatalogCacheInvalidation {
+    engine: Engine,
+}
+
+impl CatalogCacheInvalidation {
+    /// Consumer name. Every server instance needs every catalog event, so transports
+    /// give each instance its own group (see the Kafka adapter).
+    pub const NAME: &'static str = "catalog-cache";
+
+    /// Invalidates `engine`'s caches.
+    pub fn new(engine: Engine) -> Self {
+        CatalogCacheInvalidation { engine }
+    }
+}
+
+#[async_trait]
+impl EventHandler for CatalogCacheInvalidation {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn wants(&self, event_type: &str) -> bool {
+        event_type.starts_with("product.") || event_type.starts_with("inventory.")
+    }
+
+    async fn handle(&self, _event: &DomainEvent) -> CoreResult<()> {
+        self.engine.invalidate_catalog_cache_everywhere().await;
+        Ok(())
+    }
+}
+
+/// The embedded transport: the outbox relay publishes to this, which broadcasts on the
+/// in-process bus and calls every handler before reporting success. A handler error
+/// fails the publish, so the relay delivers the batch again later (handlers dedupe).
+#[derive(Debug, Clone)]
+pub struct FanOut {
+    bus: InProcessBus,
+    handlers: Vec<Arc<dyn EventHandler>>,
+}
+
+impl FanOut {
+    /// Fans out to `bus` subscribers and `handlers`.
+    pub fn new(bus: InProcessBus, handlers: Vec<Arc<dyn EventHandler>>) -> Self {
+        FanOut { bus, handlers }
+    }
+}
+
+#[async_trait]
+impl EventPublisher for FanOut {
+    async fn publish(&self, events: &[DomainEvent]) -> CoreResult<()> {
+        for h in &self.handlers {
+            for e in events.iter().filter(|e| h.wants(&e.event_type)) {
+                if let Err(err) = h.handle(e).await {
+                    if matches!(err, CoreError::Internal(_)) {
+                        // A malformed event can never be applied; retrying would block
+                        // every later event behind it.
+                        tracing::error!(handler = h.name(), event = %e.id, error = %err, "event skipped");
+                        continue;
+                    }
+                    return Err(err);
+                }
+            }
+        }
+        self.bus.publish(events).await
+    }
+}
