@@ -8,6 +8,7 @@ use jangteo_core::catalog::{Category, Cursor, ProductInput, VariantInput};
 use jangteo_core::customer::Role;
 use jangteo_core::ids::{OrderId, ProductId, VariantId};
 use jangteo_core::locale::LocalizedText;
+use jangteo_core::money::{Currency, Money};
 use jangteo_core::order::OrderStatus;
 use jangteo_core::service::orders::FulfillInput;
 
@@ -371,6 +372,65 @@ pub(crate) async fn audit_log(
                 target_type: e.target_type,
                 target_id: e.target_id,
                 details: e.details,
+            })
+            .collect(),
+        next_before: next,
+    }))
+}
+
+/// Daily sales per destination country and product (from the sales-statistics
+/// consumer; net of refunds).
+#[utoipa::path(get, path = "/admin/stats/sales", tag = "reports", params(SalesQuery),
+    responses((status = 200, body = SalesReport), (status = 422, description = "Bad range", body = crate::problem::Problem)))]
+pub(crate) async fn sales_report(
+    State(s): State<AppState>,
+    _s: Staff,
+    ApiQuery(q): ApiQuery<SalesQuery>,
+) -> ApiResult<axum::Json<SalesReport>> {
+    let rows = s.engine.sales_report(q.from, q.to).await?;
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            let revenue = Money::from_minor(r.revenue_minor, r.currency.parse::<Currency>()?)?;
+            Ok(SalesRowDto {
+                day: r.day,
+                country: r.country,
+                product_id: r.product_id.to_string(),
+                orders: r.orders,
+                units: r.units,
+                revenue: revenue.into(),
+            })
+        })
+        .collect::<Result<Vec<_>, jangteo_core::CoreError>>()?;
+    Ok(axum::Json(SalesReport { rows }))
+}
+
+/// Buyer notifications the default notifier recorded, newest first.
+#[utoipa::path(get, path = "/admin/notifications", tag = "reports", params(AuditQuery),
+    responses((status = 200, body = NotificationList)))]
+pub(crate) async fn notifications(
+    State(s): State<AppState>,
+    _s: Staff,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<axum::Json<NotificationList>> {
+    let limit = q.limit.unwrap_or(50);
+    let list = s.engine.notifications(limit, q.before).await?;
+    let next = (list.len() as u32 >= limit.clamp(1, 500))
+        .then(|| list.last().map(|n| n.id))
+        .flatten();
+    Ok(axum::Json(NotificationList {
+        notifications: list
+            .into_iter()
+            .map(|n| NotificationDto {
+                id: n.id,
+                event_id: n.event_id.to_string(),
+                channel: n.channel,
+                recipient: n.recipient,
+                locale: n.locale,
+                template: n.template,
+                subject: n.subject,
+                body: n.body,
+                created_at: n.created_at,
             })
             .collect(),
         next_before: next,

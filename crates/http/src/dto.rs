@@ -923,3 +923,69 @@ pub struct ProductBody {
     /// id or SKU, unlisted ones removed).
     variants: Option<Vec<VariantBody>>,
 }
+
+/// Query of `GET /admin/stats/sales`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SalesQuery {
+    /// First UTC day, `YYYY-MM-DD`.
+    pub from: chrono::NaiveDate,
+    /// Last UTC day (inclusive); at most 366 days after `from`.
+    pub to: chrono::NaiveDate,
+}
+
+/// Sales of one product on one day in one country and currency (net of refunds).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SalesRowDto {
+    /// UTC day.
+    pub day: chrono::NaiveDate,
+    /// Destination country.
+    pub country: String,
+    /// Product id.
+    pub product_id: String,
+    /// Orders that contained the product.
+    pub orders: i64,
+    /// Units.
+    pub units: i64,
+    /// Revenue (line totals).
+    pub revenue: MoneyDto,
+}
+
+/// Sales figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SalesReport {
+    /// Rows by day, country, product.
+    pub rows: Vec<SalesRowDto>,
+}
+
+/// A notification as recorded by the default notifier.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationDto {
+    /// Sequence.
+    pub id: i64,
+    /// Event that caused it.
+    pub event_id: String,
+    /// Channel (`email`).
+    pub channel: String,
+    /// Recipient.
+    pub recipient: String,
+    /// Locale it was rendered in.
+    pub locale: String,
+    /// Event type it renders.
+    pub template: String,
+    /// Subject.
+    pub subject: String,
+    /// Body.
+    pub body: String,
+    /// When the event happened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Page of notifications.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationList {
+    /// Newest first.
+    pub notifications: Vec<NotificationDto>,
+    /// Pass as `before` for older ones.
+    pub next_before: Option<i64>,
+}

@@ -115,7 +115,7 @@ struct StoreDoc;
          description = "Back-office API for operators and admins. Every route except login needs an operator or admin bearer token. Every write is recorded in the audit log."),
     modifiers(&BearerAuth),
     components(schemas(problem::Problem)),
-    tags((name = "auth"), (name = "catalog"), (name = "orders"), (name = "users"), (name = "health"))
+    tags((name = "auth"), (name = "catalog"), (name = "orders"), (name = "users"), (name = "reports"), (name = "health"))
 )]
 struct AdminDoc;
 
@@ -283,6 +283,8 @@ pub fn admin_router(engine: Engine, settings: &HttpSettings) -> Router {
         .routes(routes!(admin::refund_order))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::audit_log))
+        .routes(routes!(admin::sales_report))
+        .routes(routes!(admin::notifications))
         .routes(routes!(live))
         .routes(routes!(ready));
     finish(r, engine, settings.admin_body_limit, settings)

@@ -82,6 +82,39 @@ pub(crate) struct EngineConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CacheConfig {
+    /// `redis://host:port[/db]`: the catalog cache shared by every instance and the
+    /// login rate limits. Empty: in-process cache and limits.
+    pub(crate) url: Secret,
+    /// Key prefix in Redis.
+    pub(crate) prefix: String,
+    /// Seconds catalog pages live in Redis (writes invalidate them at once).
+    pub(crate) ttl_secs: u64,
+    /// Milliseconds one Redis call may take before it counts as a failure.
+    pub(crate) timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EventsConfig {
+    /// Kafka bootstrap servers, `host:port[,host:port]`. Empty: in-process events.
+    pub(crate) kafka_brokers: String,
+    /// Topic name prefix: topics are `{prefix}products|orders|inventory|customers`.
+    pub(crate) topic_prefix: String,
+    /// Consumer group prefix.
+    pub(crate) group_prefix: String,
+    /// Partitions of topics Jangteo creates.
+    pub(crate) partitions: i32,
+    /// Milliseconds the broker may take to acknowledge before a publish fails (the
+    /// relay then retries; rows stay in the outbox).
+    pub(crate) message_timeout_ms: u64,
+    /// Run the outbox relay and the notification and statistics consumers in `serve`.
+    /// Turn off when `jangteo worker` processes run them.
+    pub(crate) run_workers: bool,
+    /// Milliseconds between outbox polls (commits in this process wake the relay at once).
+    pub(crate) relay_poll_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct LogConfig {
     /// `pretty` or `json`.
     pub(crate) format: String,
@@ -95,6 +128,8 @@ pub(crate) struct Config {
     pub(crate) database: DatabaseConfig,
     pub(crate) auth: AuthConfig,
     pub(crate) engine: EngineConfig,
+    pub(crate) cache: CacheConfig,
+    pub(crate) events: EventsConfig,
     pub(crate) log: LogConfig,
 }
 
@@ -129,6 +164,21 @@ impl Default for Config {
                 low_stock_threshold: 5,
                 catalog_cache_ms: 1000,
                 order_prefix: "JT".into(),
+            },
+            cache: CacheConfig {
+                url: Secret::default(),
+                prefix: "jangteo".into(),
+                ttl_secs: 10,
+                timeout_ms: 250,
+            },
+            events: EventsConfig {
+                kafka_brokers: String::new(),
+                topic_prefix: "jangteo.".into(),
+                group_prefix: "jangteo.".into(),
+                partitions: 3,
+                message_timeout_ms: 10_000,
+                run_workers: true,
+                relay_poll_ms: 500,
             },
             log: LogConfig {
                 format: "pretty".into(),

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
-use jangteo_core::events::InProcessBus;
 use jangteo_core::payment::PaymentRegistry;
 use jangteo_core::{Engine, EngineBuilder, EngineSettings};
 use jangteo_http::HttpSettings;
@@ -17,6 +16,7 @@ use tokio::sync::watch;
 
 mod config;
 mod demo;
+mod events;
 
 use config::Config;
 
@@ -47,6 +47,10 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Runs the outbox relay and the event consumers (notifications, sales
+    /// statistics) without the APIs; needs Kafka. Several may run at once: one relays
+    /// at a time (a lease in the database), consumers share the work by partition.
+    Worker,
     /// Applies database migrations and exits.
     Migrate {
         /// Data folder.
@@ -66,6 +70,8 @@ enum ServerError {
     Sql(#[from] jangteo_sql::SqlError),
     #[error("{0}")]
     Core(#[from] jangteo_core::CoreError),
+    #[error("{0}")]
+    Usage(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -128,7 +134,12 @@ fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
     std::fs::write(path, content)
 }
 
-async fn open_store(cfg: &Config) -> Result<Arc<dyn jangteo_core::ports::Store>, ServerError> {
+/// Opens the database. `wait`: a PostgreSQL server that is down does not stop the
+/// start; the store stays unready (503, `/health/ready` false) until it answers.
+async fn open_store(
+    cfg: &Config,
+    wait: bool,
+) -> Result<Arc<dyn jangteo_core::ports::Store>, ServerError> {
     std::fs::create_dir_all(&cfg.server.data_dir)
         .map_err(io(format!("creating {}", cfg.server.data_dir.display())))?;
     let settings = jangteo_sql::PoolSettings {
@@ -137,10 +148,61 @@ async fn open_store(cfg: &Config) -> Result<Arc<dyn jangteo_core::ports::Store>,
         acquire_timeout: Duration::from_secs(cfg.database.acquire_timeout_secs),
         statement_timeout: Duration::from_millis(cfg.database.statement_timeout_ms),
     };
-    Ok(jangteo_sql::open(&cfg.database_url(), &settings).await?)
+    let url = cfg.database_url();
+    if wait {
+        Ok(jangteo_sql::open_or_wait(&url, &settings).await?)
+    } else {
+        Ok(jangteo_sql::open(&url, &settings).await?)
+    }
 }
 
-fn build_engine(
+/// The Redis cache and rate limiter, when `cache.url` is set. A Redis that is down at
+/// start is not an error: the adapters start degraded and connect when it answers.
+#[cfg(feature = "redis")]
+async fn redis_parts(
+    cfg: &Config,
+) -> Result<
+    Option<(
+        Arc<dyn jangteo_core::cache::SharedCache>,
+        Arc<dyn jangteo_core::auth::RateLimiter>,
+    )>,
+    ServerError,
+> {
+    if cfg.cache.url.0.is_empty() {
+        return Ok(None);
+    }
+    let mut s = jangteo_redis::RedisSettings::new(cfg.cache.url.0.clone())
+        .with_prefix(cfg.cache.prefix.clone());
+    s.response_timeout = Duration::from_millis(cfg.cache.timeout_ms.max(1));
+    let conn = jangteo_redis::connect(s)
+        .await
+        .map_err(|e| ServerError::Usage(format!("cache.url: {e}")))?;
+    Ok(Some((
+        Arc::new(conn.cache()),
+        Arc::new(conn.rate_limiter()),
+    )))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_parts(
+    cfg: &Config,
+) -> Result<
+    Option<(
+        Arc<dyn jangteo_core::cache::SharedCache>,
+        Arc<dyn jangteo_core::auth::RateLimiter>,
+    )>,
+    ServerError,
+> {
+    if cfg.cache.url.0.is_empty() {
+        Ok(None)
+    } else {
+        Err(ServerError::Usage(
+            "cache.url is set but this build has no `redis` feature".into(),
+        ))
+    }
+}
+
+async fn build_engine(
     cfg: &Config,
     store: Arc<dyn jangteo_core::ports::Store>,
 ) -> Result<Engine, ServerError> {
@@ -154,15 +216,19 @@ fn build_engine(
         login_window: Duration::from_secs(cfg.auth.login_window_secs),
         catalog_cache_ttl: Duration::from_millis(e.catalog_cache_ms),
         order_prefix: e.order_prefix.clone(),
+        shared_cache_ttl: Duration::from_secs(cfg.cache.ttl_secs.max(1)),
         ..EngineSettings::default()
     };
     // Payment plugins are registered here, by name, explicitly.
     let payments =
         PaymentRegistry::new().register(jangteo_payment_manual::ManualConfig::default().build());
-    Ok(EngineBuilder::new(store, jwt_secret(cfg)?)
+    let mut builder = EngineBuilder::new(store, jwt_secret(cfg)?)
         .payments(payments)
-        .settings(settings)
-        .build()?)
+        .settings(settings);
+    if let Some((cache, limiter)) = redis_parts(cfg).await? {
+        builder = builder.shared_cache(cache).rate_limiter(limiter);
+    }
+    Ok(builder.build()?)
 }
 
 async fn shutdown_signal() {
@@ -184,8 +250,8 @@ async fn shutdown_signal() {
 }
 
 async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), ServerError> {
-    let store = open_store(&cfg).await?;
-    let engine = build_engine(&cfg, store)?;
+    let store = open_store(&cfg, true).await?;
+    let engine = build_engine(&cfg, store).await?;
 
     let bootstrap = (
         std::env::var("JANGTEO_BOOTSTRAP_ADMIN_EMAIL"),
@@ -206,21 +272,11 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
         }
     }
 
-    // Events: the outbox relay feeds the in-process bus; a subscriber logs them.
-    let bus = InProcessBus::default();
-    let mut rx = bus.subscribe();
-    tokio::spawn(async move {
-        while let Ok(ev) = rx.recv().await {
-            tracing::debug!(event = %ev.event_type, aggregate = %ev.aggregate_id, "event");
-        }
-    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let wait_stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let relay = engine.outbox_relay(Arc::new(bus));
-    let relay_task =
-        tokio::spawn(relay.run(Duration::from_millis(500), wait_stop(stop_rx.clone())));
+    let event_tasks = events::start(&cfg, &engine, events::Role::Server, stop_rx.clone())?;
 
     // Expiry sweeper: pending payments past their window release their stock.
     let sweeper_engine = engine.clone();
@@ -298,11 +354,34 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
     let _ = tokio::time::timeout(grace, async {
         let _ = store_task.await;
         let _ = admin_task.await;
-        let _ = relay_task.await;
+        for t in event_tasks {
+            let _ = t.await;
+        }
     })
     .await;
     engine.store().close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `jangteo worker`: relay and consumers until SIGTERM.
+async fn worker(cfg: Config) -> Result<(), ServerError> {
+    let store = open_store(&cfg, true).await?;
+    let engine = build_engine(&cfg, store).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let tasks = events::start(&cfg, &engine, events::Role::Worker, stop_rx)?;
+    tracing::info!("jangteo worker running");
+    println!("Jangteo worker running. Press Ctrl-C to stop.");
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
+    let _ = tokio::time::timeout(grace, async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
+    .await;
+    engine.store().close().await;
     Ok(())
 }
 
@@ -334,6 +413,7 @@ fn main() -> std::process::ExitCode {
             }
             *demo
         }
+        Command::Worker => false,
         Command::Migrate { data_dir } => {
             if let Some(d) = data_dir {
                 cfg.server.data_dir = d.clone();
@@ -358,8 +438,9 @@ fn main() -> std::process::ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Serve { .. } => serve(cfg, demo_mode, started).await,
+            Command::Worker => worker(cfg).await,
             Command::Migrate { .. } => {
-                open_store(&cfg).await?;
+                open_store(&cfg, false).await?;
                 println!(
                     "migrations applied to {}",
                     cfg.database_url()

@@ -1,123 +1,11 @@
 //! The `jangteo` binary as an operator runs it: demo start, restart, SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Server {
-    child: Child,
-    store: String,
-    admin: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jangteo"))
-        .args([
-            "serve",
-            "--demo",
-            "--store-addr",
-            "127.0.0.1:0",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("JANGTEO_BOOTSTRAP_ADMIN_EMAIL", "boss@shop.kr")
-        .env("JANGTEO_BOOTSTRAP_ADMIN_PASSWORD", "boss-password-1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start jangteo");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut store, mut admin) = (String::new(), String::new());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.is_empty() || admin.is_empty() {
-        assert!(Instant::now() < deadline, "server did not print its URLs");
-        let line = lines.next().expect("server exited early").unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .map(|u| {
-                u.split("/store")
-                    .next()
-                    .unwrap()
-                    .split("/admin")
-                    .next()
-                    .unwrap()
-                    .to_string()
-            });
-        if line.contains("store API") {
-            store = url.unwrap();
-        } else if line.contains("admin API") {
-            admin = url.unwrap();
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        store,
-        admin,
-    }
-}
-
-fn http(
-    base: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, String) {
-    let addr = base.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.unwrap_or("");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn json(s: &str) -> serde_json::Value {
-    // Responses are small; a chunked body has size lines around the JSON.
-    let start = s.find(['{', '[']).unwrap_or(0);
-    let end = s.rfind(['}', ']']).map(|i| i + 1).unwrap_or(s.len());
-    serde_json::from_str(&s[start..end]).unwrap_or_else(|e| panic!("{e}: {s}"))
-}
-
-fn login(srv: &Server) -> String {
-    let (st, body) = http(
-        &srv.admin,
-        "POST",
-        "/admin/auth/login",
-        None,
-        Some(r#"{"email":"boss@shop.kr","password":"boss-password-1"}"#),
-    );
-    assert_eq!(st, 200, "{body}");
-    json(&body)["access_token"].as_str().unwrap().to_string()
-}
+use common::{http, json, login, start};
 
 #[test]
 fn demo_store_serves_restarts_and_stops_gracefully() {
@@ -200,5 +88,8 @@ fn bad_database_urls_fail_clearly() {
         .port();
     let err = migrate(&format!("postgres://jangteo:pw@127.0.0.1:{port}/jangteo"));
     assert!(err.contains("cannot connect"), "{err}");
-    assert!(!err.contains(":pw@"), "the password must not be printed: {err}");
+    assert!(
+        !err.contains(":pw@"),
+        "the password must not be printed: {err}"
+    );
 }

@@ -4,4 +4,5 @@ pub mod carts;
 pub mod catalog;
 pub mod checkout;
 pub mod orders;
+pub mod reports;
 pub mod users;

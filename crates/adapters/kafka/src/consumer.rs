@@ -1,0 +1,271 @@
+//! Consumer groups feeding [`EventHandler`]s.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jangteo_core::events::{DomainEvent, EventHandler};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError as RdError;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::context::TracingContext;
+use crate::error::KafkaError;
+use crate::settings::KafkaSettings;
+
+/// First wait before a failed handler is called again with the same event.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Commit at the latest after this many handled messages, whatever the interval.
+const COMMIT_EVERY: u64 = 500;
+/// Pause after a consumer error so a persistent one does not spin the loop.
+const ERROR_PAUSE: Duration = Duration::from_millis(200);
+
+/// What a [`KafkaConsumer::run`] did, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Events the handler applied (returned `Ok`).
+    pub handled: u64,
+    /// Events the handler did not want ([`EventHandler::wants`] returned false).
+    pub ignored: u64,
+    /// Messages that were not a [`DomainEvent`] and were skipped.
+    pub malformed: u64,
+    /// Failed handler calls that were retried.
+    pub retries: u64,
+}
+
+/// One handler's consumer group member: reads every topic of
+/// [`KafkaSettings::all_topics`] in group `group_prefix + handler.name()`, calls the
+/// handler for each event it wants, and commits an offset only after the handler
+/// succeeded (at-least-once; the handler dedupes by event id).
+///
+/// Messages are handled one at a time, so events of one aggregate (one partition) are
+/// applied in publish order. A handler error retries the same event with a doubling
+/// backoff until it succeeds or the run is shut down: an event that failed to apply is
+/// never skipped, so a handler that fails for good stalls its group and says so in the
+/// logs. If that lasts longer than `max.poll.interval.ms` (5 min) librdkafka leaves the
+/// group; the partitions go elsewhere and the uncommitted event is delivered again.
+pub struct KafkaConsumer {
+    consumer: StreamConsumer<TracingContext>,
+    handler: Arc<dyn EventHandler>,
+    group_id: String,
+    max_backoff: Duration,
+    commit_interval: Duration,
+}
+
+impl std::fmt::Debug for KafkaConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConsumer")
+            .field("group_id", &self.group_id)
+            .field("handler", &self.handler.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether processing of a message ended normally or was cut short by shutdown.
+enum Outcome {
+    Done,
+    Stopped,
+}
+
+impl KafkaConsumer {
+    /// Creates the consumer and subscribes it; the topics must exist
+    /// ([`ensure_topics`](crate::ensure_topics)), as brokers that do not auto-create
+    /// topics leave a subscription to a missing topic idle.
+    pub fn new(
+        settings: &KafkaSettings,
+        handler: Arc<dyn EventHandler>,
+    ) -> Result<Self, KafkaError> {
+        settings.validate()?;
+        if handler.name().is_empty() {
+            return Err(KafkaError::InvalidSetting {
+                name: "handler name",
+                reason: "the handler name is the consumer group suffix; it must not be empty"
+                    .to_string(),
+            });
+        }
+        let group_id = settings.group_id(handler.name());
+        let mut config = settings.base_config();
+        config
+            .set("group.id", &group_id)
+            // Offsets are committed by the runner after the handler succeeded; automatic
+            // commits could commit a message whose handler then fails or crashes.
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // A new group starts from the oldest retained event, not from "now":
+            // a handler added later still sees history.
+            .set("auto.offset.reset", "earliest");
+        settings.apply_extra(&mut config);
+        let consumer: StreamConsumer<TracingContext> =
+            config
+                .create_with_context(TracingContext)
+                .map_err(|e| KafkaError::Client(e.to_string()))?;
+        let topics = settings.all_topics();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| KafkaError::Client(e.to_string()))?;
+        Ok(KafkaConsumer {
+            consumer,
+            handler,
+            group_id,
+            max_backoff: settings.handler_max_backoff,
+            commit_interval: settings.commit_interval,
+        })
+    }
+
+    /// The consumer group id (`group_prefix + handler name`).
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// Consumes until `shutdown` resolves, then commits what was handled and leaves the
+    /// group. A handler call in progress when `shutdown` resolves is finished first
+    /// (handlers need not be cancellation-safe); a failed one is not retried.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> RunSummary {
+        tokio::pin!(shutdown);
+        let mut summary = RunSummary::default();
+        let mut uncommitted = 0u64;
+        let mut last_commit = Instant::now();
+        loop {
+            let commit_due = last_commit + self.commit_interval;
+            let received = tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep_until(commit_due.into()), if uncommitted > 0 => {
+                    // Idle with handled but uncommitted messages: commit them now
+                    // rather than only when the next message arrives.
+                    self.commit(CommitMode::Async);
+                    uncommitted = 0;
+                    last_commit = Instant::now();
+                    continue;
+                }
+                received = self.consumer.recv() => received,
+            };
+            let message = match received {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(group = %self.group_id, %error, "kafka consumer error");
+                    tokio::select! {
+                        _ = &mut shutdown => break,
+                        _ = tokio::time::sleep(ERROR_PAUSE) => continue,
+                    }
+                }
+            };
+            if let Outcome::Stopped = self.process(&message, &mut summary, &mut shutdown).await {
+                break;
+            }
+            match self.consumer.store_offset_from_message(&message) {
+                Ok(()) => uncommitted += 1,
+                // The partition was revoked while the handler ran; its new owner will
+                // deliver the message again, which the handler dedupes.
+                Err(error) => tracing::debug!(%error, "offset not stored"),
+            }
+            if uncommitted >= COMMIT_EVERY || last_commit.elapsed() >= self.commit_interval {
+                self.commit(CommitMode::Async);
+                uncommitted = 0;
+                last_commit = Instant::now();
+            }
+        }
+        // The last commit waits for the broker, and dropping the consumer leaves the
+        // group (also a blocking round trip): do both off the async worker threads.
+        let group = self.group_id.clone();
+        let consumer = self.consumer;
+        let closing = tokio::task::spawn_blocking(move || {
+            commit(&consumer, CommitMode::Sync);
+            drop(consumer);
+        });
+        if let Err(error) = closing.await {
+            tracing::warn!(%group, %error, "closing the kafka consumer failed");
+        }
+        tracing::info!(%group, ?summary, "kafka consumer stopped");
+        summary
+    }
+
+    fn commit(&self, mode: CommitMode) {
+        commit(&self.consumer, mode)
+    }
+
+    /// Applies one message: parse, filter, call the handler until it succeeds.
+    async fn process(
+        &self,
+        message: &BorrowedMessage<'_>,
+        summary: &mut RunSummary,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Outcome {
+        let parsed = message
+            .payload()
+            .ok_or_else(|| "empty message".to_string())
+            .and_then(|bytes| {
+                serde_json::from_slice::<DomainEvent>(bytes).map_err(|e| e.to_string())
+            });
+        let event = match parsed {
+            Ok(event) => event,
+            Err(error) => {
+                // Retrying cannot fix bytes; skipping (and committing) keeps one bad
+                // message from blocking its partition for good.
+                tracing::error!(
+                    group = %self.group_id,
+                    topic = message.topic(),
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    %error,
+                    "skipping a kafka message that is not a domain event"
+                );
+                summary.malformed += 1;
+                return Outcome::Done;
+            }
+        };
+        if !self.handler.wants(&event.event_type) {
+            summary.ignored += 1;
+            return Outcome::Done;
+        }
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1u32;
+        loop {
+            match self.handler.handle(&event).await {
+                Ok(()) => {
+                    summary.handled += 1;
+                    return Outcome::Done;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        group = %self.group_id,
+                        event_id = %event.id,
+                        event_type = %event.event_type,
+                        attempt,
+                        retry_in = ?backoff,
+                        %error,
+                        "event handler failed; retrying the same event"
+                    );
+                    summary.retries += 1;
+                    tokio::select! {
+                        _ = shutdown.as_mut() => return Outcome::Stopped,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(self.max_backoff);
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+}
+
+/// Commits the stored offsets; "nothing to commit" is not an error.
+fn commit(consumer: &StreamConsumer<TracingContext>, mode: CommitMode) {
+    match consumer.commit_consumer_state(mode) {
+        Ok(()) | Err(RdError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(error) => tracing::warn!(%error, "kafka offset commit failed"),
+    }
+}
+
+/// Runs a consumer for `handler` until `shutdown` resolves: [`KafkaConsumer::new`] then
+/// [`KafkaConsumer::run`]. Fails only when the consumer cannot be set up.
+pub async fn run_consumer(
+    settings: &KafkaSettings,
+    handler: Arc<dyn EventHandler>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary, KafkaError> {
+    let consumer = KafkaConsumer::new(settings, handler)?;
+    Ok(consumer.run(shutdown).await)
+}

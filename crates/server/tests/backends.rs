@@ -1,0 +1,417 @@
+//! The binary on the production backends (PostgreSQL, Redis, a Kafka-protocol broker),
+//! and the faults it must survive. Every test runs against real servers: the shared
+//! ones `./scripts/test` starts, or a private set (`common::Stack`) for tests that stop
+//! and start a server.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn data_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("jangteo-{tag}-{}", uuid_ish()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn env(pairs: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("JANGTEO__DATABASE__MAX_CONNECTIONS", "40".to_string()),
+        ("JANGTEO__DATABASE__ACQUIRE_TIMEOUT_SECS", "2".to_string()),
+    ];
+    v.extend(pairs.iter().cloned());
+    v
+}
+
+#[test]
+fn postgres_checkout_never_oversells_200_buyers_for_50_units() {
+    let db = fresh_database(&postgres_admin_url());
+    let srv = start_with(
+        &data_dir("oversell"),
+        &env(&[("JANGTEO__DATABASE__URL", db.clone())]),
+    );
+    let token = login(&srv);
+    let (pid, variant) = product(&srv, &token, "last-fifty", 50);
+    let carts: Vec<String> = (0..200).map(|_| ready_cart(&srv, &variant, 1)).collect();
+    let srv = Arc::new(srv);
+    let barrier = Arc::new(std::sync::Barrier::new(carts.len()));
+    let handles: Vec<_> = carts
+        .into_iter()
+        .map(|cart| {
+            let (srv, barrier) = (srv.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                let r = complete(&srv, &cart).expect("complete");
+                (
+                    r.status,
+                    json(&r.body)["code"].as_str().unwrap_or("").to_string(),
+                )
+            })
+        })
+        .collect();
+    let mut by_status: BTreeMap<(u16, String), usize> = BTreeMap::new();
+    for h in handles {
+        *by_status.entry(h.join().unwrap()).or_default() += 1;
+    }
+    assert_eq!(
+        by_status.get(&(201, String::new())),
+        Some(&50),
+        "{by_status:?}"
+    );
+    assert_eq!(
+        by_status.get(&(409, "out_of_stock".to_string())),
+        Some(&150),
+        "{by_status:?}"
+    );
+    assert_eq!(stock(&srv, &token, &pid), 0);
+    assert_eq!(psql(&db, "SELECT count(*) FROM orders"), "50");
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM outbox WHERE event_type = 'order.placed'"
+        ),
+        "50"
+    );
+}
+
+/// Counts of what the consumers built, through the admin API.
+fn consumer_totals(srv: &Server, token: &str) -> (usize, i64) {
+    let (st, b) = http(
+        &srv.admin,
+        "GET",
+        "/admin/notifications?limit=500",
+        Some(token),
+        None,
+    );
+    assert_eq!(st, 200, "{b}");
+    let notes = json(&b)["notifications"].as_array().unwrap().len();
+    let today = chrono_today();
+    let (st, b) = http(
+        &srv.admin,
+        "GET",
+        &format!("/admin/stats/sales?from={today}&to={today}"),
+        Some(token),
+        None,
+    );
+    assert_eq!(st, 200, "{b}");
+    let units = json(&b)["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["units"].as_i64().unwrap())
+        .sum();
+    (notes, units)
+}
+
+fn chrono_today() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn kafka_stopped_while_200_orders_are_placed_loses_nothing() {
+    let stack = Stack::up();
+    let db = fresh_database(&stack.postgres);
+    let srv = start_with(
+        &data_dir("kafka-down"),
+        &env(&[
+            ("JANGTEO__DATABASE__URL", db.clone()),
+            ("JANGTEO__EVENTS__KAFKA_BROKERS", stack.kafka.clone()),
+            ("JANGTEO__EVENTS__MESSAGE_TIMEOUT_MS", "2000".to_string()),
+            ("JANGTEO__EVENTS__RELAY_POLL_MS", "200".to_string()),
+        ]),
+    );
+    let token = login(&srv);
+    let (_, variant) = product(&srv, &token, "kafka-outage", 1000);
+    // The pipeline is live: one order's two notifications arrive through Kafka.
+    complete(&srv, &ready_cart(&srv, &variant, 1)).unwrap();
+    eventually(60, "first order's events consumed", || {
+        consumer_totals(&srv, &token) == (2, 1)
+    });
+
+    stack.stop("kafka");
+    for _ in 0..200 {
+        let r = complete(&srv, &ready_cart(&srv, &variant, 1)).unwrap();
+        assert_eq!(
+            r.status, 201,
+            "orders are accepted while Kafka is down: {}",
+            r.body
+        );
+    }
+    let unsent: i64 = psql(&db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        .parse()
+        .unwrap();
+    assert!(unsent >= 400, "events wait in the outbox: {unsent}");
+
+    stack.start("kafka");
+    eventually(180, "every event delivered and consumed once", || {
+        let (notes, units) = consumer_totals(&srv, &token);
+        assert!(
+            notes <= 402 && units <= 201,
+            "applied twice: {notes} {units}"
+        );
+        notes == 402 && units == 201
+    });
+    assert_eq!(
+        psql(&db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
+        "0"
+    );
+    // Each consumer recorded each event it applied exactly once.
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM processed_events WHERE consumer = 'sales-statistics'"
+        ),
+        "201"
+    );
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM processed_events WHERE consumer = 'notifications'"
+        ),
+        "402"
+    );
+    // Nothing more arrives later (no duplicate application after a rebalance).
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(consumer_totals(&srv, &token), (402, 201));
+}
+
+#[test]
+fn redis_stopped_reads_and_logins_keep_working() {
+    let stack = Stack::up();
+    let db = fresh_database(&stack.postgres);
+    let srv = start_with(
+        &data_dir("redis-down"),
+        &env(&[
+            ("JANGTEO__DATABASE__URL", db),
+            ("JANGTEO__CACHE__URL", stack.redis.clone()),
+            ("JANGTEO__AUTH__LOGIN_LIMIT", "3".to_string()),
+        ]),
+    );
+    let reg = r#"{"email":"buyer@example.com","password":"buyer-password-1"}"#;
+    let (st, b) = http(&srv.store, "POST", "/store/auth/register", None, Some(reg));
+    assert!(st == 201 || st == 200, "{st} {b}");
+    let (st, _) = http(&srv.store, "GET", "/store/products?limit=5", None, None);
+    assert_eq!(st, 200);
+
+    stack.stop("redis");
+    let started = Instant::now();
+    for _ in 0..20 {
+        let (st, b) = http(&srv.store, "GET", "/store/products?limit=5", None, None);
+        assert_eq!(st, 200, "{b}");
+        let (st, b) = http(
+            &srv.store,
+            "GET",
+            "/store/products/red-ginseng-stick-30",
+            None,
+            None,
+        );
+        assert_eq!(st, 200, "{b}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a dead Redis must not stall reads: {:?}",
+        started.elapsed()
+    );
+    let (st, b) = http(&srv.store, "POST", "/store/auth/login", None, Some(reg));
+    assert_eq!(st, 200, "login works without Redis: {b}");
+    // Rate limiting degrades to per-instance counting; it still limits.
+    let wrong = r#"{"email":"buyer@example.com","password":"not-the-password"}"#;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(http(&srv.store, "POST", "/store/auth/login", None, Some(wrong)).0);
+    }
+    assert_eq!(&statuses[..3], &[401, 401, 401], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+
+    stack.start("redis");
+    eventually(10, "reads after Redis returns", || {
+        http(&srv.store, "GET", "/store/products?limit=5", None, None).0 == 200
+    });
+}
+
+#[test]
+fn postgres_restarted_under_load_heals_without_a_restart() {
+    let stack = Stack::up();
+    let db = fresh_database(&stack.postgres);
+    let srv = Arc::new(start_with(
+        &data_dir("pg-restart"),
+        &env(&[("JANGTEO__DATABASE__URL", db.clone())]),
+    ));
+    let token = login(&srv);
+    let (pid, variant) = product(&srv, &token, "restart-load", 100_000);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen: Arc<Mutex<Vec<(u16, Option<String>, Instant)>>> = Arc::default();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (srv, stop, seen, variant) =
+                (srv.clone(), stop.clone(), seen.clone(), variant.clone());
+            thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut record = |r: std::io::Result<Response>| {
+                        if let Ok(r) = r {
+                            seen.lock().unwrap().push((r.status, r.header("retry-after"), Instant::now()));
+                            Some(r)
+                        } else {
+                            None
+                        }
+                    };
+                    record(try_http(&srv.store, "GET", "/store/products?limit=5", None, None, &[]));
+                    let cart = record(try_http(
+                        &srv.store,
+                        "POST",
+                        "/store/carts",
+                        None,
+                        Some(r#"{"country":"KR","currency":"KRW","locale":"ko"}"#),
+                        &[],
+                    ));
+                    let Some(cart) = cart.filter(|r| r.status == 201) else {
+                        thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    let id = json(&cart.body)["id"].as_str().unwrap().to_string();
+                    let line = format!(r#"{{"variant_id":"{variant}","quantity":1}}"#);
+                    record(try_http(&srv.store, "POST", &format!("/store/carts/{id}/line-items"), None, Some(&line), &[]));
+                    let contact = r#"{"email":"buyer@example.com","shipping_address":{"name":"김민지","line1":"세종대로 110","city":"서울","postal_code":"04524","country":"KR","phone":"+82 10-1234-5678"}}"#;
+                    record(try_http(&srv.store, "PATCH", &format!("/store/carts/{id}"), None, Some(contact), &[]));
+                    record(complete(&srv, &id));
+                }
+            })
+        })
+        .collect();
+
+    thread::sleep(Duration::from_secs(2));
+    stack.stop("postgres");
+    let down_at = Instant::now();
+    thread::sleep(Duration::from_secs(3));
+    stack.start("postgres");
+    let up_at = Instant::now();
+    eventually(30, "ready again after the restart", || {
+        http(&srv.store, "GET", "/health/ready", None, None).0 == 200
+    });
+    thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+
+    let seen = seen.lock().unwrap();
+    let server_errors: Vec<_> = seen.iter().filter(|(s, _, _)| *s == 500).collect();
+    assert!(server_errors.is_empty(), "500s: {}", server_errors.len());
+    let unavailable: Vec<_> = seen.iter().filter(|(s, _, _)| *s == 503).collect();
+    assert!(!unavailable.is_empty(), "requests in the gap answer 503");
+    assert!(
+        unavailable.iter().all(|(_, ra, _)| ra.is_some()),
+        "every 503 carries Retry-After"
+    );
+    assert!(
+        seen.iter().any(|(s, _, t)| *s == 201 && *t > up_at),
+        "checkouts succeed after the restart"
+    );
+    assert!(
+        seen.iter().any(|(s, _, t)| *s == 201 && *t < down_at),
+        "checkouts succeeded before the restart"
+    );
+    // No half-written order: stock taken equals units ordered, and every order has its
+    // order.placed event.
+    let left = stock(&srv, &token, &pid);
+    let ordered: i64 = psql(
+        &db,
+        "SELECT COALESCE(sum((l->>'quantity')::bigint), 0) FROM orders, jsonb_array_elements(doc->'lines') l WHERE status <> 'canceled'",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(left + ordered, 100_000);
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM outbox e WHERE e.aggregate_id = o.id::text AND e.event_type = 'order.placed')"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn sigkill_mid_checkout_leaves_whole_orders_or_nothing() {
+    let db = fresh_database(&postgres_admin_url());
+    let dir = data_dir("sigkill");
+    let vars = env(&[("JANGTEO__DATABASE__URL", db.clone())]);
+    let srv = start_with(&dir, &vars);
+    let token = login(&srv);
+    let (pid, variant) = product(&srv, &token, "killed-mid-checkout", 1000);
+    let carts: Vec<String> = (0..80).map(|_| ready_cart(&srv, &variant, 2)).collect();
+    let store = srv.store.clone();
+    let handles: Vec<_> = carts
+        .into_iter()
+        .map(|cart| {
+            let store = store.clone();
+            thread::spawn(move || {
+                let _ = try_http(
+                    &store,
+                    "POST",
+                    &format!("/store/carts/{cart}/complete"),
+                    None,
+                    Some(r#"{"payment":{"provider":"manual"}}"#),
+                    &[],
+                );
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(60));
+    let mut srv = srv;
+    srv.child.kill().unwrap(); // SIGKILL
+    srv.child.wait().unwrap();
+    for h in handles {
+        h.join().unwrap();
+    }
+    drop(srv);
+
+    let srv = start_with(&dir, &vars);
+    let token = login(&srv);
+    let orders: i64 = psql(&db, "SELECT count(*) FROM orders").parse().unwrap();
+    let left = stock(&srv, &token, &pid);
+    let reserved: i64 = psql(
+        &db,
+        "SELECT COALESCE(sum((l->>'quantity')::bigint), 0) FROM orders, jsonb_array_elements(doc->'lines') l WHERE status <> 'canceled'",
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(
+        left + reserved,
+        1000,
+        "every unit is on the shelf or in an order ({orders} orders)"
+    );
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM outbox e WHERE e.aggregate_id = o.id::text AND e.event_type = 'order.placed')"
+        ),
+        "0",
+        "every order has its event"
+    );
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM outbox e WHERE e.event_type = 'order.placed' AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id::text = e.aggregate_id)"
+        ),
+        "0",
+        "no event without its order"
+    );
+    // Orders caught between reservation and payment wait as pending with their stock
+    // held; the expiry sweeper releases them (tested in the HTTP suite).
+    let states = psql(&db, "SELECT string_agg(DISTINCT status, ',') FROM orders");
+    assert!(
+        states
+            .split(',')
+            .all(|s| s == "paid" || s == "pending" || s.is_empty()),
+        "{states}"
+    );
+}
