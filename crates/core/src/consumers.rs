@@ -112,27 +112,13 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("id", include_str!("../locales/id/notifications.ftl")),
 ];
 
-/// Renders buyer notifications for order events and hands them to a [`Notifier`].
-pub struct OrderNotifications {
-    store: Arc<dyn Store>,
-    notifier: Arc<dyn Notifier>,
+/// The notification templates of every locale, parsed once.
+struct Templates {
     bundles: Vec<(String, FluentBundle<FluentResource>)>,
 }
 
-impl std::fmt::Debug for OrderNotifications {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OrderNotifications")
-            .field("notifier", &self.notifier)
-            .finish_non_exhaustive()
-    }
-}
-
-impl OrderNotifications {
-    /// Consumer name (Kafka group suffix, dedupe key).
-    pub const NAME: &'static str = "notifications";
-
-    /// A consumer recording applied events in `store` and sending through `notifier`.
-    pub fn new(store: Arc<dyn Store>, notifier: Arc<dyn Notifier>) -> CoreResult<Self> {
+impl Templates {
+    fn load() -> CoreResult<Self> {
         let mut bundles = Vec::new();
         for (locale, source) in TEMPLATES {
             let resource = FluentResource::try_new((*source).to_string()).map_err(|(_, e)| {
@@ -149,11 +135,7 @@ impl OrderNotifications {
             })?;
             bundles.push(((*locale).to_string(), bundle));
         }
-        Ok(OrderNotifications {
-            store,
-            notifier,
-            bundles,
-        })
+        Ok(Templates { bundles })
     }
 
     /// Renders `id` in the first of `locale`, its language, English that has it.
@@ -199,6 +181,35 @@ impl OrderNotifications {
     }
 }
 
+/// Renders buyer notifications for order events and hands them to a [`Notifier`].
+pub struct OrderNotifications {
+    store: Arc<dyn Store>,
+    notifier: Arc<dyn Notifier>,
+    templates: Templates,
+}
+
+impl std::fmt::Debug for OrderNotifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderNotifications")
+            .field("notifier", &self.notifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OrderNotifications {
+    /// Consumer name (Kafka group suffix, dedupe key).
+    pub const NAME: &'static str = "notifications";
+
+    /// A consumer recording applied events in `store` and sending through `notifier`.
+    pub fn new(store: Arc<dyn Store>, notifier: Arc<dyn Notifier>) -> CoreResult<Self> {
+        Ok(OrderNotifications {
+            store,
+            notifier,
+            templates: Templates::load()?,
+        })
+    }
+}
+
 #[async_trait]
 impl EventHandler for OrderNotifications {
     fn name(&self) -> &str {
@@ -226,7 +237,7 @@ impl EventHandler for OrderNotifications {
             args.set("tracking", "");
         }
         let template = event.event_type.replace('.', "-");
-        let (subject, body) = self.render(&order.locale, &template, &args)?;
+        let (subject, body) = self.templates.render(&order.locale, &template, &args)?;
         let message = NotificationRecord {
             id: 0,
             event_id: event.id,
@@ -238,18 +249,30 @@ impl EventHandler for OrderNotifications {
             body,
             created_at: event.occurred_at,
         };
+        // Was it applied already? Asked by trying the mark and rolling back: the send
+        // must not happen inside a transaction (a notifier may write to the same store,
+        // and SQLite has one writer).
+        let mut probe = self.store.begin().await?;
+        let fresh = probe
+            .mark_applied(Self::NAME, event.id, event.occurred_at)
+            .await?;
+        drop(probe);
+        if !fresh {
+            return Ok(());
+        }
+        // Sent before the mark: if sending fails nothing is marked and the event comes
+        // again; if marking fails after a send, the send repeats with the same event id
+        // (at least once towards the provider, which can dedupe on it; the store
+        // notifier keeps one per event).
+        self.notifier.send(&message).await?;
         let mut tx = self.store.begin().await?;
-        if !tx
+        if tx
             .mark_applied(Self::NAME, event.id, event.occurred_at)
             .await?
         {
-            return Ok(());
+            tx.commit().await?;
         }
-        // Sent before the mark commits: if sending fails the mark rolls back and the
-        // event comes again; if the commit fails after a send, the send repeats with the
-        // same event id (at least once towards the provider, which dedupes on it).
-        self.notifier.send(&message).await?;
-        tx.commit().await
+        Ok(())
     }
 }
 
@@ -400,5 +423,106 @@ impl EventPublisher for FanOut {
             }
         }
         self.bus.publish(events).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn order_event(event_type: &str, payment_status: &str) -> DomainEvent {
+        DomainEvent::new(
+            event_type,
+            "order",
+            "o1",
+            chrono::Utc::now(),
+            json!({
+                "order_id": "o1", "number": "JT-20261128-ABCDEFGH", "status": "paid",
+                "email": "b@example.com", "country": "ID", "currency": "IDR", "locale": "id",
+                "totals": {"total": {"amount": "250000", "currency": "IDR"}},
+                "lines": [
+                    {"product_id": "01932c07-7a2b-7d5e-9b1a-3c8e4f2a1b07", "quantity": 2,
+                     "line_total": {"amount": "200000", "currency": "IDR"}},
+                    {"product_id": "01932c07-7a2b-7d5e-9b1a-3c8e4f2a1b07", "quantity": 1,
+                     "line_total": {"amount": "50000", "currency": "IDR"}}
+                ],
+                "payment": {"provider": "manual", "status": payment_status},
+                "fulfillment": null
+            }),
+        )
+    }
+
+    #[test]
+    fn templates_render_in_every_locale_and_fall_back_to_english() {
+        let t = Templates::load().unwrap();
+        let mut args = FluentArgs::new();
+        args.set("number", "JT-1");
+        args.set("total", "39000 KRW");
+        args.set("carrier", "cj");
+        args.set("tracking", "123");
+        for (locale, needle) in [
+            ("ko", "결제"),
+            ("id", "Pembayaran"),
+            ("en", "Payment"),
+            ("ko-KR", "결제"),
+            ("fr", "Payment"),
+        ] {
+            let (subject, body) = t.render(locale, "order-paid", &args).unwrap();
+            assert!(
+                body.contains(needle) && body.contains("JT-1"),
+                "{locale}: {body}"
+            );
+            assert!(subject.contains("JT-1"), "{locale}: {subject}");
+            assert!(!body.contains('\u{2068}'), "no isolation marks");
+        }
+        for id in [
+            "order-placed",
+            "order-paid",
+            "order-canceled",
+            "order-fulfilled",
+        ] {
+            for (locale, _) in TEMPLATES {
+                let (s, b) = t.render(locale, id, &args).unwrap();
+                assert!(!s.is_empty() && !b.is_empty(), "{locale} {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn sales_rows_add_on_payment_and_subtract_on_refund() {
+        let paid = SalesStatistics::rows(&order_event("order.paid", "captured")).unwrap();
+        assert_eq!(paid.len(), 1, "lines of one product are summed");
+        assert_eq!(
+            (paid[0].orders, paid[0].units, paid[0].revenue_minor),
+            (1, 3, 250_000)
+        );
+        assert_eq!(paid[0].country, "ID");
+        let refunded = SalesStatistics::rows(&order_event("order.refunded", "refunded")).unwrap();
+        assert_eq!(
+            (
+                refunded[0].orders,
+                refunded[0].units,
+                refunded[0].revenue_minor
+            ),
+            (-1, -3, -250_000)
+        );
+        let canceled_paid =
+            SalesStatistics::rows(&order_event("order.canceled", "refunded")).unwrap();
+        assert_eq!(canceled_paid[0].units, -3);
+        let canceled_unpaid =
+            SalesStatistics::rows(&order_event("order.canceled", "failed")).unwrap();
+        assert!(canceled_unpaid.is_empty(), "an unpaid order never counted");
+        assert!(
+            SalesStatistics::rows(&order_event("order.placed", "pending"))
+                .unwrap()
+                .is_empty()
+        );
+        let mut bad = order_event("order.paid", "captured");
+        bad.payload = json!({"nope": 1});
+        assert!(matches!(
+            SalesStatistics::rows(&bad),
+            Err(CoreError::Internal(_))
+        ));
     }
 }

@@ -253,23 +253,29 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
     let store = open_store(&cfg, true).await?;
     let engine = build_engine(&cfg, store).await?;
 
-    let bootstrap = (
-        std::env::var("JANGTEO_BOOTSTRAP_ADMIN_EMAIL"),
-        std::env::var("JANGTEO_BOOTSTRAP_ADMIN_PASSWORD"),
-    );
-    let bootstrapped = bootstrap.0.is_ok() && bootstrap.1.is_ok();
-    if let (Ok(email), Ok(password)) = bootstrap {
-        if engine.bootstrap_admin(&email, &password).await? {
-            tracing::info!(%email, "bootstrap admin created");
-        }
-    } else if demo_mode && engine.bootstrap_admin(DEMO_ADMIN.0, DEMO_ADMIN.1).await? {
-        tracing::info!(email = DEMO_ADMIN.0, "demo admin created");
-    }
-    if demo_mode {
-        let n = demo::seed(&engine).await?;
-        if n > 0 {
-            tracing::info!(products = n, "demo catalog loaded");
-        }
+    let bootstrapped = std::env::var("JANGTEO_BOOTSTRAP_ADMIN_EMAIL").is_ok()
+        && std::env::var("JANGTEO_BOOTSTRAP_ADMIN_PASSWORD").is_ok();
+    if engine.ready().await.is_ok() {
+        prepare(&engine, demo_mode).await?;
+    } else {
+        // The database is down: serve not-ready now and finish preparing once it
+        // answers, so a server started before its database heals by itself.
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            loop {
+                match prepare(&engine, demo_mode).await {
+                    Ok(()) => return,
+                    Err(ServerError::Core(jangteo_core::CoreError::Unavailable(e))) => {
+                        tracing::info!(error = %e, "waiting for the database");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "preparing the store failed");
+                        return;
+                    }
+                }
+            }
+        });
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -361,6 +367,30 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
     .await;
     engine.store().close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the bootstrap (or demo) admin and loads the demo catalog; both are no-ops
+/// when already done.
+async fn prepare(engine: &Engine, demo_mode: bool) -> Result<(), ServerError> {
+    engine.ready().await?;
+    let bootstrap = (
+        std::env::var("JANGTEO_BOOTSTRAP_ADMIN_EMAIL"),
+        std::env::var("JANGTEO_BOOTSTRAP_ADMIN_PASSWORD"),
+    );
+    if let (Ok(email), Ok(password)) = bootstrap {
+        if engine.bootstrap_admin(&email, &password).await? {
+            tracing::info!(%email, "bootstrap admin created");
+        }
+    } else if demo_mode && engine.bootstrap_admin(DEMO_ADMIN.0, DEMO_ADMIN.1).await? {
+        tracing::info!(email = DEMO_ADMIN.0, "demo admin created");
+    }
+    if demo_mode {
+        let n = demo::seed(&engine.clone()).await?;
+        if n > 0 {
+            tracing::info!(products = n, "demo catalog loaded");
+        }
+    }
     Ok(())
 }
 

@@ -415,3 +415,137 @@ fn sigkill_mid_checkout_leaves_whole_orders_or_nothing() {
         "{states}"
     );
 }
+
+#[test]
+fn a_server_started_before_postgres_is_unready_until_it_answers() {
+    let stack = Stack::up();
+    stack.stop("postgres");
+    let srv = start_with(
+        &data_dir("pg-late"),
+        &env(&[("JANGTEO__DATABASE__URL", stack.postgres.clone())]),
+    );
+    let r = try_http(&srv.store, "GET", "/health/ready", None, None, &[]).unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    let r = try_http(&srv.store, "GET", "/store/products", None, None, &[]).unwrap();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(http(&srv.store, "GET", "/health/live", None, None).0, 200);
+    stack.start("postgres");
+    eventually(30, "ready once PostgreSQL answers", || {
+        http(&srv.store, "GET", "/health/ready", None, None).0 == 200
+    });
+    // Migrations ran and the demo catalog was loaded after the fact.
+    eventually(30, "demo catalog loaded", || {
+        let (st, b) = http(&srv.store, "GET", "/store/products?limit=5", None, None);
+        st == 200
+            && json(&b)["products"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+    });
+    login(&srv);
+}
+
+/// Collects the ids of order events it sees.
+#[derive(Debug, Default)]
+struct Collect(Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl jangteo_core::events::EventHandler for Collect {
+    fn name(&self) -> &str {
+        "test-collector"
+    }
+    fn wants(&self, event_type: &str) -> bool {
+        event_type.starts_with("order.")
+    }
+    async fn handle(
+        &self,
+        event: &jangteo_core::events::DomainEvent,
+    ) -> jangteo_core::CoreResult<()> {
+        self.0.lock().unwrap().push(event.id.to_string());
+        Ok(())
+    }
+}
+
+/// Kills a child process on drop.
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn two_workers_and_a_server_publish_each_event_once() {
+    let brokers = std::env::var("JANGTEO_TEST_KAFKA_BROKERS").expect(
+        "JANGTEO_TEST_KAFKA_BROKERS is not set: run ./scripts/test, or `scripts/stack up` and source its env",
+    );
+    let db = fresh_database(&postgres_admin_url());
+    let prefix = format!("w{}.", uuid_ish());
+    let vars = env(&[
+        ("JANGTEO__DATABASE__URL", db.clone()),
+        ("JANGTEO__EVENTS__KAFKA_BROKERS", brokers.clone()),
+        ("JANGTEO__EVENTS__TOPIC_PREFIX", prefix.clone()),
+        ("JANGTEO__EVENTS__GROUP_PREFIX", prefix.clone()),
+        ("JANGTEO__EVENTS__RELAY_POLL_MS", "100".to_string()),
+    ]);
+    // The API process does not relay; two workers compete for the outbox lease.
+    let mut api_vars = vars.clone();
+    api_vars.push(("JANGTEO__EVENTS__RUN_WORKERS", "false".to_string()));
+    let srv = start_with(&data_dir("split-api"), &api_vars);
+    let workers: Vec<Kill> = (0..2)
+        .map(|i| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jangteo"));
+            cmd.arg("worker")
+                .env("JANGTEO__SERVER__DATA_DIR", data_dir(&format!("worker{i}")))
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null());
+            for (k, v) in &vars {
+                cmd.env(k, v);
+            }
+            Kill(cmd.spawn().expect("start jangteo worker"))
+        })
+        .collect();
+    let token = login(&srv);
+    let (_, variant) = product(&srv, &token, "split-deploy", 100);
+    for _ in 0..30 {
+        let r = complete(&srv, &ready_cart(&srv, &variant, 1)).unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    eventually(
+        90,
+        "the workers' consumers applied every order event",
+        || consumer_totals(&srv, &token) == (60, 30),
+    );
+    assert_eq!(
+        psql(&db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
+        "0"
+    );
+
+    // Read the orders topic from the start with a fresh group: every event once.
+    let collect = Arc::new(Collect::default());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut settings = jangteo_kafka::KafkaSettings::new(brokers);
+        settings.topic_prefix = prefix.clone();
+        settings.group_prefix = format!("{prefix}check.");
+        let consumer = jangteo_kafka::KafkaConsumer::new(&settings, collect.clone()).unwrap();
+        let seen = collect.clone();
+        let stop = async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while seen.0.lock().unwrap().len() < 60 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // Anything published twice would arrive right behind the rest.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        };
+        consumer.run(stop).await;
+    });
+    let ids = collect.0.lock().unwrap().clone();
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 60, "every order event reached Kafka");
+    assert_eq!(ids.len(), 60, "and none twice");
+    drop(workers);
+}

@@ -93,3 +93,76 @@ fn bad_database_urls_fail_clearly() {
         "the password must not be printed: {err}"
     );
 }
+
+#[test]
+fn embedded_events_reach_notifications_and_sales_statistics() {
+    let dir = std::env::temp_dir().join(format!("jangteo-bin-events-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let srv = start(&dir);
+    let token = login(&srv);
+    let (_, variant) = common::product(&srv, &token, "embedded-events", 10);
+    let cart = common::ready_cart(&srv, &variant, 3);
+    let r = common::complete(&srv, &cart).unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    common::eventually(20, "two notifications and the sale", || {
+        let (_, b) = http(
+            &srv.admin,
+            "GET",
+            "/admin/notifications",
+            Some(&token),
+            None,
+        );
+        json(&b)["notifications"].as_array().unwrap().len() == 2
+    });
+    let (_, b) = http(
+        &srv.admin,
+        "GET",
+        "/admin/notifications",
+        Some(&token),
+        None,
+    );
+    let notes = json(&b);
+    let paid = &notes["notifications"][0];
+    assert_eq!(paid["template"], "order.paid");
+    assert_eq!(paid["locale"], "ko");
+    assert!(
+        paid["subject"].as_str().unwrap().contains("결제 완료"),
+        "{paid}"
+    );
+    assert!(
+        paid["body"].as_str().unwrap().contains("117000 KRW"),
+        "{paid}"
+    );
+    let today = chrono_today();
+    let (st, b) = http(
+        &srv.admin,
+        "GET",
+        &format!("/admin/stats/sales?from={today}&to={today}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(st, 200, "{b}");
+    let rows = json(&b)["rows"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["units"], 3);
+    assert_eq!(rows[0]["revenue"]["amount"], "117000");
+    let (st, b) = http(
+        &srv.admin,
+        "GET",
+        "/admin/stats/sales?from=2026-02-01&to=2025-01-01",
+        Some(&token),
+        None,
+    );
+    assert_eq!(st, 422, "{b}");
+    assert_eq!(json(&b)["code"], "validation_failed", "{b}");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn chrono_today() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
