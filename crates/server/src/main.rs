@@ -156,18 +156,15 @@ async fn open_store(
     }
 }
 
+type RedisParts = Option<(
+    Arc<dyn jangteo_core::cache::SharedCache>,
+    Arc<dyn jangteo_core::auth::RateLimiter>,
+)>;
+
 /// The Redis cache and rate limiter, when `cache.url` is set. A Redis that is down at
 /// start is not an error: the adapters start degraded and connect when it answers.
 #[cfg(feature = "redis")]
-async fn redis_parts(
-    cfg: &Config,
-) -> Result<
-    Option<(
-        Arc<dyn jangteo_core::cache::SharedCache>,
-        Arc<dyn jangteo_core::auth::RateLimiter>,
-    )>,
-    ServerError,
-> {
+async fn redis_parts(cfg: &Config) -> Result<RedisParts, ServerError> {
     if cfg.cache.url.0.is_empty() {
         return Ok(None);
     }
@@ -184,15 +181,7 @@ async fn redis_parts(
 }
 
 #[cfg(not(feature = "redis"))]
-async fn redis_parts(
-    cfg: &Config,
-) -> Result<
-    Option<(
-        Arc<dyn jangteo_core::cache::SharedCache>,
-        Arc<dyn jangteo_core::auth::RateLimiter>,
-    )>,
-    ServerError,
-> {
+async fn redis_parts(cfg: &Config) -> Result<RedisParts, ServerError> {
     if cfg.cache.url.0.is_empty() {
         Ok(None)
     } else {

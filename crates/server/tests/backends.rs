@@ -249,14 +249,16 @@ fn postgres_restarted_under_load_heals_without_a_restart() {
     let (pid, variant) = product(&srv, &token, "restart-load", 100_000);
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<(u16, Option<String>, Instant)>>> = Arc::default();
+    // (status, Retry-After, when) of every answered request.
+    type Seen = Vec<(u16, Option<String>, Instant)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let (srv, stop, seen, variant) =
                 (srv.clone(), stop.clone(), seen.clone(), variant.clone());
             thread::spawn(move || {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let mut record = |r: std::io::Result<Response>| {
+                    let record = |r: std::io::Result<Response>| {
                         if let Ok(r) = r {
                             seen.lock().unwrap().push((r.status, r.header("retry-after"), Instant::now()));
                             Some(r)
@@ -548,4 +550,87 @@ fn two_workers_and_a_server_publish_each_event_once() {
     assert_eq!(unique.len(), 60, "every order event reached Kafka");
     assert_eq!(ids.len(), 60, "and none twice");
     drop(workers);
+}
+
+#[test]
+fn an_admin_change_on_one_instance_shows_on_another_within_a_second() {
+    let brokers = std::env::var("JANGTEO_TEST_KAFKA_BROKERS").expect(
+        "JANGTEO_TEST_KAFKA_BROKERS is not set: run ./scripts/test, or `scripts/stack up` and source its env",
+    );
+    let redis = std::env::var("JANGTEO_TEST_REDIS_URL").expect(
+        "JANGTEO_TEST_REDIS_URL is not set: run ./scripts/test, or `scripts/stack up` and source its env",
+    );
+    let db = fresh_database(&postgres_admin_url());
+    let prefix = format!("c{}.", uuid_ish());
+    let vars = env(&[
+        ("JANGTEO__DATABASE__URL", db),
+        ("JANGTEO__CACHE__URL", redis),
+        ("JANGTEO__CACHE__PREFIX", prefix.clone()),
+        // Long enough that only invalidation can explain a fresh read.
+        ("JANGTEO__CACHE__TTL_SECS", "300".to_string()),
+        ("JANGTEO__ENGINE__CATALOG_CACHE_MS", "60000".to_string()),
+        ("JANGTEO__EVENTS__KAFKA_BROKERS", brokers),
+        ("JANGTEO__EVENTS__TOPIC_PREFIX", prefix.clone()),
+        ("JANGTEO__EVENTS__GROUP_PREFIX", prefix.clone()),
+        ("JANGTEO__EVENTS__RELAY_POLL_MS", "100".to_string()),
+    ]);
+    let a = start_with(&data_dir("cache-a"), &vars);
+    let b = start_with(&data_dir("cache-b"), &vars);
+    let token = login(&a);
+    let (pid, _) = product(&a, &token, "cache-visible", 5);
+    let title = |srv: &Server| {
+        let (st, body) = http(
+            &srv.store,
+            "GET",
+            "/store/products/cache-visible?locale=en",
+            None,
+            None,
+        );
+        assert_eq!(st, 200, "{body}");
+        json(&body)["title"].as_str().unwrap().to_string()
+    };
+    // Warm both instances' caches (and Redis), then wait until B's catalog consumer has
+    // joined its group, which a first product event reaching B proves.
+    assert_eq!(title(&b), "Hanbit Red Ginseng Stick");
+    assert_eq!(title(&a), "Hanbit Red Ginseng Stick");
+    let patch = |t: &str| {
+        let body = serde_json::json!({"title": {"en": t}}).to_string();
+        let (st, b) = http(
+            &a.admin,
+            "PATCH",
+            &format!("/admin/products/{pid}"),
+            Some(&token),
+            Some(&body),
+        );
+        assert_eq!(st, 200, "{b}");
+    };
+    // A fresh consumer group starts at the latest offset once partitions are assigned,
+    // which takes a few seconds; changes before that reach B only through its TTL.
+    let joined = Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let t = format!("Warm-up {n}");
+        patch(&t);
+        let sent = Instant::now();
+        while sent.elapsed() < Duration::from_millis(1500) && title(&b) != t {
+            thread::sleep(Duration::from_millis(50));
+        }
+        if title(&b) == t {
+            break;
+        }
+        assert!(
+            joined.elapsed() < Duration::from_secs(60),
+            "B never consumed a catalog event"
+        );
+    }
+    patch("Renamed on A");
+    let changed = Instant::now();
+    eventually(5, "the change visible on B", || title(&b) == "Renamed on A");
+    let took = changed.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "visible on B after {took:?}"
+    );
+    assert_eq!(title(&a), "Renamed on A");
 }

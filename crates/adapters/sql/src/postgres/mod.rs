@@ -45,14 +45,6 @@ impl PostgresStore {
     /// Every connection gets `statement_timeout` (a runaway query is cancelled rather
     /// than holding a connection forever) and `idle_in_transaction_session_timeout`.
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, SqlError> {
-        let timeout_ms = settings.statement_timeout.as_millis().max(1).to_string();
-        let opts = PgConnectOptions::from_str(url)
-            .map_err(SqlError::Connect)?
-            .application_name("jangteo")
-            .options([
-                ("statement_timeout", timeout_ms.as_str()),
-                ("idle_in_transaction_session_timeout", "60000"),
-            ]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .min_connections(settings.min_connections.min(settings.max_connections))
@@ -62,7 +54,7 @@ impl PostgresStore {
             .test_before_acquire(true)
             .idle_timeout(Some(Duration::from_secs(300)))
             .max_lifetime(Some(Duration::from_secs(1800)))
-            .connect_with(opts)
+            .connect_with(connect_options(url, settings)?)
             .await
             .map_err(SqlError::Connect)?;
         check_server(&pool).await?;
@@ -77,19 +69,11 @@ impl PostgresStore {
     /// run on the first [`Store::ping`] that reaches the server. The server uses this
     /// when the database is down at start, so it comes up not-ready and heals.
     pub fn open_lazy(url: &str, settings: &PoolSettings) -> Result<Self, SqlError> {
-        let timeout_ms = settings.statement_timeout.as_millis().max(1).to_string();
-        let opts = PgConnectOptions::from_str(url)
-            .map_err(SqlError::Connect)?
-            .application_name("jangteo")
-            .options([
-                ("statement_timeout", timeout_ms.as_str()),
-                ("idle_in_transaction_session_timeout", "60000"),
-            ]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
             .test_before_acquire(true)
-            .connect_lazy_with(opts);
+            .connect_lazy_with(connect_options(url, settings)?);
         Ok(PostgresStore {
             pool,
             migrated: Arc::new(AtomicBool::new(false)),
@@ -145,6 +129,19 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// Connection options: the URL plus the session settings every connection gets.
+fn connect_options(url: &str, settings: &PoolSettings) -> Result<PgConnectOptions, SqlError> {
+    let timeout_ms = settings.statement_timeout.as_millis().max(1).to_string();
+    Ok(PgConnectOptions::from_str(url)
+        .map_err(SqlError::Connect)?
+        .application_name("jangteo")
+        .options([
+            ("statement_timeout", timeout_ms.as_str()),
+            // A transaction left open by a stuck client must not hold row locks.
+            ("idle_in_transaction_session_timeout", "60000"),
+        ]))
 }
 
 /// Refuses a database whose encoding is not UTF-8: pg_trgm would not index Korean text
