@@ -98,12 +98,18 @@ pub(crate) struct CacheConfig {
 pub(crate) struct EventsConfig {
     /// Kafka bootstrap servers, `host:port[,host:port]`. Empty: in-process events.
     pub(crate) kafka_brokers: String,
-    /// Topic name prefix: topics are `{prefix}products|orders|inventory|customers`.
+    /// Topic name prefix: topics are `{prefix}products|orders|inventory|customers|misc`.
     pub(crate) topic_prefix: String,
     /// Consumer group prefix.
     pub(crate) group_prefix: String,
     /// Partitions of topics Jangteo creates.
     pub(crate) partitions: i32,
+    /// Replication factor of topics Jangteo creates (3 on a production cluster).
+    pub(crate) replication_factor: i32,
+    /// Extra librdkafka client settings for every producer, consumer and admin client,
+    /// e.g. `security.protocol = "SASL_SSL"`, `sasl.mechanism`, `sasl.username`,
+    /// `sasl.password`, `ssl.ca.location`.
+    pub(crate) client_options: std::collections::BTreeMap<String, Secret>,
     /// Milliseconds the broker may take to acknowledge before a publish fails (the
     /// relay then retries; rows stay in the outbox).
     pub(crate) message_timeout_ms: u64,
@@ -176,6 +182,8 @@ impl Default for Config {
                 topic_prefix: "jangteo.".into(),
                 group_prefix: "jangteo.".into(),
                 partitions: 3,
+                replication_factor: 1,
+                client_options: Default::default(),
                 message_timeout_ms: 10_000,
                 run_workers: true,
                 relay_poll_ms: 500,

@@ -101,6 +101,12 @@ mod kafka {
         s.topic_prefix = e.topic_prefix.clone();
         s.group_prefix = e.group_prefix.clone();
         s.partitions = e.partitions;
+        s.replication_factor = e.replication_factor;
+        s.extra = e
+            .client_options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
         s.message_timeout = Duration::from_millis(e.message_timeout_ms);
         s
     }
