@@ -249,15 +249,15 @@ impl EventHandler for OrderNotifications {
             body,
             created_at: event.occurred_at,
         };
-        // Was it applied already? Asked by trying the mark and rolling back: the send
-        // must not happen inside a transaction (a notifier may write to the same store,
-        // and SQLite has one writer).
-        let mut probe = self.store.begin().await?;
-        let fresh = probe
-            .mark_applied(Self::NAME, event.id, event.occurred_at)
-            .await?;
-        drop(probe);
-        if !fresh {
+        // Applied already? A plain read: the send must not happen inside a transaction
+        // (a notifier may write to the same store, and SQLite has one writer).
+        if self
+            .store
+            .read()
+            .await?
+            .applied(Self::NAME, event.id)
+            .await?
+        {
             return Ok(());
         }
         // Sent before the mark: if sending fails nothing is marked and the event comes

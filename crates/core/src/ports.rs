@@ -264,6 +264,8 @@ pub trait ProjectionRead: Send {
         from: chrono::NaiveDate,
         to: chrono::NaiveDate,
     ) -> CoreResult<Vec<SalesRow>>;
+    /// Whether `consumer` recorded `event` as applied.
+    async fn applied(&mut self, consumer: &str, event: EventId) -> CoreResult<bool>;
     /// Recorded notifications, newest first, optionally before an id.
     async fn notifications(
         &mut self,

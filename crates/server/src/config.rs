@@ -118,6 +118,8 @@ pub(crate) struct EventsConfig {
     pub(crate) run_workers: bool,
     /// Milliseconds between outbox polls (commits in this process wake the relay at once).
     pub(crate) relay_poll_ms: u64,
+    /// Outbox rows the relay publishes per batch.
+    pub(crate) relay_batch: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -187,6 +189,7 @@ impl Default for Config {
                 message_timeout_ms: 10_000,
                 run_workers: true,
                 relay_poll_ms: 500,
+                relay_batch: 2000,
             },
             log: LogConfig {
                 format: "pretty".into(),

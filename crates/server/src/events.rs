@@ -52,6 +52,7 @@ pub(crate) fn start(
         Arc::new(SalesStatistics::new(store.clone())),
     ];
     let poll = Duration::from_millis(cfg.events.relay_poll_ms.max(10));
+    let batch = cfg.events.relay_batch;
     let mut tasks = Vec::new();
 
     if cfg.events.kafka_brokers.is_empty() {
@@ -71,7 +72,7 @@ pub(crate) fn start(
         handlers.push(Arc::new(CatalogCacheInvalidation::new(engine.clone())));
         let publisher: Arc<dyn EventPublisher> = Arc::new(FanOut::new(bus, handlers));
         if run_workers {
-            let relay = engine.outbox_relay(publisher);
+            let relay = engine.outbox_relay(publisher).batch(batch);
             tasks.push(tokio::spawn(relay.run(poll, stopped(stop))));
         }
         return Ok(tasks);
@@ -123,6 +124,7 @@ mod kafka {
         tasks: &mut Vec<JoinHandle<()>>,
     ) -> Result<(), ServerError> {
         let settings = settings(cfg);
+        let batch = cfg.events.relay_batch;
         settings
             .validate()
             .map_err(|e| ServerError::Usage(e.to_string()))?;
@@ -158,7 +160,7 @@ mod kafka {
             }
             let mut inner = Vec::new();
             if let Some(publisher) = publisher {
-                let relay = engine.outbox_relay(publisher);
+                let relay = engine.outbox_relay(publisher).batch(batch);
                 inner.push(tokio::spawn(relay.run(poll, stopped(stop.clone()))));
             }
             for handler in handlers {

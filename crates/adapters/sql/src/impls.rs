@@ -134,7 +134,8 @@ macro_rules! commerce_read {
     };
 }
 
-/// Implements `ProjectionRead` by calling the backend's `sales` and `notifications`.
+/// Implements `ProjectionRead` by calling the backend's `sales`, `applied` and
+/// `notifications`.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! projection_read {
@@ -147,6 +148,13 @@ macro_rules! projection_read {
                 to: ::chrono::NaiveDate,
             ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::ports::SalesRow>> {
                 sales(self.conn(), from, to).await
+            }
+            async fn applied(
+                &mut self,
+                consumer: &str,
+                event: ::jangteo_core::ids::EventId,
+            ) -> ::jangteo_core::CoreResult<bool> {
+                applied(self.conn(), consumer, event).await
             }
             async fn notifications(
                 &mut self,

@@ -39,6 +39,21 @@ pub(crate) async fn sales(
         .collect()
 }
 
+pub(crate) async fn applied(
+    conn: &mut PgConnection,
+    consumer: &str,
+    event: EventId,
+) -> CoreResult<bool> {
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM processed_events WHERE consumer = $1 AND event_id = $2")
+            .bind(consumer)
+            .bind(event.0)
+            .fetch_optional(conn)
+            .await
+            .map_err(map)?;
+    Ok(found.is_some())
+}
+
 pub(crate) async fn notifications(
     conn: &mut PgConnection,
     limit: u32,

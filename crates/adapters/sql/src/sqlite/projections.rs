@@ -45,6 +45,21 @@ pub(crate) async fn sales(
         .collect()
 }
 
+pub(crate) async fn applied(
+    conn: &mut SqliteConnection,
+    consumer: &str,
+    event: EventId,
+) -> CoreResult<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM processed_events WHERE consumer = ? AND event_id = ?")
+            .bind(consumer)
+            .bind(event.to_string())
+            .fetch_optional(conn)
+            .await
+            .map_err(map)?;
+    Ok(found.is_some())
+}
+
 pub(crate) async fn notifications(
     conn: &mut SqliteConnection,
     limit: u32,
