@@ -272,14 +272,20 @@ for i in $(seq 1 "$REPEAT"); do
   say "[$i/$REPEAT] loadgen mix --flow checkout --users $CLIENTS --duration $CHECKOUT_DURATION (PostgreSQL)"
   wait_quiet "checkout-run$i"
   T0=$(pg jangteo "SELECT clock_timestamp()")
+  C0=$(pg jangteo "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
   cpu_begin "$PG_PID"
   "$LOADGEN" mix --store "$PGS" --users "$CLIENTS" --duration "$CHECKOUT_DURATION" --flow checkout \
     --json "$OUT/checkout-run$i.json" >"$OUT/checkout-run$i.txt"
   cpu_end
   T1=$(pg jangteo "SELECT clock_timestamp()")
+  sleep 1 # cumulative statistics reach pg_stat_database within a second
+  C1=$(pg jangteo "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
   ORDERS_S=$(jq -r .orders_per_s "$OUT/checkout-run$i.json")
   ERRS=$(jq -r .errors "$OUT/checkout-run$i.json")
-  printf 'checkout-run%s %s orders/s errors=%s srv%%=%s oth%%=%s\n' "$i" "$ORDERS_S" "$ERRS" "$SRV_CPU" "$OTHER_CPU" | tee -a "$OUT/checkout-rows.txt"
+  # Transactions Jangteo committed per second during the run (every request, the
+  # relay and the consumers), to set against pgbench's transactions per second.
+  TPS=$(pg jangteo "SELECT round(($C1 - $C0) / extract(epoch FROM timestamptz '$T1' - timestamptz '$T0'))::int")
+  printf 'checkout-run%s %s orders/s errors=%s srv%%=%s oth%%=%s commits/s=%s\n' "$i" "$ORDERS_S" "$ERRS" "$SRV_CPU" "$OTHER_CPU" "$TPS" | tee -a "$OUT/checkout-rows.txt"
 
   # Outbox rows written during the run; wait (<= 60 s) until the relay has sent them.
   W="occurred_at >= '$T0' AND occurred_at <= '$T1'"
@@ -346,7 +352,12 @@ say "jangteo worker: draining $PENDING events"
 wait_quiet "relay"
 WS=$(pg jangteo "SELECT clock_timestamp()")
 T0=$(now_us)
-env "${PG_ENV[@]}" JANGTEO__SERVER__DATA_DIR="$PG_DATA" RUST_LOG="$LOG_LEVEL" "$BIN" worker >"$OUT/worker.log" 2>&1 &
+# A relay-only worker: consumers run in their own processes in a split deployment, and
+# on these 2 cores they would compete with the relay for the CPU (RELAY_CONSUMERS=1
+# keeps them in).
+env "${PG_ENV[@]}" JANGTEO__SERVER__DATA_DIR="$PG_DATA" RUST_LOG="$LOG_LEVEL" \
+  JANGTEO__EVENTS__RUN_CONSUMERS="$([ "${RELAY_CONSUMERS:-0}" = 1 ] && echo true || echo false)" \
+  "$BIN" worker >"$OUT/worker.log" 2>&1 &
 WK_PID=$!
 PIDS+=("$WK_PID")
 cpu_begin "$WK_PID"
@@ -402,6 +413,9 @@ kv_med() { # FILE KEY: median of key=value fields
   awk -v c="$co" -v p="$pb" -v n="$CLIENTS" 'BEGIN {
     printf "median checkout %s orders/s vs pgbench -N %s tps at %s clients: %.1f %%  (budget >= 50 %%: %s)\n",
       c, p, n, 100 * c / p, (c >= 0.5 * p ? "met" : "MISSED") }'
+  ct=$(kv_med "$OUT/checkout-rows.txt" commits/s)
+  awk -v c="$co" -v t="$ct" -v p="$pb" 'BEGIN {
+    printf "transactions committed during checkout: %s/s = %.1f per order; %.0f %% of pgbench -N tps\n", t, t / c, 100 * t / p }'
   echo
   sed 's/^/  /' "$OUT/outbox-rows.txt"
   echo "median outbox latency: p50 $(kv_med "$OUT/outbox-rows.txt" p50_ms) ms, p99 $(kv_med "$OUT/outbox-rows.txt" p99_ms) ms at $(kv_med "$OUT/outbox-rows.txt" at_orders/s) orders/s (budget: p99 < 1000 ms at 500 orders/s)"

@@ -116,6 +116,9 @@ pub(crate) struct EventsConfig {
     /// Run the outbox relay and the notification and statistics consumers in `serve`.
     /// Turn off when `jangteo worker` processes run them.
     pub(crate) run_workers: bool,
+    /// Run the notification and statistics consumers where the relay runs. Off: a
+    /// relay-only process (consumers elsewhere).
+    pub(crate) run_consumers: bool,
     /// Milliseconds between outbox polls (commits in this process wake the relay at once).
     pub(crate) relay_poll_ms: u64,
     /// Outbox rows the relay publishes per batch.
@@ -188,6 +191,7 @@ impl Default for Config {
                 client_options: Default::default(),
                 message_timeout_ms: 10_000,
                 run_workers: true,
+                run_consumers: true,
                 relay_poll_ms: 500,
                 relay_batch: 2000,
             },

@@ -47,10 +47,14 @@ pub(crate) fn start(
     let store = engine.store().clone();
     let run_workers = role == Role::Worker || cfg.events.run_workers;
     let notifier = Arc::new(StoreNotifier::new(store.clone()));
-    let workers: Vec<Arc<dyn EventHandler>> = vec![
-        Arc::new(OrderNotifications::new(store.clone(), notifier)?),
-        Arc::new(SalesStatistics::new(store.clone())),
-    ];
+    let workers: Vec<Arc<dyn EventHandler>> = if cfg.events.run_consumers {
+        vec![
+            Arc::new(OrderNotifications::new(store.clone(), notifier)?),
+            Arc::new(SalesStatistics::new(store.clone())),
+        ]
+    } else {
+        Vec::new()
+    };
     let poll = Duration::from_millis(cfg.events.relay_poll_ms.max(10));
     let batch = cfg.events.relay_batch;
     let mut tasks = Vec::new();
