@@ -121,8 +121,10 @@ pub(crate) struct EventsConfig {
     pub(crate) run_consumers: bool,
     /// Milliseconds between outbox polls (commits in this process wake the relay at once).
     pub(crate) relay_poll_ms: u64,
-    /// Outbox rows the relay publishes per batch.
+    /// Outbox rows the relay publishes to Kafka per batch.
     pub(crate) relay_batch: u32,
+    /// Outbox rows per batch in the embedded setup (in-process consumers).
+    pub(crate) relay_batch_in_process: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -194,6 +196,7 @@ impl Default for Config {
                 run_consumers: true,
                 relay_poll_ms: 500,
                 relay_batch: 2000,
+                relay_batch_in_process: 200,
             },
             log: LogConfig {
                 format: "pretty".into(),

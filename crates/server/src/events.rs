@@ -56,7 +56,6 @@ pub(crate) fn start(
         Vec::new()
     };
     let poll = Duration::from_millis(cfg.events.relay_poll_ms.max(10));
-    let batch = cfg.events.relay_batch;
     let mut tasks = Vec::new();
 
     if cfg.events.kafka_brokers.is_empty() {
@@ -65,7 +64,9 @@ pub(crate) fn start(
                 "`jangteo worker` relays to Kafka: set events.kafka_brokers".into(),
             ));
         }
-        let bus = InProcessBus::default();
+        // The bus keeps its last `capacity` events alive for slow subscribers; the one
+        // subscriber here only logs, so a small buffer keeps idle memory down.
+        let bus = InProcessBus::new(256);
         let mut rx = bus.subscribe();
         tasks.push(tokio::spawn(async move {
             while let Ok(ev) = rx.recv().await {
@@ -76,7 +77,11 @@ pub(crate) fn start(
         handlers.push(Arc::new(CatalogCacheInvalidation::new(engine.clone())));
         let publisher: Arc<dyn EventPublisher> = Arc::new(FanOut::new(bus, handlers));
         if run_workers {
-            let relay = engine.outbox_relay(publisher).batch(batch);
+            // In-process handlers hold a whole batch in memory while they run, and
+            // there is no broker round trip to amortise: small batches.
+            let relay = engine
+                .outbox_relay(publisher)
+                .batch(cfg.events.relay_batch_in_process);
             tasks.push(tokio::spawn(relay.run(poll, stopped(stop))));
         }
         return Ok(tasks);
