@@ -2,9 +2,14 @@
 //!
 //! Each is an [`EventHandler`]. Transports deliver every event at least once (the Kafka
 //! consumer groups in production, [`FanOut`] in the embedded setup); the handlers make a
-//! second delivery harmless. Notifications and statistics record the event id in the
-//! same transaction as their effect ([`ProjectionWrite::mark_applied`]), so an event is
-//! applied exactly once whatever the transport repeats.
+//! second delivery harmless. Statistics record the event id in the same transaction as
+//! their effect ([`ProjectionWrite::mark_applied`]), so a sale counts once; notifications
+//! are sent before their mark, so an external notifier may see an event twice (with the
+//! same event id to dedupe on) while the store notifier keeps one. Applied ids are kept
+//! for the pruning window (`prune`'s `keys_before`).
+//!
+//! Errors: `CoreError::Internal` means "this event can never be applied" (a malformed
+//! payload) and transports skip it; any other error means "try again later".
 
 use std::sync::Arc;
 
@@ -90,8 +95,12 @@ struct PayloadPayment {
 }
 
 impl PayloadMoney {
+    /// The amount; a bad one is `Internal` (permanent: the event can never be applied).
     fn money(&self) -> CoreResult<Money> {
-        Money::parse(&self.amount, self.currency.parse::<Currency>()?)
+        self.currency
+            .parse::<Currency>()
+            .and_then(|c| Money::parse(&self.amount, c))
+            .map_err(|e| CoreError::Internal(format!("bad money in an order event: {e}")))
     }
 }
 
@@ -266,8 +275,10 @@ impl EventHandler for OrderNotifications {
         // notifier keeps one per event).
         self.notifier.send(&message).await?;
         let mut tx = self.store.begin().await?;
+        // Marked with the time of application, not of the event, so a late delivery's
+        // mark is not pruned at once.
         if tx
-            .mark_applied(Self::NAME, event.id, event.occurred_at)
+            .mark_applied(Self::NAME, event.id, chrono::Utc::now())
             .await?
         {
             tx.commit().await?;
@@ -346,7 +357,7 @@ impl EventHandler for SalesStatistics {
         }
         let mut tx = self.store.begin().await?;
         if !tx
-            .mark_applied(Self::NAME, event.id, event.occurred_at)
+            .mark_applied(Self::NAME, event.id, chrono::Utc::now())
             .await?
         {
             return Ok(());

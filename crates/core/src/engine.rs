@@ -229,7 +229,8 @@ impl Engine {
     /// reads the change. A shared-cache failure is logged, not returned: the entries
     /// expire by themselves within `shared_cache_ttl`.
     pub async fn invalidate_catalog_cache_everywhere(&self) {
-        self.invalidate_catalog_cache();
+        // Shared first: clearing the local cache first would let a request in between
+        // copy the old shared entry back into it.
         if let Some(shared) = &self.0.shared_cache {
             for ns in [PAGES_NS, PRODUCTS_NS] {
                 if let Err(e) = shared.invalidate(ns).await {
@@ -237,6 +238,7 @@ impl Engine {
                 }
             }
         }
+        self.invalidate_catalog_cache();
     }
 
     /// A value from the shared cache, or `load`'s (then stored there). Any shared-cache

@@ -159,6 +159,14 @@ impl OutboxRelay {
         self
     }
 
+    /// How long the lease lasts without renewal (default 15 s). Must exceed the longest
+    /// publish of one batch, or another relay may take over mid-batch and publish it
+    /// again (consumers dedupe, but per-entity order may suffer).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
     /// This relay's name in the outbox lease (default: random per relay).
     pub fn holder(&self) -> &str {
         &self.holder

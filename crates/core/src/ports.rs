@@ -339,9 +339,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Marks rows sent after the publisher acknowledged them.
     async fn outbox_mark_sent(&self, seqs: &[i64]) -> CoreResult<()>;
     /// Takes or renews the outbox lease for `ttl`; true when `holder` has it. Several
-    /// relays may run (in several processes); only the lease holder publishes, so an
-    /// event is not published twice by two relays and per-entity order is kept. A
-    /// holder that dies loses the lease when `ttl` runs out.
+    /// relays may run (in several processes); only the lease holder publishes, so two
+    /// live relays do not publish the same rows and per-entity order is kept. A holder
+    /// that dies, or stalls longer than `ttl`, loses the lease; its last batch may then
+    /// be published again by the next holder (at least once; consumers dedupe).
     async fn outbox_lease(&self, holder: &str, ttl: std::time::Duration) -> CoreResult<bool>;
     /// Answers when the database is reachable (readiness).
     async fn ping(&self) -> CoreResult<()>;

@@ -64,6 +64,12 @@ pub(crate) fn start(
                 "`jangteo worker` relays to Kafka: set events.kafka_brokers".into(),
             ));
         }
+        if !cfg.events.run_workers {
+            // Nothing else could relay this database's outbox: events would pile up.
+            return Err(ServerError::Usage(
+                "events.run_workers = false needs Kafka (events.kafka_brokers) and `jangteo worker` processes".into(),
+            ));
+        }
         // The bus keeps its last `capacity` events alive for slow subscribers; the one
         // subscriber here only logs, so a small buffer keeps idle memory down.
         let bus = InProcessBus::new(256);
@@ -169,7 +175,13 @@ mod kafka {
             }
             let mut inner = Vec::new();
             if let Some(publisher) = publisher {
-                let relay = engine.outbox_relay(publisher).batch(batch);
+                // The lease outlives the slowest publish of a batch (the broker's
+                // acknowledgement timeout plus a queue-full wait), so a relay that is
+                // merely slow is not replaced mid-batch.
+                let relay = engine
+                    .outbox_relay(publisher)
+                    .batch(batch)
+                    .lease_ttl(settings.message_timeout * 2 + Duration::from_secs(15));
                 inner.push(tokio::spawn(relay.run(poll, stopped(stop.clone()))));
             }
             for handler in handlers {

@@ -271,7 +271,10 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
     let wait_stop = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let event_tasks = events::start(&cfg, &engine, events::Role::Server, stop_rx.clone())?;
+    // Events stop after the listeners: the relay's last drain then sees what the final
+    // requests committed.
+    let (events_stop_tx, events_stop_rx) = watch::channel(false);
+    let event_tasks = events::start(&cfg, &engine, events::Role::Server, events_stop_rx)?;
 
     // Expiry sweeper: pending payments past their window release their stock.
     let sweeper_engine = engine.clone();
@@ -349,6 +352,7 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
     let _ = tokio::time::timeout(grace, async {
         let _ = store_task.await;
         let _ = admin_task.await;
+        let _ = events_stop_tx.send(true);
         for t in event_tasks {
             let _ = t.await;
         }

@@ -634,3 +634,67 @@ fn an_admin_change_on_one_instance_shows_on_another_within_a_second() {
     );
     assert_eq!(title(&a), "Renamed on A");
 }
+
+#[test]
+fn product_edits_during_checkouts_never_undo_a_stock_decrement() {
+    let db = fresh_database(&postgres_admin_url());
+    let srv = Arc::new(start_with(
+        &data_dir("edit-race"),
+        &env(&[("JANGTEO__DATABASE__URL", db.clone())]),
+    ));
+    let token = login(&srv);
+    let (pid, variant) = product(&srv, &token, "edited-while-sold", 50);
+    let carts: Vec<String> = (0..100).map(|_| ready_cart(&srv, &variant, 1)).collect();
+    let barrier = Arc::new(std::sync::Barrier::new(carts.len() + 4));
+    let mut handles: Vec<thread::JoinHandle<u16>> = carts
+        .into_iter()
+        .map(|cart| {
+            let (srv, barrier) = (srv.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                complete(&srv, &cart).expect("complete").status
+            })
+        })
+        .collect();
+    // Operators rename the product while buyers check out: each save writes the
+    // variant rows back, which must not restore stock a checkout just took.
+    for n in 0..4 {
+        let (srv, barrier, token, pid) = (srv.clone(), barrier.clone(), token.clone(), pid.clone());
+        handles.push(thread::spawn(move || {
+            barrier.wait();
+            for i in 0..10 {
+                let body =
+                    serde_json::json!({"title": {"en": format!("Renamed {n}-{i}")}}).to_string();
+                let r = try_http(
+                    &srv.admin,
+                    "PATCH",
+                    &format!("/admin/products/{pid}"),
+                    Some(&token),
+                    Some(&body),
+                    &[],
+                )
+                .expect("patch");
+                assert_eq!(r.status, 200, "{}", r.body);
+            }
+            0
+        }));
+    }
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    assert_eq!(created, 50, "{statuses:?}");
+    assert_eq!(stock(&srv, &token, &pid), 0);
+    assert_eq!(psql(&db, "SELECT count(*) FROM orders"), "50");
+
+    // Text PostgreSQL cannot store (NUL) is the client's error, not a 500.
+    let (_, other) = product(&srv, &token, "nul-check", 5);
+    let cart = ready_cart(&srv, &other, 1);
+    let bad = r#"{"email":"buyer@example.com","shipping_address":{"name":"Kim\u0000","line1":"x","city":"Seoul","postal_code":"04524","country":"KR","phone":"+82 10-1234-5678"}}"#;
+    let (st, b) = http(
+        &srv.store,
+        "PATCH",
+        &format!("/store/carts/{cart}"),
+        None,
+        Some(bad),
+    );
+    assert!((400..500).contains(&st), "{st} {b}");
+}

@@ -228,6 +228,20 @@ impl KafkaConsumer {
                     summary.handled += 1;
                     return Outcome::Done;
                 }
+                Err(error @ jangteo_core::CoreError::Internal(_)) => {
+                    // The handler says the event itself is unusable (a payload it can
+                    // never apply): retrying would stall the partition for good, and a
+                    // stalled member is eventually evicted and the next one stalls too.
+                    tracing::error!(
+                        group = %self.group_id,
+                        event_id = %event.id,
+                        event_type = %event.event_type,
+                        %error,
+                        "event cannot be applied; skipped"
+                    );
+                    summary.malformed += 1;
+                    return Outcome::Done;
+                }
                 Err(error) => {
                     tracing::warn!(
                         group = %self.group_id,

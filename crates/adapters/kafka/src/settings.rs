@@ -11,7 +11,7 @@ const MAX_TOPIC_LEN: usize = 249;
 
 /// Settings of the Kafka adapters. Build with [`KafkaSettings::new`] and override the
 /// public fields; every field except `brokers` has a default.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KafkaSettings {
     /// `bootstrap.servers`: comma-separated `host:port` list. Required.
     pub brokers: String,
@@ -152,6 +152,29 @@ impl KafkaSettings {
     }
 }
 
+impl std::fmt::Debug for KafkaSettings {
+    /// Hides the values of `extra`: they carry credentials (`sasl.password`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let extra: Vec<(&str, &str)> = self
+            .extra
+            .iter()
+            .map(|(k, _)| (k.as_str(), "***"))
+            .collect();
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("group_prefix", &self.group_prefix)
+            .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("message_timeout", &self.message_timeout)
+            .field("client_id", &self.client_id)
+            .field("handler_max_backoff", &self.handler_max_backoff)
+            .field("commit_interval", &self.commit_interval)
+            .field("extra", &extra)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +241,16 @@ mod tests {
                 "{case:?}"
             );
         }
+    }
+
+    #[test]
+    fn debug_hides_client_option_values() {
+        let mut s = KafkaSettings::new("b:9092");
+        s.extra.push(("sasl.password".into(), "hunter2".into()));
+        let shown = format!("{s:?}");
+        assert!(
+            shown.contains("sasl.password") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

@@ -112,8 +112,9 @@ pub(crate) fn redact(url: &str) -> String {
         return url.to_string();
     };
     let rest = &url[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
+    // The password may itself contain `/` (base64 does), so the userinfo ends at the
+    // last `@` before the path, not at the first `/`.
+    let Some(at) = rest.rfind('@') else {
         return url.to_string();
     };
     let userinfo = &rest[..at];
@@ -132,6 +133,13 @@ pub(crate) fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_with_a_slash_is_hidden_too() {
+        let r = redact("redis://:ab/cd@cache.internal:6379/0");
+        assert!(!r.contains("ab/cd"), "{r}");
+        assert!(r.ends_with("@cache.internal:6379/0"), "{r}");
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -53,6 +53,14 @@ pub(crate) fn map(e: sqlx::Error) -> CoreError {
             "constraint_violation",
             format!("rejected by a database rule: {}", db.message()),
         ),
+        // PostgreSQL refuses NUL in text (22021) and \u0000 in JSON (22P05): input that
+        // passed validation but cannot be stored is the client's, not a server fault.
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "22021" || c == "22P05") => {
+            CoreError::invalid(
+                "unstorable_text",
+                "text contains a character that cannot be stored (NUL)",
+            )
+        }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)

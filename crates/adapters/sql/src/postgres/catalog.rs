@@ -113,8 +113,15 @@ async fn product_where(
     conn: &mut PgConnection,
     column: &str,
     value: ProductKey<'_>,
+    lock: bool,
 ) -> CoreResult<Option<Product>> {
-    let sql = format!("SELECT {PRODUCT_COLS} FROM products p WHERE p.{column} = $1");
+    // Inside a write transaction a product is read to be changed: lock its row, then its
+    // variants in id order (the order checkout takes stock in), so a concurrent checkout
+    // waits instead of having its stock decrement overwritten by the product's save.
+    let sql = format!(
+        "SELECT {PRODUCT_COLS} FROM products p WHERE p.{column} = $1{}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
     let q = sqlx::query(&sql);
     let q = match value {
         ProductKey::Id(id) => q.bind(id),
@@ -124,6 +131,13 @@ async fn product_where(
         return Ok(None);
     };
     let p = product_from_row(&row)?;
+    if lock {
+        sqlx::query("SELECT 1 FROM variants WHERE product_id = $1 ORDER BY id FOR UPDATE")
+            .bind(p.id.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(map)?;
+    }
     Ok(attach_variants(conn, vec![p]).await?.pop())
 }
 
@@ -133,14 +147,14 @@ enum ProductKey<'a> {
 }
 
 pub(crate) async fn product(conn: &mut PgConnection, id: ProductId) -> CoreResult<Option<Product>> {
-    product_where(conn, "id", ProductKey::Id(id.0)).await
+    product_where(conn, "id", ProductKey::Id(id.0), false).await
 }
 
 pub(crate) async fn product_by_handle(
     conn: &mut PgConnection,
     handle: &str,
 ) -> CoreResult<Option<Product>> {
-    product_where(conn, "handle", ProductKey::Handle(handle)).await
+    product_where(conn, "handle", ProductKey::Handle(handle), false).await
 }
 
 /// How a sort key is compared in a keyset cursor.
@@ -412,8 +426,26 @@ pub(crate) async fn update_product(conn: &mut PgConnection, p: &Product) -> Core
     write_children(conn, p).await
 }
 
-crate::catalog_read!(PgTx);
 crate::catalog_read!(PgReader);
+
+#[async_trait]
+impl jangteo_core::ports::CatalogRead for PgTx {
+    async fn product(&mut self, id: ProductId) -> CoreResult<Option<Product>> {
+        product_where(self.conn(), "id", ProductKey::Id(id.0), true).await
+    }
+    async fn product_by_handle(&mut self, handle: &str) -> CoreResult<Option<Product>> {
+        product_where(self.conn(), "handle", ProductKey::Handle(handle), true).await
+    }
+    async fn products(&mut self, query: &ProductQuery) -> CoreResult<ProductPage> {
+        products(self.conn(), query).await
+    }
+    async fn categories(&mut self) -> CoreResult<Vec<Category>> {
+        categories(self.conn()).await
+    }
+    async fn variants(&mut self, ids: &[VariantId]) -> CoreResult<Vec<VariantSnapshot>> {
+        variants(self.conn(), ids).await
+    }
+}
 
 #[async_trait]
 impl CatalogWrite for PgTx {

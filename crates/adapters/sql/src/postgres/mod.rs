@@ -88,14 +88,16 @@ impl PostgresStore {
         Ok(())
     }
 
-    fn ensure_migrated(&self) -> CoreResult<()> {
+    /// Until the migrations ran (a store opened while the database was down), every
+    /// call first tries them, so any process, not only one serving readiness checks,
+    /// heals once the database answers.
+    async fn ensure_migrated(&self) -> CoreResult<()> {
         if self.migrated.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(jangteo_core::CoreError::Unavailable(
-                "database not reached yet since start".into(),
-            ))
+            return Ok(());
         }
+        self.migrate()
+            .await
+            .map_err(|e| jangteo_core::CoreError::Unavailable(format!("database not ready: {e}")))
     }
 
     /// Creates a fresh UTF-8 database next to the one `admin_url` names and returns its
@@ -197,19 +199,19 @@ impl Tx for PgTx {
 #[async_trait]
 impl Store for PostgresStore {
     async fn begin(&self) -> CoreResult<Box<dyn Tx>> {
-        self.ensure_migrated()?;
+        self.ensure_migrated().await?;
         let tx = self.pool.begin().await.map_err(map)?;
         Ok(Box::new(PgTx { tx }))
     }
 
     async fn read(&self) -> CoreResult<Box<dyn Reads>> {
-        self.ensure_migrated()?;
+        self.ensure_migrated().await?;
         let conn = self.pool.acquire().await.map_err(map)?;
         Ok(Box::new(PgReader { conn }))
     }
 
     async fn outbox_pending(&self, limit: u32) -> CoreResult<Vec<OutboxRow>> {
-        self.ensure_migrated()?;
+        self.ensure_migrated().await?;
         let mut conn = self.pool.acquire().await.map_err(map)?;
         outbox::pending(&mut conn, limit).await
     }
@@ -220,7 +222,7 @@ impl Store for PostgresStore {
     }
 
     async fn outbox_lease(&self, holder: &str, ttl: Duration) -> CoreResult<bool> {
-        self.ensure_migrated()?;
+        self.ensure_migrated().await?;
         let mut conn = self.pool.acquire().await.map_err(map)?;
         outbox::lease(&mut conn, holder, ttl).await
     }
@@ -264,11 +266,7 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> CoreResult<()> {
-        if !self.migrated.load(Ordering::Acquire) {
-            self.migrate().await.map_err(|e| {
-                jangteo_core::CoreError::Unavailable(format!("database not ready: {e}"))
-            })?;
-        }
+        self.ensure_migrated().await?;
         sqlx::query("SELECT 1")
             .execute(&self.pool)
             .await
