@@ -47,7 +47,19 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = config
         .create()
         .map_err(|e| KafkaError::Client(e.to_string()))?;
-    let names = settings.all_topics();
+    let wait = settings.message_timeout.max(Duration::from_secs(5));
+    // Topics that exist need no CreateTopics call: on managed clusters the application
+    // often lacks that permission, and the broker refuses the call even for existing
+    // topics, which would keep the relay and consumers from ever starting.
+    let existing = existing_topics(config.clone(), wait).await;
+    let names: Vec<String> = settings
+        .all_topics()
+        .into_iter()
+        .filter(|n| !existing.contains(n))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
     let topics: Vec<NewTopic<'_>> = names
         .iter()
         .map(|name| {
@@ -58,7 +70,6 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), KafkaError> {
             )
         })
         .collect();
-    let wait = settings.message_timeout.max(Duration::from_secs(5));
     let options = AdminOptions::new()
         .request_timeout(Some(wait))
         .operation_timeout(Some(wait));
@@ -80,6 +91,31 @@ pub async fn ensure_topics(settings: &KafkaSettings) -> Result<(), KafkaError> {
         }
     }
     Ok(())
+}
+
+/// Names of the topics the cluster has; empty when the metadata cannot be read (then
+/// every topic is created, as before). librdkafka's metadata call blocks, so it runs on
+/// a blocking thread with a client of its own.
+async fn existing_topics(
+    config: rdkafka::ClientConfig,
+    wait: Duration,
+) -> std::collections::HashSet<String> {
+    let fetched = tokio::task::spawn_blocking(move || {
+        let producer: rdkafka::producer::BaseProducer = config.create().ok()?;
+        let metadata = rdkafka::producer::Producer::client(&producer)
+            .fetch_metadata(None, wait)
+            .ok()?;
+        Some(
+            metadata
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none())
+                .map(|t| t.name().to_string())
+                .collect::<std::collections::HashSet<_>>(),
+        )
+    })
+    .await;
+    fetched.ok().flatten().unwrap_or_default()
 }
 
 #[cfg(test)]
