@@ -419,19 +419,39 @@ fn sigkill_mid_checkout_leaves_whole_orders_or_nothing() {
 }
 
 #[test]
-fn a_server_started_before_postgres_is_unready_until_it_answers() {
+fn a_server_and_a_worker_started_before_postgres_heal_when_it_answers() {
     let stack = Stack::up();
     stack.stop("postgres");
-    let srv = start_with(
-        &data_dir("pg-late"),
-        &env(&[("JANGTEO__DATABASE__URL", stack.postgres.clone())]),
-    );
+    let prefix = format!("late{}.", uuid_ish());
+    let vars = env(&[
+        ("JANGTEO__DATABASE__URL", stack.postgres.clone()),
+        ("JANGTEO__EVENTS__KAFKA_BROKERS", stack.kafka.clone()),
+        ("JANGTEO__EVENTS__TOPIC_PREFIX", prefix.clone()),
+        ("JANGTEO__EVENTS__GROUP_PREFIX", prefix),
+        ("JANGTEO__EVENTS__RELAY_POLL_MS", "100".to_string()),
+    ]);
+    // The API server does not relay: only the worker, started while the database is
+    // down, can deliver the events.
+    let mut api_vars = vars.clone();
+    api_vars.push(("JANGTEO__EVENTS__RUN_WORKERS", "false".to_string()));
+    let srv = start_with(&data_dir("pg-late"), &api_vars);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jangteo"));
+    cmd.arg("worker")
+        .env("JANGTEO__SERVER__DATA_DIR", data_dir("pg-late-worker"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    for (k, v) in &vars {
+        cmd.env(k, v);
+    }
+    let _worker = Kill(cmd.spawn().expect("start jangteo worker"));
+
     let r = try_http(&srv.store, "GET", "/health/ready", None, None, &[]).unwrap();
     assert_eq!(r.status, 503, "{}", r.body);
     let r = try_http(&srv.store, "GET", "/store/products", None, None, &[]).unwrap();
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.header("retry-after").is_some());
     assert_eq!(http(&srv.store, "GET", "/health/live", None, None).0, 200);
+    thread::sleep(Duration::from_secs(2));
     stack.start("postgres");
     eventually(30, "ready once PostgreSQL answers", || {
         http(&srv.store, "GET", "/health/ready", None, None).0 == 200
@@ -444,7 +464,14 @@ fn a_server_started_before_postgres_is_unready_until_it_answers() {
                 .as_array()
                 .is_some_and(|p| !p.is_empty())
     });
-    login(&srv);
+    let token = login(&srv);
+    // The worker healed too: it relays an order's events and its consumers apply them.
+    let (_, variant) = product(&srv, &token, "after-the-outage", 5);
+    let r = complete(&srv, &ready_cart(&srv, &variant, 1)).unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    eventually(60, "the worker delivered the order's events", || {
+        consumer_totals(&srv, &token) == (2, 1)
+    });
 }
 
 /// Collects the ids of order events it sees.
