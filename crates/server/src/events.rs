@@ -223,14 +223,10 @@ mod kafka {
 
         fn new(engine: Engine) -> Self {
             InstanceCacheInvalidation {
-                name: format!("{}{}", Self::PREFIX, uuid_like()),
+                name: format!("{}{}", Self::PREFIX, jangteo_core::ids::EventId::new()),
                 inner: CatalogCacheInvalidation::new(engine),
             }
         }
-    }
-
-    fn uuid_like() -> String {
-        jangteo_core::ids::EventId::new().to_string()
     }
 
     #[async_trait::async_trait]

@@ -19,6 +19,7 @@ use jangteo_core::ports::Store;
 
 mod error;
 mod impls;
+mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod search;

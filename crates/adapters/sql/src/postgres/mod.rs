@@ -126,11 +126,6 @@ impl PostgresStore {
         url.push_str(name);
         Ok(url)
     }
-
-    /// The pool, for tools and tests.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
 }
 
 /// Connection options: the URL plus the session settings every connection gets.

@@ -4,26 +4,19 @@ use std::time::Duration;
 
 use jangteo_core::ports::OutboxRow;
 use jangteo_core::CoreResult;
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
-use crate::error::{json, map};
+use crate::error::map;
 
 pub(crate) async fn pending(conn: &mut PgConnection, limit: u32) -> CoreResult<Vec<OutboxRow>> {
-    let rows =
-        sqlx::query("SELECT seq, envelope FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1")
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await
-            .map_err(map)?;
-    rows.iter()
-        .map(|r| {
-            Ok(OutboxRow {
-                seq: r.try_get("seq").map_err(map)?,
-                event: serde_json::from_str(&r.try_get::<String, _>("envelope").map_err(map)?)
-                    .map_err(json)?,
-            })
-        })
-        .collect()
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT seq, envelope FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map)?;
+    crate::outbox::decode(rows)
 }
 
 pub(crate) async fn mark_sent(conn: &mut PgConnection, seqs: &[i64]) -> CoreResult<()> {

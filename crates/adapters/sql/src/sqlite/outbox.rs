@@ -2,27 +2,20 @@
 
 use jangteo_core::ports::OutboxRow;
 use jangteo_core::CoreResult;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::error::{json, map};
+use crate::error::map;
 use crate::time::ts;
 
 pub(crate) async fn pending(conn: &mut SqliteConnection, limit: u32) -> CoreResult<Vec<OutboxRow>> {
-    let rows =
-        sqlx::query("SELECT seq, envelope FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await
-            .map_err(map)?;
-    rows.iter()
-        .map(|r| {
-            Ok(OutboxRow {
-                seq: r.try_get("seq").map_err(map)?,
-                event: serde_json::from_str(&r.try_get::<String, _>("envelope").map_err(map)?)
-                    .map_err(json)?,
-            })
-        })
-        .collect()
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT seq, envelope FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map)?;
+    crate::outbox::decode(rows)
 }
 
 pub(crate) async fn mark_sent(conn: &mut SqliteConnection, seqs: &[i64]) -> CoreResult<()> {
