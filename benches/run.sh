@@ -319,6 +319,9 @@ for i in $(seq 1 "$REPEAT"); do
   say "[$i/$REPEAT] GET /store/products?limit=20, 50 connections"
   load "list-c50-run$i" "/store/products?limit=20" 50
 
+  say "[$i/$REPEAT] GET /store/products?country=ID&limit=20, 50 connections (listing filtered by Indonesia's rules)"
+  load "list-id-c50-run$i" "/store/products?country=ID&limit=20" 50
+
   say "[$i/$REPEAT] GET /store/products?limit=20, 500 connections (RSS sampled every 100 ms)"
   (
     max=0

@@ -341,6 +341,13 @@ pub(crate) fn product(prefix: &str, i: usize, variants: usize, stock: i64) -> Va
             })
         })
         .collect();
+    // Compliance data as a real catalog has it, so `?country=ID` listings filter for
+    // real: one product in ten has an expired Indonesian registration and is hidden.
+    let expires = if i % 10 == 9 {
+        "2026-01-31"
+    } else {
+        "2029-12-31"
+    };
     json!({
         "handle": handle,
         "status": "published",
@@ -348,6 +355,16 @@ pub(crate) fn product(prefix: &str, i: usize, variants: usize, stock: i64) -> Va
         "description": {"ko": desc_ko, "en": desc_en, "id": desc_id},
         "categories": [cat],
         "variants": variants,
+        "ingredients": [
+            {"name": "Vitamin C", "amount": "100", "unit": "mg"},
+            {"name": "Vitamin D", "amount": "400", "unit": "IU"},
+            {"name": "Zinc", "amount": "8.5", "unit": "mg"}
+        ],
+        "claims": {"en": ["Helps support immune function"]},
+        "countries": {"ID": {
+            "registration": {"number": format!("POM SI{:09}", 300_000_000 + i), "holder": "PT Loadgen Indonesia", "expires_on": expires},
+            "halal": {"certificate_number": format!("KMF-LG-{i:05}"), "issuer": "KMF", "expires_on": "2028-06-30"}
+        }},
     })
 }
 

@@ -151,6 +151,9 @@ pub struct Cart {
     pub email: Option<String>,
     /// Where to ship.
     pub shipping_address: Option<Address>,
+    /// Identifiers customs need (`kr_pccc`, `id_nik`), validated and sealed.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub buyer_identifiers: crate::compliance::identifiers::SealedIdentifiers,
     /// Lines.
     pub lines: Vec<LineItem>,
     /// Open or completed.
@@ -217,6 +220,11 @@ pub struct PricedLine {
     pub unit_price: Money,
     /// `unit_price * quantity`.
     pub line_total: Money,
+    /// Tax of the line (included in `line_total` when `Totals::tax_included`).
+    pub tax: Money,
+    /// The unit price was converted from the base currency with the exchange-rate
+    /// table (the variant has no price in the cart currency).
+    pub price_converted: bool,
     /// Stock on hand now (so the UI can warn).
     pub available_quantity: i64,
 }
@@ -228,9 +236,16 @@ pub struct Totals {
     pub subtotal: Money,
     /// Shipping charge.
     pub shipping: Money,
-    /// Tax charged on top of the subtotal (zero where prices include tax).
+    /// Tax: included in the subtotal when `tax_included`, else added to it.
     pub tax: Money,
-    /// Amount to pay.
+    /// Shelf prices include the tax (KR, ID, SG, JP); the total does not add it again.
+    #[serde(default)]
+    pub tax_included: bool,
+    /// Duties and import taxes charged at checkout (seller-collected or delivered duty
+    /// paid); absent when none are charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duties: Option<Money>,
+    /// Amount to pay: subtotal + shipping + tax (unless included) + duties.
     pub total: Money,
 }
 
@@ -243,4 +258,12 @@ pub struct PricedCart {
     pub lines: Vec<PricedLine>,
     /// Totals.
     pub totals: Totals,
+    /// Name and rate of the tax applied, when one is.
+    pub tax_name: Option<String>,
+    /// Rate of that tax.
+    pub tax_rate: Option<rust_decimal::Decimal>,
+    /// Duties and import taxes the buyer will face, for cross-border carts.
+    pub landed_cost: Option<crate::compliance::LandedCost>,
+    /// The destination's rules applied to this cart today.
+    pub compliance: crate::compliance::ComplianceReport,
 }

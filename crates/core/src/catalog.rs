@@ -6,6 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::compliance::product::{
+    check_common, check_product_level, parse_country_data, CountryData, Ingredient, ProductFacts,
+};
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::ids::{ProductId, VariantId};
 use crate::locale::LocalizedText;
@@ -98,9 +101,11 @@ pub struct Product {
     pub categories: Vec<String>,
     /// Images.
     pub media: Vec<MediaRef>,
-    /// Free-form per-country data (`{"ID": {"registration": {...}}}`); the compliance
-    /// plugins give each country's object a schema.
-    pub countries: BTreeMap<String, serde_json::Value>,
+    /// Compliance data: ingredients and claims, and per destination country its
+    /// registration, halal status and label statements (checked by the country's
+    /// plugin when saved).
+    #[serde(flatten)]
+    pub facts: ProductFacts,
     /// Variants, in display order.
     pub variants: Vec<Variant>,
     /// Created.
@@ -141,6 +146,8 @@ pub struct VariantSnapshot {
     pub product_title: LocalizedText,
     /// Product status: drafts cannot be bought.
     pub product_status: ProductStatus,
+    /// The product's compliance data (shared by its variants).
+    pub facts: std::sync::Arc<ProductFacts>,
 }
 
 /// Variant fields in a create or patch body.
@@ -186,9 +193,16 @@ pub struct ProductInput {
     /// Media.
     #[serde(default)]
     pub media: Option<Vec<MediaRef>>,
-    /// Per-country data objects.
+    /// Per-country data objects (`{"ID": {"registration": {...}, "halal": null}}`),
+    /// checked against each country's schema.
     #[serde(default)]
     pub countries: Option<BTreeMap<String, serde_json::Value>>,
+    /// Active ingredients per daily dose.
+    #[serde(default)]
+    pub ingredients: Option<Vec<Ingredient>>,
+    /// Structure/function claims per locale.
+    #[serde(default)]
+    pub claims: Option<BTreeMap<String, Vec<String>>>,
     /// Variants. On patch the list is the new set: listed ones (by id or SKU) are
     /// changed or added, unlisted ones are removed.
     #[serde(default)]
@@ -331,23 +345,45 @@ fn validate_common(input: &ProductInput, errors: &mut Vec<FieldError>) {
         }
     }
     if let Some(countries) = &input.countries {
-        for (code, v) in countries {
-            if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-                errors.push(FieldError::new(
-                    format!("countries.{code}"),
-                    "invalid_country",
-                    "ISO 3166-1 alpha-2 code",
-                ));
-            }
-            if !v.is_object() && !v.is_null() {
-                errors.push(FieldError::new(
-                    format!("countries.{code}"),
-                    "invalid_type",
-                    "must be an object",
-                ));
-            }
-        }
+        parse_countries(countries, errors);
     }
+    if input.ingredients.is_some() || input.claims.is_some() {
+        check_product_level(
+            input.ingredients.as_deref().unwrap_or_default(),
+            input.claims.as_ref().unwrap_or(&BTreeMap::new()),
+            errors,
+        );
+    }
+}
+
+/// Parses `countries.CC` objects into their common schema (country plugins check the
+/// rest when the product is saved).
+fn parse_countries(
+    countries: &BTreeMap<String, serde_json::Value>,
+    errors: &mut Vec<FieldError>,
+) -> BTreeMap<String, CountryData> {
+    let mut out = BTreeMap::new();
+    for (code, v) in countries {
+        let path = format!("countries.{code}");
+        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            errors.push(FieldError::new(
+                path.clone(),
+                "invalid_country",
+                "ISO 3166-1 alpha-2 code",
+            ));
+        }
+        if !v.is_object() {
+            errors.push(FieldError::new(path, "invalid_type", "must be an object"));
+            continue;
+        }
+        let mut local = Vec::new();
+        if let Some(d) = parse_country_data(v, &path, &mut local) {
+            check_common(&d, &path, &mut local);
+            out.insert(code.clone(), d);
+        }
+        errors.extend(local);
+    }
+    out
 }
 
 impl ProductInput {
@@ -381,7 +417,11 @@ impl ProductInput {
             description: self.description.unwrap_or_default(),
             categories: dedup(self.categories.unwrap_or_default()),
             media: self.media.unwrap_or_default(),
-            countries: self.countries.unwrap_or_default(),
+            facts: ProductFacts {
+                countries: parse_countries(&self.countries.unwrap_or_default(), &mut Vec::new()),
+                ingredients: self.ingredients.unwrap_or_default(),
+                claims: self.claims.unwrap_or_default(),
+            },
             variants,
             created_at: now,
             updated_at: now,
@@ -425,7 +465,13 @@ impl ProductInput {
             next.media = m;
         }
         if let Some(c) = self.countries {
-            next.countries = c;
+            next.facts.countries = parse_countries(&c, &mut Vec::new());
+        }
+        if let Some(i) = self.ingredients {
+            next.facts.ingredients = i;
+        }
+        if let Some(c) = self.claims {
+            next.facts.claims = c;
         }
         next.updated_at = now;
         Ok(next)

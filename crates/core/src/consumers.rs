@@ -14,8 +14,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource};
+use fluent_bundle::FluentArgs;
 use serde::Deserialize;
 
 use crate::engine::Engine;
@@ -122,29 +121,11 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// The notification templates of every locale, parsed once.
-struct Templates {
-    bundles: Vec<(String, FluentBundle<FluentResource>)>,
-}
+struct Templates(crate::i18n::Catalog);
 
 impl Templates {
     fn load() -> CoreResult<Self> {
-        let mut bundles = Vec::new();
-        for (locale, source) in TEMPLATES {
-            let resource = FluentResource::try_new((*source).to_string()).map_err(|(_, e)| {
-                CoreError::Internal(format!("bad {locale} notification templates: {e:?}"))
-            })?;
-            let lang = locale
-                .parse()
-                .map_err(|_| CoreError::Internal(format!("bad locale {locale}")))?;
-            let mut bundle = FluentBundle::new_concurrent(vec![lang]);
-            // Plain-text messages: no Unicode isolation marks around arguments.
-            bundle.set_use_isolating(false);
-            bundle.add_resource(resource).map_err(|e| {
-                CoreError::Internal(format!("duplicate {locale} notification messages: {e:?}"))
-            })?;
-            bundles.push(((*locale).to_string(), bundle));
-        }
-        Ok(Templates { bundles })
+        crate::i18n::Catalog::load("notification", TEMPLATES).map(Templates)
     }
 
     /// Renders `id` in the first of `locale`, its language, English that has it.
@@ -154,38 +135,8 @@ impl Templates {
         id: &str,
         args: &FluentArgs<'_>,
     ) -> CoreResult<(String, String)> {
-        let lang = locale.split(['-', '_']).next().unwrap_or("en");
-        let (used, bundle) = self
-            .bundles
-            .iter()
-            .find(|(l, b)| (l == locale || l == lang) && b.has_message(id))
-            .or_else(|| self.bundles.iter().find(|(l, _)| l == "en"))
-            .ok_or_else(|| CoreError::Internal("no English notification templates".into()))?;
-        let msg = bundle
-            .get_message(id)
-            .ok_or_else(|| CoreError::Internal(format!("no notification template {id}")))?;
-        let mut errors = Vec::new();
-        let subject = msg
-            .get_attribute("subject")
-            .map(|a| {
-                bundle
-                    .format_pattern(a.value(), Some(args), &mut errors)
-                    .into_owned()
-            })
-            .unwrap_or_default();
-        let body = msg
-            .value()
-            .map(|v| {
-                bundle
-                    .format_pattern(v, Some(args), &mut errors)
-                    .into_owned()
-            })
-            .unwrap_or_default();
-        if !errors.is_empty() {
-            return Err(CoreError::Internal(format!(
-                "rendering {id} in {used}: {errors:?}"
-            )));
-        }
+        let (subject, _) = self.0.render(&[locale], id, Some("subject"), args)?;
+        let (body, _) = self.0.render(&[locale], id, None, args)?;
         Ok((subject, body))
     }
 }
@@ -392,11 +343,19 @@ impl EventHandler for CatalogCacheInvalidation {
     }
 
     fn wants(&self, event_type: &str) -> bool {
-        event_type.starts_with("product.") || event_type.starts_with("inventory.")
+        event_type.starts_with("product.")
+            || event_type.starts_with("inventory.")
+            || event_type.starts_with("compliance.")
     }
 
-    async fn handle(&self, _event: &DomainEvent) -> CoreResult<()> {
-        self.engine.invalidate_catalog_cache_everywhere().await;
+    async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {
+        if event.event_type.starts_with("compliance.") {
+            // Rules or rates changed on some instance: re-read them here too, and drop
+            // listings filtered by the old ones.
+            self.engine.rules_changed().await;
+        } else {
+            self.engine.invalidate_catalog_cache_everywhere().await;
+        }
         Ok(())
     }
 }

@@ -12,6 +12,8 @@ use crate::auth::{InMemoryRateLimiter, RateLimiter, TokenService};
 use crate::cache::{PageCache, SharedCache};
 use crate::catalog::{Product, ProductPage};
 use crate::clock::{Clock, SystemClock};
+use crate::compliance::registry::{ComplianceRegistry, Plugin};
+use crate::compliance::{CountryCompliance, TaxPolicy};
 use crate::error::{CoreError, CoreResult};
 use crate::events::{DomainEvent, EventPublisher, OutboxRelay};
 use crate::payment::PaymentRegistry;
@@ -51,6 +53,13 @@ pub struct EngineSettings {
     /// Catalog writes invalidate it at once, in every instance; stock figures on
     /// listings may lag by at most this much.
     pub shared_cache_ttl: Duration,
+    /// Country the goods ship from: import rules apply to every other destination.
+    pub origin_country: String,
+    /// Currency of the prices that are converted for carts in a currency a variant has
+    /// no price in; none: no conversion (such variants cannot be bought in it).
+    pub base_currency: Option<crate::money::Currency>,
+    /// How soon a rule or exchange-rate change made on another instance is seen here.
+    pub rules_refresh: Duration,
 }
 
 impl Default for EngineSettings {
@@ -66,6 +75,9 @@ impl Default for EngineSettings {
             catalog_cache_ttl: Duration::from_secs(1),
             order_prefix: "JT".into(),
             shared_cache_ttl: Duration::from_secs(10),
+            origin_country: "KR".into(),
+            base_currency: Some(crate::money::Currency::KRW),
+            rules_refresh: Duration::from_secs(5),
         }
     }
 }
@@ -84,6 +96,7 @@ pub(crate) struct Inner {
     pub(crate) product_pages: PageCache<ProductPage>,
     pub(crate) product_details: PageCache<Product>,
     pub(crate) shared_cache: Option<Arc<dyn SharedCache>>,
+    pub(crate) compliance: Arc<ComplianceRegistry>,
 }
 
 /// The engine. Cheap to clone.
@@ -110,6 +123,8 @@ pub struct EngineBuilder {
     limiter: Arc<dyn RateLimiter>,
     shared_cache: Option<Arc<dyn SharedCache>>,
     jwt_secret: Vec<u8>,
+    data_key: Option<Vec<u8>>,
+    countries: Vec<Plugin>,
     settings: EngineSettings,
 }
 
@@ -126,6 +141,8 @@ impl EngineBuilder {
             limiter: Arc::new(InMemoryRateLimiter::default()),
             shared_cache: None,
             jwt_secret: jwt_secret.into(),
+            data_key: None,
+            countries: Vec::new(),
             settings: EngineSettings::default(),
         }
     }
@@ -160,6 +177,26 @@ impl EngineBuilder {
         self
     }
 
+    /// Registers a country plugin (compliance rules and tax). With none registered,
+    /// compliance is off: every country is served and tax is zero.
+    pub fn country<P>(mut self, plugin: Arc<P>) -> Self
+    where
+        P: CountryCompliance + TaxPolicy + 'static,
+    {
+        self.countries.push(Plugin {
+            compliance: plugin.clone(),
+            tax: plugin,
+        });
+        self
+    }
+
+    /// The key sealing buyer identifiers at rest (32 bytes or more). Defaults to one
+    /// derived from the JWT secret; set a separate one to rotate them independently.
+    pub fn data_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.data_key = Some(key.into());
+        self
+    }
+
     /// Settings.
     pub fn settings(mut self, settings: EngineSettings) -> Self {
         self.settings = settings;
@@ -174,6 +211,22 @@ impl EngineBuilder {
                 "register at least one payment provider".into(),
             ));
         }
+        let data_key = self.data_key.unwrap_or_else(|| {
+            let mut k = self.jwt_secret.clone();
+            k.extend_from_slice(b"/data-key");
+            k
+        });
+        if data_key.len() < 32 {
+            return Err(CoreError::Internal(
+                "the data key needs 32 bytes or more".into(),
+            ));
+        }
+        let compliance = Arc::new(ComplianceRegistry::new(
+            self.countries,
+            &self.settings.origin_country,
+            &data_key,
+            self.settings.rules_refresh,
+        )?);
         let ttl = self.settings.catalog_cache_ttl;
         Ok(Engine(Arc::new(Inner {
             store: self.store,
@@ -188,6 +241,7 @@ impl EngineBuilder {
             product_pages: PageCache::new(ttl, 10_000),
             product_details: PageCache::new(ttl, 50_000),
             shared_cache: self.shared_cache,
+            compliance,
         })))
     }
 }

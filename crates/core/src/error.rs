@@ -69,6 +69,9 @@ pub enum CoreError {
         /// Summary for humans.
         message: String,
     },
+    /// The cart breaks the destination's rules; nothing was placed.
+    #[error("compliance violation: {}", .0.iter().map(|v| v.code.as_str()).collect::<Vec<_>>().join(", "))]
+    Compliance(Vec<crate::compliance::Violation>),
     /// No or bad credentials.
     #[error("unauthorized: {0}")]
     Unauthorized(String),

@@ -151,6 +151,9 @@ pub struct OrderLine {
     pub unit_price: Money,
     /// Line total.
     pub line_total: Money,
+    /// Tax of the line (included in the line total when the order's totals say so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax: Option<Money>,
 }
 
 /// Who made a change.
@@ -230,6 +233,13 @@ pub struct Order {
     pub guest_token_hash: Option<String>,
     /// A pending order is canceled and its stock released after this moment.
     pub payment_expires_at: Option<DateTime<Utc>>,
+    /// Identifiers the buyer gave customs, sealed (never in events or logs).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub buyer_identifiers: crate::compliance::identifiers::SealedIdentifiers,
+    /// Keyed hash of the identifier a yearly import limit counts by (storage indexes
+    /// it to add up the buyer's orders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_key: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Changed.

@@ -293,9 +293,69 @@ pub trait ProjectionWrite: Send {
     async fn insert_notification(&mut self, n: &NotificationRecord) -> CoreResult<()>;
 }
 
+/// A versioned document operators maintain at run time: a country's rules
+/// (`country_rules` / `ID`), the exchange-rate table (`exchange_rates` / `default`).
+/// Versions are never changed or deleted, so any past decision can be explained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleDocument {
+    /// Kind of document.
+    pub kind: String,
+    /// Which one (a country code).
+    pub key: String,
+    /// 1, 2, ... per kind and key.
+    pub version: i64,
+    /// The document.
+    pub doc: serde_json::Value,
+    /// When stored.
+    pub created_at: DateTime<Utc>,
+    /// Who stored it (none for plugin defaults).
+    pub actor_email: Option<String>,
+}
+
+/// Reading rule documents and buyers' past imports.
+#[async_trait]
+pub trait ComplianceRead: Send {
+    /// The latest version of every document of a kind.
+    async fn latest_documents(&mut self, kind: &str) -> CoreResult<Vec<RuleDocument>>;
+    /// Versions of one document, newest first.
+    async fn document_history(
+        &mut self,
+        kind: &str,
+        key: &str,
+        limit: u32,
+    ) -> CoreResult<Vec<RuleDocument>>;
+    /// Goods value (order subtotal) of each order carrying `buyer_key`, created in
+    /// `[from, to)`, that is not canceled or refunded.
+    async fn buyer_order_values(
+        &mut self,
+        buyer_key: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> CoreResult<Vec<crate::money::Money>>;
+}
+
+/// Writing rule documents; serializing a buyer's checkouts.
+#[async_trait]
+pub trait ComplianceWrite: Send {
+    /// Stores a new version; `Conflict("version_conflict")` when that version exists
+    /// (another operator saved first).
+    async fn insert_document(&mut self, doc: &RuleDocument) -> CoreResult<()>;
+    /// Holds a lock on `buyer_key` until the transaction ends, so two checkouts of one
+    /// buyer cannot both pass a cumulative limit (SQLite's single writer already
+    /// serializes them; PostgreSQL takes a transaction-level advisory lock).
+    async fn lock_buyer(&mut self, buyer_key: &str) -> CoreResult<()>;
+}
+
 /// Everything readable, bundled.
 pub trait Reads:
-    CatalogRead + CartRead + OrderRead + CustomerRead + IdempotencyRead + AuditRead + ProjectionRead
+    CatalogRead
+    + CartRead
+    + OrderRead
+    + CustomerRead
+    + IdempotencyRead
+    + AuditRead
+    + ProjectionRead
+    + ComplianceRead
 {
 }
 impl<
@@ -305,7 +365,8 @@ impl<
             + CustomerRead
             + IdempotencyRead
             + AuditRead
-            + ProjectionRead,
+            + ProjectionRead
+            + ComplianceRead,
     > Reads for T
 {
 }
@@ -322,6 +383,7 @@ pub trait Tx:
     + AuditWrite
     + EventWrite
     + ProjectionWrite
+    + ComplianceWrite
 {
     /// Makes every change visible at once.
     async fn commit(self: Box<Self>) -> CoreResult<()>;

@@ -17,6 +17,8 @@ use crate::catalog::{
     Category, Cursor, Product, ProductQuery, ProductSort, ProductStatus, Variant,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::compliance::product::{HalalCertificate, Ingredient, Registration};
+use crate::compliance::{CountryData, ProductFacts};
 use crate::customer::{Customer, RefreshToken, Role};
 use crate::events::DomainEvent;
 use crate::ids::EventId;
@@ -26,7 +28,9 @@ use crate::money::{Currency, Money};
 use crate::order::{
     Actor, Order, OrderLine, OrderQuery, OrderStatus, PaymentInfo, PaymentStatus, StatusChange,
 };
-use crate::ports::{AuditEntry, IdempotencyRecord, NotificationRecord, SalesRow, Store};
+use crate::ports::{
+    AuditEntry, IdempotencyRecord, NotificationRecord, RuleDocument, SalesRow, Store,
+};
 use crate::CoreError;
 
 fn now() -> chrono::DateTime<Utc> {
@@ -53,7 +57,7 @@ pub fn product(handle: &str, title: &[(&str, &str)], variants: &[(&str, i64, i64
         description: text(&[("en", "A supplement")]),
         categories: vec![],
         media: vec![],
-        countries: BTreeMap::new(),
+        facts: ProductFacts::default(),
         variants: variants
             .iter()
             .map(|(sku, krw, stock)| Variant {
@@ -98,10 +102,6 @@ pub async fn products_round_trip(store: Arc<dyn Store>) {
         .prices
         .push(Money::parse("29.90", Currency::USD).unwrap());
     p.variants[0].options.insert("size".into(), "30".into());
-    p.countries.insert(
-        "ID".into(),
-        serde_json::json!({"registration": {"number": "POM SI 123456789"}}),
-    );
     insert(&store, &p).await;
     let mut r = store.read().await.unwrap();
     let by_id = r.product(p.id).await.unwrap().expect("by id");
@@ -122,7 +122,11 @@ pub async fn products_round_trip(store: Arc<dyn Store>) {
     assert_eq!(by_id.variants[0].options, p.variants[0].options);
     assert_eq!(by_id.title, p.title);
     assert_eq!(by_id.categories, p.categories);
-    assert_eq!(by_id.countries, p.countries);
+    assert_eq!(
+        by_id.facts,
+        ProductFacts::default(),
+        "no facts read as empty"
+    );
     assert!(r.product(ProductId::new()).await.unwrap().is_none());
     let snaps = r
         .variants(&[p.variants[1].id, VariantId::new()])
@@ -131,6 +135,161 @@ pub async fn products_round_trip(store: Arc<dyn Store>) {
     assert_eq!(snaps.len(), 1, "unknown variant ids are left out");
     assert_eq!(snaps[0].variant.stock, 5);
     assert_eq!(snaps[0].product_id, p.id);
+    assert_eq!(*snaps[0].facts, ProductFacts::default());
+}
+
+fn date(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+fn strings(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+        .collect()
+}
+
+/// Facts with every shape a country may take: registration with halal declared absent
+/// (`null`), a certificate with label statements, plugin-defined fields, and nothing.
+pub fn sample_facts() -> ProductFacts {
+    let mut countries = BTreeMap::new();
+    countries.insert(
+        "ID".to_string(),
+        CountryData {
+            registration: Some(Registration {
+                number: "POM SI 123456789".into(),
+                holder: "PT Hanbit Indonesia".into(),
+                expires_on: date(2028, 3, 31),
+            }),
+            halal: Some(None),
+            hs_code: Some("2106.90.71".into()),
+            ..Default::default()
+        },
+    );
+    countries.insert(
+        "MY".to_string(),
+        CountryData {
+            halal: Some(Some(HalalCertificate {
+                certificate_number: "JAKIM-1234-5678".into(),
+                issuer: "JAKIM".into(),
+                expires_on: date(2027, 12, 31),
+            })),
+            label_statements: strings(&[
+                ("ms", &["Suplemen makanan", "Diimport oleh Hanbit Sdn Bhd"]),
+                ("en", &["Food supplement"]),
+            ]),
+            ..Default::default()
+        },
+    );
+    countries.insert(
+        "KR".to_string(),
+        CountryData {
+            extra: [("ad_review_id".to_string(), serde_json::json!("2025-0123"))]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        },
+    );
+    countries.insert("SG".to_string(), CountryData::default());
+    ProductFacts {
+        countries,
+        ingredients: vec![
+            Ingredient {
+                name: "Ginsenoside Rg1+Rb1+Rg3".into(),
+                amount: "12.50".parse().unwrap(),
+                unit: "mg".into(),
+            },
+            Ingredient {
+                name: "Vitamin D3".into(),
+                amount: "1000".parse().unwrap(),
+                unit: "IU".into(),
+            },
+        ],
+        claims: strings(&[
+            ("en", &["Supports immune function"]),
+            ("ko", &["면역력 증진에 도움을 줄 수 있음", "피로 개선"]),
+        ]),
+    }
+}
+
+pub async fn product_facts_round_trip(store: Arc<dyn Store>) {
+    let mut p = product(
+        "facts",
+        &[("en", "Red ginseng")],
+        &[("F-30", 39000, 10), ("F-60", 70000, 5)],
+    );
+    p.facts = sample_facts();
+    let plain = product("plain", &[("en", "Plain")], &[("PL-1", 1000, 1)]);
+    insert(&store, &p).await;
+    insert(&store, &plain).await;
+
+    let mut r = store.read().await.unwrap();
+    let by_id = r.product(p.id).await.unwrap().unwrap();
+    assert_eq!(by_id.facts, p.facts, "by id");
+    assert_eq!(
+        by_id.facts.countries["ID"].halal,
+        Some(None),
+        "halal: null stays declared"
+    );
+    assert_eq!(
+        by_id.facts.countries["SG"].halal, None,
+        "absent stays unknown"
+    );
+    let by_handle = r.product_by_handle("facts").await.unwrap().unwrap();
+    assert_eq!(by_handle.facts, p.facts, "by handle");
+    let page = r.products(&query()).await.unwrap();
+    let listed = page.products.iter().find(|x| x.id == p.id).unwrap();
+    assert_eq!(listed.facts, p.facts, "in a products page");
+    let other = page.products.iter().find(|x| x.id == plain.id).unwrap();
+    assert_eq!(other.facts, ProductFacts::default());
+    let snaps = r
+        .variants(&[p.variants[0].id, plain.variants[0].id, p.variants[1].id])
+        .await
+        .unwrap();
+    assert_eq!(snaps.len(), 3);
+    let mine: Vec<_> = snaps.iter().filter(|s| s.product_id == p.id).collect();
+    assert_eq!(mine.len(), 2);
+    assert_eq!(*mine[0].facts, p.facts, "in a variant snapshot");
+    assert!(
+        Arc::ptr_eq(&mine[0].facts, &mine[1].facts),
+        "variants of one product share its facts"
+    );
+    let theirs = snaps.iter().find(|s| s.product_id == plain.id).unwrap();
+    assert_eq!(*theirs.facts, ProductFacts::default());
+    drop(r);
+
+    // An update replaces the facts; reads in the writing transaction see the change.
+    let mut next = p.clone();
+    next.facts.countries.remove("MY");
+    next.facts.countries.get_mut("ID").unwrap().label_statements =
+        strings(&[("id", &["Suplemen kesehatan"])]);
+    next.facts.ingredients.truncate(1);
+    next.facts.claims.remove("en");
+    let mut tx = store.begin().await.unwrap();
+    tx.update_product(&next).await.unwrap();
+    assert_eq!(tx.product(p.id).await.unwrap().unwrap().facts, next.facts);
+    tx.commit().await.unwrap();
+    let mut r = store.read().await.unwrap();
+    assert_eq!(r.product(p.id).await.unwrap().unwrap().facts, next.facts);
+    let snaps = r.variants(&[p.variants[1].id]).await.unwrap();
+    assert_eq!(*snaps[0].facts, next.facts);
+    drop(r);
+
+    // Facts can be cleared again.
+    let mut cleared = next.clone();
+    cleared.facts = ProductFacts::default();
+    let mut tx = store.begin().await.unwrap();
+    tx.update_product(&cleared).await.unwrap();
+    tx.commit().await.unwrap();
+    let got = store
+        .read()
+        .await
+        .unwrap()
+        .product_by_handle("facts")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.facts, ProductFacts::default());
 }
 
 pub async fn duplicates_are_conflicts(store: Arc<dyn Store>) {
@@ -534,6 +693,7 @@ fn cart(expires_in: Duration) -> Cart {
         customer_id: None,
         email: Some("a@b.co".into()),
         shipping_address: None,
+        buyer_identifiers: BTreeMap::new(),
         lines: vec![LineItem {
             id: LineId::new(),
             variant_id: VariantId::new(),
@@ -599,11 +759,14 @@ pub fn order(customer: Option<CustomerId>, status: OrderStatus, expires_in: Dura
             quantity: 1,
             unit_price: price,
             line_total: price,
+            tax: None,
         }],
         totals: Totals {
             subtotal: price,
             shipping: Money::zero(Currency::KRW),
             tax: Money::zero(Currency::KRW),
+            tax_included: false,
+            duties: None,
             total: price,
         },
         shipping_address: Address {
@@ -631,6 +794,8 @@ pub fn order(customer: Option<CustomerId>, status: OrderStatus, expires_in: Dura
         }],
         guest_token_hash: None,
         payment_expires_at: Some(now + expires_in),
+        buyer_identifiers: BTreeMap::new(),
+        buyer_key: None,
         created_at: now,
         updated_at: now,
     }
@@ -1061,6 +1226,247 @@ pub async fn projections_apply_once(store: Arc<dyn Store>) {
     assert_eq!(older.len(), 1);
 }
 
+fn rule_doc(kind: &str, key: &str, version: i64, actor: Option<&str>) -> RuleDocument {
+    RuleDocument {
+        kind: kind.into(),
+        key: key.into(),
+        version,
+        doc: serde_json::json!({"key": key, "version": version, "limits": {"annual_usd": "1000"}}),
+        created_at: now(),
+        actor_email: actor.map(str::to_string),
+    }
+}
+
+pub async fn rule_documents_are_versioned(store: Arc<dyn Store>) {
+    let id1 = rule_doc("country_rules", "ID", 1, None);
+    let id2 = rule_doc("country_rules", "ID", 2, Some("op@shop.kr"));
+    let kr1 = rule_doc("country_rules", "KR", 1, Some("op@shop.kr"));
+    let rates = rule_doc("exchange_rates", "default", 3, None);
+    let mut tx = store.begin().await.unwrap();
+    for d in [&id1, &kr1, &rates] {
+        tx.insert_document(d).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_document(&id2).await.unwrap();
+    assert_eq!(
+        tx.latest_documents("country_rules").await.unwrap(),
+        vec![id2.clone(), kr1.clone()],
+        "the writing transaction sees its own version"
+    );
+    tx.commit().await.unwrap();
+
+    let mut r = store.read().await.unwrap();
+    assert_eq!(
+        r.latest_documents("country_rules").await.unwrap(),
+        vec![id2.clone(), kr1.clone()],
+        "the highest version per key, keys in order"
+    );
+    assert_eq!(
+        r.latest_documents("exchange_rates").await.unwrap(),
+        vec![rates.clone()]
+    );
+    assert!(r.latest_documents("nothing").await.unwrap().is_empty());
+    assert_eq!(
+        r.document_history("country_rules", "ID", 10).await.unwrap(),
+        vec![id2.clone(), id1.clone()],
+        "newest first"
+    );
+    assert_eq!(
+        r.document_history("country_rules", "ID", 1).await.unwrap(),
+        vec![id2.clone()]
+    );
+    assert!(r
+        .document_history("country_rules", "SG", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    drop(r);
+
+    // Two operators saving version 2: the second is told, and nothing changes.
+    let mut tx = store.begin().await.unwrap();
+    let err = tx
+        .insert_document(&rule_doc("country_rules", "ID", 2, Some("other@shop.kr")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CoreError::Conflict {
+                code: "version_conflict",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    drop(tx);
+    assert_eq!(
+        store
+            .read()
+            .await
+            .unwrap()
+            .document_history("country_rules", "ID", 10)
+            .await
+            .unwrap(),
+        vec![id2, id1]
+    );
+}
+
+pub async fn buyer_order_values_add_up_one_buyer(store: Arc<dyn Store>) {
+    let to = now();
+    let from = to - Duration::days(365);
+    let krw = |minor: i64| Money::from_minor(minor, Currency::KRW).unwrap();
+    let placed = |buyer: Option<&str>, status, at, subtotal: Money| {
+        let mut o = order(None, status, Duration::minutes(30));
+        o.buyer_key = buyer.map(str::to_string);
+        o.created_at = at;
+        o.updated_at = at;
+        o.totals.subtotal = subtotal;
+        o.totals.total = subtotal;
+        o
+    };
+    let counted = [
+        placed(
+            Some("b1"),
+            OrderStatus::Paid,
+            to - Duration::days(10),
+            krw(1000),
+        ),
+        placed(
+            Some("b1"),
+            OrderStatus::Pending,
+            to - Duration::days(1),
+            krw(2500),
+        ),
+        placed(Some("b1"), OrderStatus::Delivered, from, krw(700)),
+        placed(
+            Some("b1"),
+            OrderStatus::Fulfilled,
+            to - Duration::days(3),
+            Money::parse("29.90", Currency::USD).unwrap(),
+        ),
+    ];
+    let ignored = [
+        placed(
+            Some("b1"),
+            OrderStatus::Canceled,
+            to - Duration::days(2),
+            krw(4000),
+        ),
+        placed(
+            Some("b1"),
+            OrderStatus::Refunded,
+            to - Duration::days(2),
+            krw(8000),
+        ),
+        placed(
+            Some("b2"),
+            OrderStatus::Paid,
+            to - Duration::days(2),
+            krw(16000),
+        ),
+        placed(None, OrderStatus::Paid, to - Duration::days(2), krw(32000)),
+        placed(
+            Some("b1"),
+            OrderStatus::Paid,
+            from - Duration::microseconds(1),
+            krw(64000),
+        ),
+        placed(Some("b1"), OrderStatus::Paid, to, krw(128000)),
+    ];
+    let mut tx = store.begin().await.unwrap();
+    tx.lock_buyer("b1").await.unwrap();
+    tx.lock_buyer("b1").await.unwrap();
+    for o in counted.iter().chain(&ignored) {
+        tx.insert_order(o).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let sorted = |mut v: Vec<Money>| {
+        v.sort_by_key(|m| (m.currency, m.amount));
+        v
+    };
+    let mut r = store.read().await.unwrap();
+    assert_eq!(
+        r.order(counted[0].id).await.unwrap().unwrap(),
+        counted[0],
+        "buyer_key is kept"
+    );
+    let got = r.buyer_order_values("b1", from, to).await.unwrap();
+    assert_eq!(
+        sorted(got.clone()),
+        sorted(counted.iter().map(|o| o.totals.subtotal).collect()),
+        "[from, to), this buyer, not canceled or refunded"
+    );
+    let krw_sum: i64 = got
+        .iter()
+        .filter(|m| m.currency == Currency::KRW)
+        .map(|m| m.minor_units())
+        .sum();
+    assert_eq!(krw_sum, 4200);
+    assert_eq!(
+        r.buyer_order_values("b2", from, to).await.unwrap(),
+        vec![krw(16000)]
+    );
+    assert!(r
+        .buyer_order_values("nobody", from, to)
+        .await
+        .unwrap()
+        .is_empty());
+    drop(r);
+
+    // Canceling an order takes it out of the buyer's total.
+    let mut canceled = counted[1].clone();
+    canceled
+        .transition(OrderStatus::Canceled, Actor::System, None, now())
+        .unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx
+        .update_order_if(&canceled, OrderStatus::Pending)
+        .await
+        .unwrap());
+    let got = tx.buyer_order_values("b1", from, to).await.unwrap();
+    assert_eq!(got.len(), 3, "the transaction sees its own change");
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store
+            .read()
+            .await
+            .unwrap()
+            .buyer_order_values("b1", from, to)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+pub async fn lock_buyer_serializes_a_buyer(store: Arc<dyn Store>) {
+    let mut first = store.begin().await.unwrap();
+    first.lock_buyer("b1").await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let second = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.lock_buyer("b1").await.unwrap();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            tx.commit().await.unwrap();
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !done.load(std::sync::atomic::Ordering::SeqCst),
+        "a second transaction of the buyer waits"
+    );
+    first.commit().await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), second)
+        .await
+        .expect("the second transaction goes on after the first commits")
+        .unwrap();
+    assert!(done.load(std::sync::atomic::Ordering::SeqCst));
+}
+
 /// Expands to one `#[tokio::test]` per contract check. `$make` is an async expression
 /// evaluating to a fresh, empty `Arc<dyn Store>`.
 #[macro_export]
@@ -1071,7 +1477,9 @@ macro_rules! storage_contract_tests {
             search_finds_korean_english_and_indonesian, filters_sorts_and_pages, stock_never_goes_negative,
             concurrent_reservations_are_exact, dropped_transactions_roll_back, carts_round_trip_and_expire,
             orders_round_trip_list_and_expire, accounts_tokens_idempotency_audit, outbox_keeps_commit_order,
-            outbox_lease_has_one_holder, projections_apply_once);
+            outbox_lease_has_one_holder, projections_apply_once, product_facts_round_trip,
+            rule_documents_are_versioned, buyer_order_values_add_up_one_buyer,
+            lock_buyer_serializes_a_buyer);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

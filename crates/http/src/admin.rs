@@ -1,10 +1,12 @@
-//! The admin API: operators manage the catalog and orders, admins manage staff. Every
-//! route needs an operator or admin token; writes are audit-logged by the use cases.
+//! The admin API: operators manage the catalog, orders, country rules and exchange
+//! rates, admins manage staff. Every route needs an operator or admin token; writes are
+//! audit-logged by the use cases.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use jangteo_core::catalog::{Category, Cursor, ProductInput, VariantInput};
+use jangteo_core::compliance::ExchangeRates;
 use jangteo_core::customer::Role;
 use jangteo_core::ids::{OrderId, ProductId, VariantId};
 use jangteo_core::locale::LocalizedText;
@@ -435,4 +437,166 @@ pub(crate) async fn notifications(
             .collect(),
         next_before: next,
     }))
+}
+
+/// `ETag` of a versioned document: its version, quoted.
+fn etag(version: i64) -> [(header::HeaderName, HeaderValue); 1] {
+    let v = HeaderValue::from_str(&format!("\"{version}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+    [(header::ETAG, v)]
+}
+
+/// The version an `If-Match` header asks to replace: `"3"` (or `W/"3"`); `*` or no
+/// header: whichever is current.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_if_match",
+            "If-Match must be the quoted version from the ETag, e.g. \"3\"",
+        )
+    };
+    let s = v.to_str().map_err(|_| bad())?.trim();
+    if s == "*" {
+        return Ok(None);
+    }
+    let s = s.strip_prefix("W/").unwrap_or(s);
+    let inner = s
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s);
+    match inner.parse::<i64>() {
+        Ok(v) if v >= 0 => Ok(Some(v)),
+        _ => Err(bad()),
+    }
+}
+
+/// A country code from the path, in either case.
+fn country_code(code: &str) -> String {
+    code.trim().to_ascii_uppercase()
+}
+
+/// Countries the store has a plugin for, with the version of their rules in force.
+#[utoipa::path(get, path = "/admin/countries", tag = "compliance",
+    responses((status = 200, body = CountryList)), security(("bearer" = [])))]
+pub(crate) async fn list_countries(
+    State(s): State<AppState>,
+    _s: Staff,
+) -> ApiResult<axum::Json<CountryList>> {
+    let list = s.engine.countries().await?;
+    Ok(axum::Json(CountryList {
+        countries: list
+            .into_iter()
+            .map(|(code, version)| CountryDto { code, version })
+            .collect(),
+    }))
+}
+
+/// A country's rules in force (the plugin's defaults until an operator stores a
+/// version). The `ETag` is the version.
+#[utoipa::path(get, path = "/admin/countries/{code}/rules", tag = "compliance",
+    params(("code" = String, Path, description = "ISO 3166-1 alpha-2 code, either case")),
+    responses((status = 200, body = CountryRulesDto, headers(("ETag" = String, description = "The version, quoted"))),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn get_country_rules(
+    State(s): State<AppState>,
+    _s: Staff,
+    Path(code): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let view = s.engine.country_rules(&country_code(&code)).await?;
+    Ok((etag(view.version), axum::Json(CountryRulesDto::from(view))))
+}
+
+/// Replaces a country's rules with a new version, in force at once on every instance
+/// within the refresh period. Send `If-Match: "<version>"` from the `ETag` you edited:
+/// if another version was stored meanwhile the answer is 409 `version_conflict`.
+/// Unknown fields, overlapping periods, bad patterns or rates: 422 with field errors.
+#[utoipa::path(put, path = "/admin/countries/{code}/rules", tag = "compliance",
+    params(("code" = String, Path, description = "ISO 3166-1 alpha-2 code, either case"),
+           ("If-Match" = Option<String>, Header, description = "The version being replaced, quoted")),
+    request_body = CountryRulesDoc,
+    responses((status = 200, body = CountryRulesDto, headers(("ETag" = String, description = "The new version, quoted"))),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "version_conflict"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn put_country_rules(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    ApiJson(doc): ApiJson<serde_json::Value>,
+) -> ApiResult<impl IntoResponse> {
+    let expected = if_match(&headers)?;
+    let view = s
+        .engine
+        .put_country_rules(&p, &country_code(&code), doc, expected)
+        .await?;
+    Ok((etag(view.version), axum::Json(CountryRulesDto::from(view))))
+}
+
+/// Stored versions of a country's rules, newest first.
+#[utoipa::path(get, path = "/admin/countries/{code}/rules/history", tag = "compliance",
+    params(("code" = String, Path, description = "ISO 3166-1 alpha-2 code, either case")),
+    responses((status = 200, body = CountryRulesHistory),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn country_rules_history(
+    State(s): State<AppState>,
+    _s: Staff,
+    Path(code): Path<String>,
+) -> ApiResult<axum::Json<CountryRulesHistory>> {
+    let code = country_code(&code);
+    let docs = s.engine.country_rules_history(&code).await?;
+    Ok(axum::Json(CountryRulesHistory {
+        versions: docs
+            .into_iter()
+            .map(|d| CountryRulesDto {
+                country: d.key,
+                version: d.version,
+                updated_by: d.actor_email,
+                updated_at: Some(d.created_at),
+                rules: d.doc,
+            })
+            .collect(),
+    }))
+}
+
+/// The exchange-rate table in force. The `ETag` is its version.
+#[utoipa::path(get, path = "/admin/exchange-rates", tag = "compliance",
+    responses((status = 200, body = ExchangeRatesDto, headers(("ETag" = String, description = "The version, quoted")))),
+    security(("bearer" = [])))]
+pub(crate) async fn get_exchange_rates(
+    State(s): State<AppState>,
+    _s: Staff,
+) -> ApiResult<impl IntoResponse> {
+    let view = s.engine.exchange_rates().await?;
+    Ok((etag(view.version), axum::Json(ExchangeRatesDto::from(view))))
+}
+
+/// Replaces the exchange-rate table: it converts prices a variant lacks in a cart's
+/// currency, and limits and duty bands set in other currencies. `If-Match` as for
+/// country rules.
+#[utoipa::path(put, path = "/admin/exchange-rates", tag = "compliance",
+    params(("If-Match" = Option<String>, Header, description = "The version being replaced, quoted")),
+    request_body = ExchangeRatesBody,
+    responses((status = 200, body = ExchangeRatesDto, headers(("ETag" = String, description = "The new version, quoted"))),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "version_conflict"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn put_exchange_rates(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    headers: HeaderMap,
+    ApiJson(rates): ApiJson<ExchangeRates>,
+) -> ApiResult<impl IntoResponse> {
+    let expected = if_match(&headers)?;
+    let view = s.engine.put_exchange_rates(&p, rates, expected).await?;
+    Ok((etag(view.version), axum::Json(ExchangeRatesDto::from(view))))
 }

@@ -8,11 +8,17 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use jangteo_core::cart::{Address, PricedCart, Totals};
 use jangteo_core::catalog::{Category, Product, ProductStatus};
+use jangteo_core::compliance::product::Ingredient;
+use jangteo_core::compliance::{ComplianceReport, CountryData, ExchangeRates, Violation};
 use jangteo_core::customer::Customer;
 use jangteo_core::locale::LocaleChain;
 use jangteo_core::money::{Currency, Money};
 use jangteo_core::order::Order;
 use jangteo_core::payment::NextAction;
+use jangteo_core::service::compliance::{
+    CountryRulesView, ExchangeRatesView, PageStatement, ProductCountryView,
+};
+use jangteo_core::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -82,6 +88,20 @@ pub struct StoreProduct {
     pub media: Vec<MediaDto>,
     /// Variants.
     pub variants: Vec<StoreVariant>,
+    /// Active ingredients per daily dose.
+    #[schema(value_type = Vec<IngredientDoc>)]
+    pub ingredients: Vec<Ingredient>,
+    /// Structure/function claims per locale, as entered (not resolved: a country's
+    /// label rules depend on how many claims a locale makes).
+    pub claims: BTreeMap<String, Vec<String>>,
+    /// Per destination country (ISO code): registration, halal status, HS code and the
+    /// product's own label statements. Public label data.
+    #[schema(value_type = BTreeMap<String, CountryDataDoc>)]
+    pub countries: BTreeMap<String, CountryData>,
+    /// With `?country=`: whether the product may be sold there today, why not, and the
+    /// statements its page must show there, in the response locale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<ProductCountryDto>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Changed.
@@ -123,10 +143,171 @@ impl StoreProduct {
                     available_quantity: v.stock,
                 })
                 .collect(),
+            ingredients: p.facts.ingredients.clone(),
+            claims: p.facts.claims.clone(),
+            countries: p.facts.countries.clone(),
+            country: None,
             created_at: p.created_at,
             updated_at: p.updated_at,
         }
     }
+}
+
+/// One broken rule of a destination country (`code` is stable: clients switch on it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ViolationDto {
+    /// `country_not_served`, `not_registered`, `halal_required`,
+    /// `ingredient_prohibited`, `dose_limit_exceeded`, `quantity_limit_exceeded`,
+    /// `value_limit_exceeded`, `annual_limit_exceeded`, `buyer_id_required`,
+    /// `buyer_id_invalid`.
+    #[schema(example = "quantity_limit_exceeded")]
+    pub code: String,
+    /// Explanation in the cart's (or page's) locale.
+    pub message: String,
+    /// The cart line concerned, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_id: Option<String>,
+    /// The product concerned, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_id: Option<String>,
+    /// The limit: a number, an amount (`{"amount": "150", "currency": "USD"}`) or a
+    /// dose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<serde_json::Value>,
+    /// The value found, in the same form as `limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<serde_json::Value>,
+}
+
+impl From<&Violation> for ViolationDto {
+    fn from(v: &Violation) -> Self {
+        ViolationDto {
+            code: v.code.as_str().into(),
+            message: v.message.clone(),
+            line_id: v.line_id.map(|l| l.to_string()),
+            product_id: v.product_id.map(|p| p.to_string()),
+            limit: v.limit.clone(),
+            actual: v.actual.clone(),
+        }
+    }
+}
+
+/// The destination's rules applied to a cart.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ComplianceDto {
+    /// No violations: the cart may be completed as far as the rules go.
+    pub ok: bool,
+    /// What must change before checkout.
+    pub violations: Vec<ViolationDto>,
+}
+
+impl From<&ComplianceReport> for ComplianceDto {
+    fn from(r: &ComplianceReport) -> Self {
+        ComplianceDto {
+            ok: r.ok,
+            violations: r.violations.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A statement a product page must show in a country.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatementDto {
+    /// Stable key (`dshea_disclaimer`, `hff_mark`, `product_statement_0`).
+    pub key: String,
+    /// Text in the response locale.
+    pub text: String,
+    /// Show it emphasised (bold).
+    pub emphasis: bool,
+}
+
+impl From<&PageStatement> for StatementDto {
+    fn from(s: &PageStatement) -> Self {
+        StatementDto {
+            key: s.key.clone(),
+            text: s.text.clone(),
+            emphasis: s.emphasis,
+        }
+    }
+}
+
+/// A product as seen from one destination country today.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProductCountryDto {
+    /// Country (ISO 3166-1 alpha-2).
+    pub country: String,
+    /// The product may be sold there today.
+    pub sellable: bool,
+    /// Why not.
+    pub violations: Vec<ViolationDto>,
+    /// Statements the page must show there, in order.
+    pub statements: Vec<StatementDto>,
+}
+
+impl From<&ProductCountryView> for ProductCountryDto {
+    fn from(v: &ProductCountryView) -> Self {
+        ProductCountryDto {
+            country: v.country.clone(),
+            sellable: v.sellable,
+            violations: v.violations.iter().map(Into::into).collect(),
+            statements: v.statements.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// An active ingredient per daily dose (documentation of the wire form).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct IngredientDoc {
+    /// Name.
+    #[schema(example = "vitamin D3")]
+    name: String,
+    /// Amount per daily dose, a decimal string.
+    #[schema(example = "25")]
+    amount: String,
+    /// Unit: `mg`, `mcg`, `IU`, `g`.
+    #[schema(example = "mcg")]
+    unit: String,
+}
+
+/// A registration with a destination's regulator (documentation of the wire form).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct RegistrationDoc {
+    /// Number as issued.
+    #[schema(example = "POM SI123456789")]
+    number: String,
+    /// The local company holding it.
+    holder: String,
+    /// Last day it is valid.
+    expires_on: chrono::NaiveDate,
+}
+
+/// A halal certificate (documentation of the wire form).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct HalalCertificateDoc {
+    /// Certificate number.
+    certificate_number: String,
+    /// Issuing body (`BPJPH`, `JAKIM`).
+    issuer: String,
+    /// Last day it is valid.
+    expires_on: chrono::NaiveDate,
+}
+
+/// A product's data for one destination country (documentation of the wire form).
+/// Country plugins may define further fields (Korea's `ad_review_id`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct CountryDataDoc {
+    /// Registration with the destination's regulator.
+    registration: Option<RegistrationDoc>,
+    /// Absent: unknown. `null`: declared not halal. An object: the certificate.
+    halal: Option<HalalCertificateDoc>,
+    /// Customs tariff code.
+    hs_code: Option<String>,
+    /// Statements the product must show there, per locale.
+    label_statements: Option<BTreeMap<String, Vec<String>>>,
 }
 
 /// A page of products.
@@ -162,6 +343,8 @@ pub struct ProductListQuery {
     pub locale: Option<String>,
     /// Admin only: `draft` or `published`.
     pub status: Option<String>,
+    /// Only products that may be sold into this country today (ISO 3166-1 alpha-2).
+    pub country: Option<String>,
 }
 
 /// Query of a product detail.
@@ -172,6 +355,9 @@ pub struct ProductDetailQuery {
     pub currency: Option<String>,
     /// Locale (overrides `Accept-Language`).
     pub locale: Option<String>,
+    /// Adds `country`: whether the product may be sold into this country (ISO 3166-1
+    /// alpha-2) today, and the statements its page must show there.
+    pub country: Option<String>,
 }
 
 /// A category in one locale.
@@ -234,8 +420,13 @@ pub struct AdminProduct {
     #[schema(value_type = Vec<Object>)]
     pub media: serde_json::Value,
     /// Per-country data.
-    #[schema(value_type = Object)]
-    pub countries: serde_json::Value,
+    #[schema(value_type = BTreeMap<String, CountryDataDoc>)]
+    pub countries: BTreeMap<String, CountryData>,
+    /// Active ingredients per daily dose.
+    #[schema(value_type = Vec<IngredientDoc>)]
+    pub ingredients: Vec<Ingredient>,
+    /// Claims per locale.
+    pub claims: BTreeMap<String, Vec<String>>,
     /// Variants.
     pub variants: Vec<AdminVariant>,
     /// Created.
@@ -257,7 +448,9 @@ impl From<&Product> for AdminProduct {
             description: p.description.0.clone(),
             categories: p.categories.clone(),
             media: serde_json::to_value(&p.media).unwrap_or_default(),
-            countries: serde_json::to_value(&p.countries).unwrap_or_default(),
+            countries: p.facts.countries.clone(),
+            ingredients: p.facts.ingredients.clone(),
+            claims: p.facts.claims.clone(),
             variants: p
                 .variants
                 .iter()
@@ -373,6 +566,11 @@ pub struct UpdateCartBody {
     pub shipping_address: Option<AddressDto>,
     /// Locale.
     pub locale: Option<String>,
+    /// Identifiers customs of the destination need, by kind: a value sets one, `null`
+    /// removes it (`{"kr_pccc": "P123456789012"}`). They are validated, stored
+    /// encrypted and only ever shown masked.
+    #[schema(example = json!({"kr_pccc": "P123456789012"}))]
+    pub buyer_identifiers: Option<BTreeMap<String, Option<String>>>,
 }
 
 /// Payment choice in a completion. (No `deny_unknown_fields`: provider fields are
@@ -402,8 +600,13 @@ pub struct TotalsDto {
     pub subtotal: MoneyDto,
     /// Shipping.
     pub shipping: MoneyDto,
-    /// Tax.
+    /// Tax: included in `subtotal` when `tax_included`, else added to it.
     pub tax: MoneyDto,
+    /// Shelf prices include the tax; `total` does not add it again.
+    pub tax_included: bool,
+    /// Duties and import taxes charged at checkout; absent when none are charged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duties: Option<MoneyDto>,
     /// To pay.
     pub total: MoneyDto,
 }
@@ -414,9 +617,42 @@ impl From<Totals> for TotalsDto {
             subtotal: t.subtotal.into(),
             shipping: t.shipping.into(),
             tax: t.tax.into(),
+            tax_included: t.tax_included,
+            duties: t.duties.map(Into::into),
             total: t.total.into(),
         }
     }
+}
+
+/// The tax applied to a cart.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaxDto {
+    /// Name shown to buyers (`VAT`, `PPN`, `GST`).
+    #[schema(example = "VAT")]
+    pub name: String,
+    /// Rate as a decimal fraction string, or null when the policy names no rate.
+    #[schema(example = "0.10")]
+    pub rate: Option<String>,
+}
+
+/// Estimated duties and import taxes of a cross-border cart.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LandedCostDto {
+    /// Always true: customs assess the final amount.
+    pub estimate: bool,
+    /// Customs duty.
+    pub duty: MoneyDto,
+    /// Import VAT / GST / sales tax.
+    pub import_tax: MoneyDto,
+    /// `duty + import_tax`.
+    pub total: MoneyDto,
+    /// Charged in the order total (`totals.duties`); otherwise due from the buyer on
+    /// delivery.
+    pub charged: bool,
+    /// What the band is, in the cart's locale.
+    pub label: String,
+    /// A standard note that this is an estimate, in the cart's locale.
+    pub note: String,
 }
 
 /// A cart line.
@@ -440,6 +676,11 @@ pub struct CartLineDto {
     pub unit_price: MoneyDto,
     /// Line total.
     pub line_total: MoneyDto,
+    /// Tax of the line (inside `line_total` when `totals.tax_included`).
+    pub tax: MoneyDto,
+    /// The unit price was converted from the store's base currency with the
+    /// operator's exchange rates (the variant has no price in the cart currency).
+    pub price_converted: bool,
     /// Stock now.
     pub available_quantity: i64,
 }
@@ -467,14 +708,26 @@ pub struct CartDto {
     pub unavailable_line_ids: Vec<String>,
     /// Totals.
     pub totals: TotalsDto,
+    /// The tax applied, or null.
+    pub tax: Option<TaxDto>,
+    /// Estimated duties and import taxes (cross-border carts into a country with duty
+    /// bands), or null.
+    pub landed_cost: Option<LandedCostDto>,
+    /// The destination's rules applied to the cart today.
+    pub compliance: ComplianceDto,
+    /// Identifiers given for customs, by kind, masked (`**********012`).
+    pub buyer_identifiers: BTreeMap<String, String>,
     /// The order it became.
     pub order_id: Option<String>,
     /// Expiry.
     pub expires_at: DateTime<Utc>,
 }
 
-impl From<PricedCart> for CartDto {
-    fn from(p: PricedCart) -> Self {
+impl CartDto {
+    /// Renders a priced cart: texts in the cart's locale, identifiers masked.
+    pub fn render(p: PricedCart, engine: &Engine) -> Self {
+        let chain = engine.cart_chain(&p.cart);
+        let locales: Vec<&str> = chain.0.iter().map(String::as_str).collect();
         let c = &p.cart;
         let unavailable = c
             .lines
@@ -506,11 +759,28 @@ impl From<PricedCart> for CartDto {
                     quantity: l.quantity,
                     unit_price: l.unit_price.into(),
                     line_total: l.line_total.into(),
+                    tax: l.tax.into(),
+                    price_converted: l.price_converted,
                     available_quantity: l.available_quantity,
                 })
                 .collect(),
             unavailable_line_ids: unavailable,
             totals: p.totals.into(),
+            tax: p.tax_name.clone().map(|name| TaxDto {
+                name,
+                rate: p.tax_rate.map(|r| r.to_string()),
+            }),
+            landed_cost: p.landed_cost.as_ref().map(|l| LandedCostDto {
+                estimate: l.estimate,
+                duty: l.duty.into(),
+                import_tax: l.import_tax.into(),
+                total: l.total.into(),
+                charged: l.charged,
+                label: l.label.text(&chain),
+                note: engine.compliance().message(&locales, "landed-cost-note"),
+            }),
+            compliance: (&p.compliance).into(),
+            buyer_identifiers: engine.masked_identifiers(c),
             order_id: c.order_id.map(|o| o.to_string()),
             expires_at: c.expires_at,
         }
@@ -534,6 +804,10 @@ pub struct OrderLineDto {
     pub unit_price: MoneyDto,
     /// Line total.
     pub line_total: MoneyDto,
+    /// Tax of the line (inside `line_total` when `totals.tax_included`); absent on
+    /// orders placed without a tax policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tax: Option<MoneyDto>,
 }
 
 /// Payment state.
@@ -644,6 +918,7 @@ impl From<&Order> for OrderDto {
                     quantity: l.quantity,
                     unit_price: l.unit_price.into(),
                     line_total: l.line_total.into(),
+                    tax: l.tax.map(Into::into),
                 })
                 .collect(),
             totals: o.totals.into(),
@@ -916,9 +1191,15 @@ pub struct ProductBody {
     /// Media: `[{"url": "...", "alt": {"ko": "..."}}]`.
     #[schema(value_type = Option<Vec<Object>>)]
     media: Option<serde_json::Value>,
-    /// Per-country data keyed by ISO code: `{"ID": {...}}`.
-    #[schema(value_type = Option<Object>)]
+    /// Per-country data keyed by ISO code: `{"ID": {"registration": {...}, "halal":
+    /// null}}`; each is checked by that country's plugin.
+    #[schema(value_type = Option<BTreeMap<String, CountryDataDoc>>)]
     countries: Option<serde_json::Value>,
+    /// Active ingredients per daily dose.
+    ingredients: Option<Vec<IngredientDoc>>,
+    /// Structure/function claims per locale.
+    #[schema(example = json!({"en": ["Supports immune function"]}))]
+    claims: Option<BTreeMap<String, Vec<String>>>,
     /// Variants; on patch the list is the new set (listed ones are changed or added by
     /// id or SKU, unlisted ones removed).
     variants: Option<Vec<VariantBody>>,
@@ -988,4 +1269,146 @@ pub struct NotificationList {
     pub notifications: Vec<NotificationDto>,
     /// Pass as `before` for older ones.
     pub next_before: Option<i64>,
+}
+
+/// A country with a plugin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountryDto {
+    /// ISO 3166-1 alpha-2 code.
+    #[schema(example = "KR")]
+    pub code: String,
+    /// Version of the rules in force; 0 while the plugin's defaults are.
+    pub version: i64,
+}
+
+/// Countries the store has rules for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountryList {
+    /// By code.
+    pub countries: Vec<CountryDto>,
+}
+
+/// A country's rule data (documentation of the wire form; every rule carries
+/// `valid_from`, optional `valid_to` and a `source` note). Unknown fields are refused.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct CountryRulesDoc {
+    /// ISO code; must equal the code in the path.
+    #[schema(example = "ID")]
+    country: String,
+    /// Periods the store sells into the country: `[{"valid_from": "2025-01-01",
+    /// "source": "ops"}]`.
+    #[schema(value_type = Vec<Object>)]
+    served: Vec<serde_json::Value>,
+    /// Registration rules: `authority`, `pattern` (regular expression), `example`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    registration: Option<Vec<serde_json::Value>>,
+    /// Halal rules: `non_halal_allowed`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    halal: Option<Vec<serde_json::Value>>,
+    /// Banned ingredients: `ingredient`, `aliases`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    prohibited_ingredients: Option<Vec<serde_json::Value>>,
+    /// Daily-dose caps: `ingredient`, `aliases`, `max: [{amount, unit}]`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    dose_limits: Option<Vec<serde_json::Value>>,
+    /// Page statements: `key`, `when` (`always`, `one_claim`, `several_claims`,
+    /// `halal`, `non_halal`), `emphasis`, `text` per locale.
+    #[schema(value_type = Option<Vec<Object>>)]
+    label_statements: Option<Vec<serde_json::Value>>,
+    /// Import rules: `quantity_limits`, `value_limits`, `annual_limits`,
+    /// `buyer_identifiers`, `duties`, `delivered_duty_paid`.
+    #[schema(value_type = Option<Object>)]
+    import: Option<serde_json::Value>,
+    /// Sales tax / VAT: `name`, `rate`, `prices_include_tax`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    tax: Option<Vec<serde_json::Value>>,
+}
+
+/// A version of a country's rules.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountryRulesDto {
+    /// Country.
+    pub country: String,
+    /// Version; 0 while the plugin's defaults are in force. Send it back as
+    /// `If-Match: "<version>"` to replace exactly this version.
+    pub version: i64,
+    /// Staff who stored it (null for plugin defaults).
+    pub updated_by: Option<String>,
+    /// When it was stored.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The rules.
+    #[schema(value_type = CountryRulesDoc)]
+    pub rules: serde_json::Value,
+}
+
+impl From<CountryRulesView> for CountryRulesDto {
+    fn from(v: CountryRulesView) -> Self {
+        CountryRulesDto {
+            country: v.country,
+            version: v.version,
+            updated_by: v.updated_by,
+            updated_at: v.updated_at,
+            rules: serde_json::to_value(&v.rules).unwrap_or_default(),
+        }
+    }
+}
+
+/// Stored versions of a country's rules.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountryRulesHistory {
+    /// Newest first; the plugin's defaults (version 0) are not listed.
+    pub versions: Vec<CountryRulesDto>,
+}
+
+/// An exchange-rate table: units of each currency per one unit of `base`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExchangeRatesBody {
+    /// The currency rates are quoted against.
+    #[schema(example = "KRW")]
+    pub base: String,
+    /// Units of the currency for one unit of `base`, as decimal strings.
+    #[schema(example = json!({"USD": "0.00072"}))]
+    pub rates: BTreeMap<String, String>,
+    /// Where the rates come from (bank, date).
+    #[schema(example = "Bank of Korea, 2026-11-27")]
+    pub source: String,
+}
+
+impl From<&ExchangeRates> for ExchangeRatesBody {
+    fn from(r: &ExchangeRates) -> Self {
+        ExchangeRatesBody {
+            base: r.base.code().into(),
+            rates: r
+                .rates
+                .iter()
+                .map(|(c, v)| (c.code().to_string(), v.to_string()))
+                .collect(),
+            source: r.source.clone(),
+        }
+    }
+}
+
+/// The exchange-rate table in force.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExchangeRatesDto {
+    /// Version; 0 when none was ever stored. Send it back as `If-Match: "<version>"`.
+    pub version: i64,
+    /// Staff who stored it.
+    pub updated_by: Option<String>,
+    /// When.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The table.
+    pub rates: ExchangeRatesBody,
+}
+
+impl From<ExchangeRatesView> for ExchangeRatesDto {
+    fn from(v: ExchangeRatesView) -> Self {
+        ExchangeRatesDto {
+            version: v.version,
+            updated_by: v.updated_by,
+            updated_at: v.updated_at,
+            rates: (&v.rates).into(),
+        }
+    }
 }

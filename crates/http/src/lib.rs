@@ -102,9 +102,9 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Jangteo store API", version = "0.1.0",
-         description = "Headless store API: catalog, carts, checkout, accounts and orders. Errors are RFC 9457 problem documents with a stable `code`. Money is `{\"amount\": \"12900\", \"currency\": \"KRW\"}`."),
+         description = "Headless store API: catalog, carts, checkout, accounts and orders. Errors are RFC 9457 problem documents with a stable `code`; a checkout the destination's rules refuse is 422 `compliance_violation` with a `violations` array (see `ViolationDto`). Money is `{\"amount\": \"12900\", \"currency\": \"KRW\"}`."),
     modifiers(&BearerAuth),
-    components(schemas(problem::Problem)),
+    components(schemas(problem::Problem, dto::ViolationDto)),
     tags((name = "catalog"), (name = "cart"), (name = "auth"), (name = "orders"), (name = "payments"), (name = "health"))
 )]
 struct StoreDoc;
@@ -115,7 +115,9 @@ struct StoreDoc;
          description = "Back-office API for operators and admins. Every route except login needs an operator or admin bearer token. Every write is recorded in the audit log."),
     modifiers(&BearerAuth),
     components(schemas(problem::Problem)),
-    tags((name = "auth"), (name = "catalog"), (name = "orders"), (name = "users"), (name = "reports"), (name = "health"))
+    tags((name = "auth"), (name = "catalog"), (name = "orders"), (name = "users"), (name = "reports"),
+         (name = "compliance", description = "Country rules and exchange rates: versioned documents replaced with `If-Match`"),
+         (name = "health"))
 )]
 struct AdminDoc;
 
@@ -225,6 +227,7 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::AUTHORIZATION,
                 header::CONTENT_TYPE,
                 header::ACCEPT_LANGUAGE,
+                header::IF_MATCH,
                 HeaderName::from_static("idempotency-key"),
                 HeaderName::from_static("x-order-token"),
             ])
@@ -232,6 +235,7 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 HeaderName::from_static("x-request-id"),
                 HeaderName::from_static("idempotent-replayed"),
                 header::RETRY_AFTER,
+                header::ETAG,
             ])
             .max_age(Duration::from_secs(600)),
     )
@@ -285,6 +289,13 @@ pub fn admin_router(engine: Engine, settings: &HttpSettings) -> Router {
         .routes(routes!(admin::audit_log))
         .routes(routes!(admin::sales_report))
         .routes(routes!(admin::notifications))
+        .routes(routes!(admin::list_countries))
+        .routes(routes!(admin::get_country_rules, admin::put_country_rules))
+        .routes(routes!(admin::country_rules_history))
+        .routes(routes!(
+            admin::get_exchange_rates,
+            admin::put_exchange_rates
+        ))
         .routes(routes!(live))
         .routes(routes!(ready));
     finish(r, engine, settings.admin_body_limit, settings)

@@ -1,10 +1,11 @@
 //! RFC 9457 problem documents.
 //!
 //! Every error leaves as `application/problem+json` with a stable `code`. Domain errors
-//! map by kind (400 malformed, 401/403 auth, 404, 409 conflict, 422 rule violation, 429,
-//! 503 with `Retry-After`); extractor rejections (bad JSON, wrong types, oversized
-//! bodies) become the same document; a 5xx is logged once with its cause and the client
-//! gets only an error id.
+//! map by kind (400 malformed, 401/403 auth, 404, 409 conflict (including
+//! `version_conflict` of a stale `If-Match`), 422 rule violation (`compliance_violation`
+//! carries a `violations` array), 429, 503 with `Retry-After`); extractor rejections
+//! (bad JSON, wrong types, oversized bodies) become the same document; a 5xx is logged
+//! once with its cause and the client gets only an error id.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -44,7 +45,8 @@ pub struct Problem {
     /// Field errors, when the input was invalid.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProblemField>,
-    /// Extra members for some codes (e.g. `variant_id`, `requested`, `available`).
+    /// Extra members for some codes (e.g. `variant_id`, `requested`, `available`;
+    /// `violations` for `compliance_violation`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
@@ -131,6 +133,33 @@ impl From<CoreError> for ApiError {
             }
             CoreError::Conflict { code, message } => {
                 ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            CoreError::Compliance(violations) => {
+                // The body parsed and the cart is well-formed, but the destination's
+                // rules refuse it: 422, with every violation for the buyer to fix.
+                let detail = if violations.is_empty() {
+                    "the cart breaks the destination's rules".to_string()
+                } else {
+                    violations
+                        .iter()
+                        .map(|v| v.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                let mut err = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "compliance_violation",
+                    detail,
+                );
+                let list: Vec<crate::dto::ViolationDto> =
+                    violations.iter().map(Into::into).collect();
+                let mut extra = serde_json::Map::new();
+                extra.insert(
+                    "violations".into(),
+                    serde_json::to_value(list).unwrap_or_default(),
+                );
+                err.0.extra = Some(extra);
+                err
             }
             CoreError::Unauthorized(m) => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m)

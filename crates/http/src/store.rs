@@ -22,6 +22,10 @@ use crate::AppState;
 
 type ApiResult<T> = Result<T, ApiError>;
 
+fn cart_json(s: &AppState, cart: jangteo_core::cart::PricedCart) -> axum::Json<CartDto> {
+    axum::Json(CartDto::render(cart, &s.engine))
+}
+
 fn currency_param(c: Option<&str>) -> ApiResult<Option<Currency>> {
     match c.filter(|s| !s.is_empty()) {
         Some(c) => c
@@ -32,7 +36,8 @@ fn currency_param(c: Option<&str>) -> ApiResult<Option<Currency>> {
     }
 }
 
-/// Lists and searches published products.
+/// Lists and searches published products. With `?country=`, only products that may be
+/// sold into that country today (registrations in force, no banned ingredient, ...).
 #[utoipa::path(get, path = "/store/products", tag = "catalog", params(ProductListQuery),
     responses((status = 200, body = ProductList<StoreProduct>),
               (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -45,6 +50,10 @@ pub(crate) async fn list_products(
 ) -> ApiResult<Response> {
     let currency = currency_param(q.currency.as_deref())?;
     let page = s.engine.search_products(&search_of(&q, false)).await?;
+    // The engine hands back another page value whenever the country's rules, the day
+    // or the catalog change; the key adds everything the rendering itself depends on:
+    // the locale chain (`?locale=` and `Accept-Language`) and the whole query string
+    // (`country`, `currency`, ...).
     let key = format!("{}|{}", chain.0.join(","), uri.query().unwrap_or(""));
     Ok(s.listings.respond(key, &page, |page| ProductList {
         products: page
@@ -72,13 +81,16 @@ pub(crate) fn search_of(q: &ProductListQuery, include_drafts: bool) -> ProductSe
         } else {
             None
         },
+        country: q.country.clone(),
     }
 }
 
-/// A published product by id or handle.
+/// A published product by id or handle. With `?country=`, `country` says whether it may
+/// be sold there today and which statements its page must show there.
 #[utoipa::path(get, path = "/store/products/{id_or_handle}", tag = "catalog",
     params(("id_or_handle" = String, Path, description = "Product id or handle"), ProductDetailQuery),
-    responses((status = 200, body = StoreProduct), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = StoreProduct), (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json", description = "invalid_country, unsupported_currency")))]
 pub(crate) async fn get_product(
     State(s): State<AppState>,
     Locale(chain): Locale,
@@ -87,6 +99,14 @@ pub(crate) async fn get_product(
 ) -> ApiResult<Response> {
     let currency = currency_param(q.currency.as_deref())?;
     let p = s.engine.product(&id, false).await?;
+    if let Some(country) = q.country.as_deref().filter(|c| !c.trim().is_empty()) {
+        // The country view depends on the day and the rules in force, not only on the
+        // product value, so it is rendered per request, outside the byte cache.
+        let view = s.engine.product_country_view(&p, country, &chain).await?;
+        let mut dto = StoreProduct::render(&p, &chain, currency);
+        dto.country = Some((&view).into());
+        return Ok(axum::Json(dto).into_response());
+    }
     let key = format!("{}|{id}|{currency:?}", chain.0.join(","));
     Ok(s.details
         .respond(key, &p, |p| StoreProduct::render(p, &chain, currency)))
@@ -128,7 +148,7 @@ pub(crate) async fn create_cart(
             who.as_ref(),
         )
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(CartDto::from(cart))))
+    Ok((StatusCode::CREATED, cart_json(&s, cart)))
 }
 
 /// A cart with prices and totals.
@@ -142,7 +162,7 @@ pub(crate) async fn get_cart(
 ) -> ApiResult<axum::Json<CartDto>> {
     let id: CartId = parse_id(&id, "cart")?;
     let who = auth.map(|a| a.0);
-    Ok(axum::Json(s.engine.cart(id, who.as_ref()).await?.into()))
+    Ok(cart_json(&s, s.engine.cart(id, who.as_ref()).await?))
 }
 
 /// Adds a variant (or raises its quantity).
@@ -165,12 +185,11 @@ pub(crate) async fn add_line(
         ))
     })?;
     let who = auth.map(|a| a.0);
-    Ok(axum::Json(
-        s.engine
-            .add_line(id, variant, b.quantity, who.as_ref())
-            .await?
-            .into(),
-    ))
+    let cart = s
+        .engine
+        .add_line(id, variant, b.quantity, who.as_ref())
+        .await?;
+    Ok(cart_json(&s, cart))
 }
 
 /// Changes a line's quantity.
@@ -187,12 +206,11 @@ pub(crate) async fn update_line(
     let id: CartId = parse_id(&id, "cart")?;
     let line: LineId = parse_id(&line, "line item")?;
     let who = auth.map(|a| a.0);
-    Ok(axum::Json(
-        s.engine
-            .update_line(id, line, b.quantity, who.as_ref())
-            .await?
-            .into(),
-    ))
+    let cart = s
+        .engine
+        .update_line(id, line, b.quantity, who.as_ref())
+        .await?;
+    Ok(cart_json(&s, cart))
 }
 
 /// Removes a line.
@@ -208,12 +226,15 @@ pub(crate) async fn remove_line(
     let id: CartId = parse_id(&id, "cart")?;
     let line: LineId = parse_id(&line, "line item")?;
     let who = auth.map(|a| a.0);
-    Ok(axum::Json(
-        s.engine.remove_line(id, line, who.as_ref()).await?.into(),
-    ))
+    let cart = s.engine.remove_line(id, line, who.as_ref()).await?;
+    Ok(cart_json(&s, cart))
 }
 
-/// Sets e-mail, shipping address or locale.
+/// Sets e-mail, shipping address, locale or the buyer identifiers customs need
+/// (`{"buyer_identifiers": {"kr_pccc": "P123456789012"}}`; `null` removes one). An
+/// identifier is validated by the country plugin that defines its kind (422
+/// `buyer_id_invalid` on field `buyer_identifiers.<kind>`, without echoing the value)
+/// and is only ever shown masked.
 #[utoipa::path(patch, path = "/store/carts/{id}", tag = "cart", params(("id" = String, Path)), request_body = UpdateCartBody,
     responses((status = 200, body = CartDto), (status = 422, body = Problem, content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
@@ -229,10 +250,10 @@ pub(crate) async fn update_cart(
         email: b.email,
         shipping_address: b.shipping_address.map(Into::into),
         locale: b.locale,
+        buyer_identifiers: b.buyer_identifiers,
     };
-    Ok(axum::Json(
-        s.engine.update_cart(id, update, who.as_ref()).await?.into(),
-    ))
+    let cart = s.engine.update_cart(id, update, who.as_ref()).await?;
+    Ok(cart_json(&s, cart))
 }
 
 /// Completes the cart: reserves stock, places the order and collects payment. Send an
@@ -243,7 +264,7 @@ pub(crate) async fn update_cart(
     responses((status = 201, body = OrderDto, description = "The order (paid, or pending with `next_action`)"),
               (status = 402, body = Problem, content_type = "application/problem+json", description = "payment_declined"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "out_of_stock, cart_completed, line_unavailable"),
-              (status = 422, body = Problem, content_type = "application/problem+json")),
+              (status = 422, body = Problem, content_type = "application/problem+json", description = "validation_failed; compliance_violation with a `violations` array (nothing was placed)")),
     security((), ("bearer" = [])))]
 pub(crate) async fn complete_cart(
     State(s): State<AppState>,

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
+use chrono::NaiveDate;
 use http_body_util::BodyExt;
 use jangteo_core::clock::{Clock, ManualClock, SystemClock};
+use jangteo_core::compliance::{CountryCompliance, CountryRules, TaxPolicy};
 use jangteo_core::payment::PaymentRegistry;
 use jangteo_core::{Engine, EngineBuilder};
 use serde_json::{json, Value};
@@ -26,19 +28,89 @@ struct Res {
     body: Value,
 }
 
+/// Rules of a fictional destination, `AQ`: a registration with a number pattern, two
+/// page statements, a per-product import limit of 3 units, a buyer identifier and one
+/// duty band for the landed-cost estimate. No sales tax.
+const AQ_RULES: &str = r#"{
+    "country": "AQ",
+    "served": [{"valid_from": "2020-01-01", "source": "test"}],
+    "registration": [{"valid_from": "2020-01-01", "source": "test", "authority": "AQFDA",
+                      "pattern": "^AQR-[0-9]{6}$", "example": "AQR-123456"}],
+    "label_statements": [
+        {"valid_from": "2020-01-01", "source": "test", "key": "import_notice", "when": "always", "emphasis": true,
+         "text": {"en": "Registered with AQFDA as {registration}.", "ko": "AQFDA 등록번호 {registration}."}},
+        {"valid_from": "2020-01-01", "source": "test", "key": "claim_disclaimer", "when": "one_claim",
+         "text": {"en": "This claim has not been evaluated.", "ko": "이 표시는 평가되지 않았습니다."}}
+    ],
+    "import": {
+        "quantity_limits": [{"valid_from": "2020-01-01", "source": "test", "scope": "per_product", "max": 3}],
+        "buyer_identifiers": [{"valid_from": "2020-01-01", "source": "test", "any_of": ["aq_station"]}],
+        "duties": [{"valid_from": "2020-01-01", "source": "test", "duty_rate": "0.10", "import_tax_rate": "0.05",
+                    "label": {"en": "AQ parcel duty 10 % + 5 % import tax", "ko": "AQ 소포 관세 10 % + 수입세 5 %"}}]
+    }
+}"#;
+
+/// The test country plugin: rules from [`AQ_RULES`] and a station code `AQ` + 7 digits.
+#[derive(Debug)]
+struct Antarctica;
+
+impl CountryCompliance for Antarctica {
+    fn country(&self) -> &'static str {
+        "AQ"
+    }
+    fn default_rules(&self) -> CountryRules {
+        serde_json::from_str(AQ_RULES).unwrap()
+    }
+    fn identifier_kinds(&self) -> &'static [&'static str] {
+        &["aq_station"]
+    }
+    fn validate_identifier(
+        &self,
+        kind: &str,
+        value: &str,
+        _day: NaiveDate,
+    ) -> Result<String, String> {
+        let v = value.trim().to_ascii_uppercase();
+        match kind {
+            "aq_station"
+                if v.len() == 9
+                    && v.starts_with("AQ")
+                    && v[2..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Ok(v)
+            }
+            "aq_station" => Err("AQ followed by 7 digits".into()),
+            _ => Err(format!("{kind} is not an identifier of AQ")),
+        }
+    }
+}
+
+impl TaxPolicy for Antarctica {}
+
 async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
+    build_app(clock, false).await
+}
+
+/// An app whose engine has the `AQ` country plugin.
+async fn compliance_app() -> App {
+    build_app(Arc::new(SystemClock), true).await
+}
+
+async fn build_app(clock: Arc<dyn Clock>, with_country: bool) -> App {
     let dir = std::env::temp_dir().join(format!("jangteo-http-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("t.db").display());
     let store = jangteo_sql::open(&url, &Default::default()).await.unwrap();
-    let engine = EngineBuilder::new(store, vec![42u8; 32])
+    let mut builder = EngineBuilder::new(store, vec![42u8; 32])
         .payments(
             PaymentRegistry::new()
                 .register(jangteo_payment_manual::ManualConfig::default().build()),
         )
-        .clock(clock)
-        .build()
-        .unwrap();
+        .clock(clock);
+    if with_country {
+        builder = builder.country(Arc::new(Antarctica));
+    }
+    let engine = builder.build().unwrap();
     engine.bootstrap_admin(ADMIN.0, ADMIN.1).await.unwrap();
     let settings = jangteo_http::HttpSettings::default();
     App {
@@ -134,6 +206,51 @@ impl App {
     }
     async fn admin(&self, method: Method, uri: &str, token: &str, body: Option<Value>) -> Res {
         send(&self.admin, method, uri, Some(token), body, &[]).await
+    }
+    /// A published product registered in `AQ` under `number` until `expires_on`.
+    async fn aq_product(
+        &self,
+        admin: &str,
+        handle: &str,
+        number: &str,
+        expires_on: NaiveDate,
+    ) -> (String, String) {
+        let body = json!({
+            "handle": handle, "status": "published",
+            "title": {"ko": "극지 비타민 D", "en": "Polar Vitamin D"},
+            "categories": ["vitamins"],
+            "ingredients": [{"name": "vitamin D3", "amount": "25", "unit": "mcg"}],
+            "claims": {"en": ["Supports bone health"], "ko": ["뼈 건강에 도움"]},
+            "countries": {"AQ": {
+                "registration": {"number": number, "holder": "Polar Imports Ltd", "expires_on": expires_on},
+                "label_statements": {"en": ["Keep frozen."], "ko": ["냉동 보관하세요."]}
+            }},
+            "variants": [{"sku": handle.to_uppercase(), "prices": [{"amount": "39000", "currency": "KRW"}, {"amount": "29.90", "currency": "USD"}], "stock": 10}]
+        });
+        let r = self
+            .admin(Method::POST, "/admin/products", admin, Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        (
+            r.body["id"].as_str().unwrap().into(),
+            r.body["variants"][0]["id"].as_str().unwrap().into(),
+        )
+    }
+    async fn handles(&self, uri: &str) -> Vec<String> {
+        let r = self.get(uri, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.body);
+        r.body["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["handle"].as_str().unwrap().to_string())
+            .collect()
+    }
+    async fn audit_actions(&self, token: &str) -> Vec<Value> {
+        let r = self
+            .admin(Method::GET, "/admin/audit-log?limit=100", token, None)
+            .await;
+        r.body["entries"].as_array().unwrap().clone()
     }
     async fn buyer(&self, email: &str) -> String {
         let r = self
@@ -683,7 +800,8 @@ async fn every_admin_route_refuses_anonymous_and_customer_tokens() {
         }
         let uri = path
             .replace("{id}", &uuid::Uuid::now_v7().to_string())
-            .replace("{variant_id}", &uuid::Uuid::now_v7().to_string());
+            .replace("{variant_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{code}", "KR");
         for method in item.as_object().unwrap().keys() {
             let m: Method = method.to_uppercase().parse().unwrap();
             let body = matches!(m, Method::POST | Method::PATCH | Method::PUT).then(|| json!({}));
@@ -716,7 +834,35 @@ async fn every_admin_route_refuses_anonymous_and_customer_tokens() {
             checked += 1;
         }
     }
-    assert!(checked >= 17, "only {checked} admin routes found");
+    assert!(checked >= 26, "only {checked} admin routes found");
+    for (p, methods) in [
+        ("/admin/countries", &["get"][..]),
+        ("/admin/countries/{code}/rules", &["get", "put"][..]),
+        ("/admin/countries/{code}/rules/history", &["get"][..]),
+        ("/admin/exchange-rates", &["get", "put"][..]),
+    ] {
+        for m in methods {
+            assert!(
+                doc["paths"][p].get(*m).is_some(),
+                "{m} {p} missing from the admin OpenAPI"
+            );
+        }
+    }
+    for schema in [
+        "CountryList",
+        "CountryRulesDto",
+        "CountryRulesDoc",
+        "CountryRulesHistory",
+        "ExchangeRatesDto",
+        "ExchangeRatesBody",
+        "CountryDataDoc",
+        "IngredientDoc",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "{schema} missing from the admin OpenAPI"
+        );
+    }
     // The store's own doc is served too, and lists the buyer flow.
     let doc = app.get("/openapi.json", None).await.body;
     for p in [
@@ -729,6 +875,37 @@ async fn every_admin_route_refuses_anonymous_and_customer_tokens() {
             "{p} missing from the store OpenAPI"
         );
     }
+    for p in ["/store/products", "/store/products/{id_or_handle}"] {
+        let params: Vec<&str> = doc["paths"][p]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap())
+            .collect();
+        assert!(params.contains(&"country"), "{p}: {params:?}");
+    }
+    for schema in [
+        "ViolationDto",
+        "ComplianceDto",
+        "LandedCostDto",
+        "TaxDto",
+        "ProductCountryDto",
+        "StatementDto",
+        "CountryDataDoc",
+        "IngredientDoc",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "{schema} missing from the store OpenAPI"
+        );
+    }
+    let cart = &doc["components"]["schemas"]["CartDto"]["properties"];
+    for field in ["tax", "landed_cost", "compliance", "buyer_identifiers"] {
+        assert!(cart.get(field).is_some(), "CartDto.{field} undocumented");
+    }
+    assert!(doc["components"]["schemas"]["UpdateCartBody"]["properties"]
+        .get("buyer_identifiers")
+        .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1394,5 +1571,683 @@ async fn carts_expire_after_a_week_without_activity() {
     assert_eq!(
         app.get(&format!("/store/carts/{cart}"), None).await.status,
         StatusCode::NOT_FOUND
+    );
+}
+
+/// `?country=` hides products the destination's rules refuse today; the product page
+/// explains why and lists the statements it must show there, in the page's locale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_and_product_pages_follow_the_destination_rules() {
+    let app = compliance_app().await;
+    let admin = app.admin_token().await;
+    let today = app.engine.today();
+    let yesterday = today - chrono::Duration::days(1);
+    let next_year = today + chrono::Duration::days(365);
+    let (valid, _) = app
+        .aq_product(&admin, "aq-valid", "AQR-000001", next_year)
+        .await;
+    let (expired, _) = app
+        .aq_product(&admin, "aq-expired", "AQR-000002", yesterday)
+        .await;
+
+    assert_eq!(
+        app.handles("/store/products?sort=handle").await,
+        ["aq-expired", "aq-valid"]
+    );
+    assert_eq!(
+        app.handles("/store/products?sort=handle&country=AQ").await,
+        ["aq-valid"],
+        "an expired registration hides the product"
+    );
+    assert_eq!(
+        app.handles("/store/products?sort=handle&country=aq&locale=ko")
+            .await,
+        ["aq-valid"]
+    );
+    assert!(
+        app.handles("/store/products?country=KR").await.is_empty(),
+        "no plugin for KR: not served"
+    );
+    let r = app.get("/store/products?country=Korea", None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["errors"][0]["code"], "invalid_country");
+
+    // The page of a sellable product, in Korean: statements in order, the registration
+    // number filled in, the product's own statement last.
+    let r = app
+        .get("/store/products/aq-valid?country=AQ&locale=ko", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["id"], valid.as_str());
+    assert_eq!(
+        r.body["country"],
+        json!({
+            "country": "AQ", "sellable": true, "violations": [],
+            "statements": [
+                {"key": "import_notice", "text": "AQFDA 등록번호 AQR-000001.", "emphasis": true},
+                {"key": "claim_disclaimer", "text": "이 표시는 평가되지 않았습니다.", "emphasis": false},
+                {"key": "product_statement_0", "text": "냉동 보관하세요.", "emphasis": false}
+            ]
+        })
+    );
+    assert_eq!(
+        r.body["countries"],
+        json!({"AQ": {
+            "registration": {"number": "AQR-000001", "holder": "Polar Imports Ltd", "expires_on": next_year.to_string()},
+            "label_statements": {"en": ["Keep frozen."], "ko": ["냉동 보관하세요."]}
+        }})
+    );
+    assert_eq!(
+        r.body["ingredients"],
+        json!([{"name": "vitamin D3", "amount": "25", "unit": "mcg"}])
+    );
+    assert_eq!(
+        r.body["claims"],
+        json!({"en": ["Supports bone health"], "ko": ["뼈 건강에 도움"]})
+    );
+    // The same page negotiated by Accept-Language.
+    let r = send(
+        &app.store,
+        Method::GET,
+        "/store/products/aq-valid?country=aq",
+        None,
+        None,
+        &[("accept-language", "en-US,en;q=0.9")],
+    )
+    .await;
+    assert_eq!(
+        r.body["country"]["statements"],
+        json!([
+            {"key": "import_notice", "text": "Registered with AQFDA as AQR-000001.", "emphasis": true},
+            {"key": "claim_disclaimer", "text": "This claim has not been evaluated.", "emphasis": false},
+            {"key": "product_statement_0", "text": "Keep frozen.", "emphasis": false}
+        ])
+    );
+    assert_eq!(r.body["title"], "Polar Vitamin D");
+
+    // The expired one: reachable by link, not sellable, with the reason localized.
+    let r = app
+        .get(
+            &format!("/store/products/{expired}?country=AQ&locale=en"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["country"]["sellable"], false);
+    assert_eq!(
+        r.body["country"]["violations"],
+        json!([{"code": "not_registered",
+                "message": format!("This product's AQFDA registration for AQ expired on {yesterday}.")}])
+    );
+    let r = app
+        .get(
+            &format!("/store/products/{expired}?country=AQ&locale=ko"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.body["country"]["violations"][0]["message"],
+        format!("이 상품의 AQ AQFDA 등록이 {yesterday}에 만료되었습니다.")
+    );
+    let r = app
+        .get("/store/products/aq-valid?country=KR&locale=en", None)
+        .await;
+    assert_eq!(
+        r.body["country"],
+        json!({"country": "KR", "sellable": false, "statements": [],
+               "violations": [{"code": "country_not_served", "message": "We do not ship to KR at the moment."}]})
+    );
+    let r = app.get("/store/products/aq-valid", None).await;
+    assert!(
+        r.body.get("country").is_none(),
+        "no country view unless asked: {}",
+        r.body
+    );
+    let r = app.get("/store/products/aq-valid?country=XYZ", None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Operators read and replace a country's rules as versioned documents; a change is in
+/// force on the next listing and leaves an audit entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_replace_country_rules_with_versions() {
+    let app = compliance_app().await;
+    let admin = app.admin_token().await;
+    let today = app.engine.today();
+    app.aq_product(
+        &admin,
+        "aq-valid",
+        "AQR-000001",
+        today + chrono::Duration::days(365),
+    )
+    .await;
+    app.aq_product(
+        &admin,
+        "aq-expired",
+        "AQR-000002",
+        today - chrono::Duration::days(1),
+    )
+    .await;
+    let listing = "/store/products?sort=handle&country=AQ";
+    assert_eq!(app.handles(listing).await, ["aq-valid"]);
+
+    let r = app
+        .admin(Method::GET, "/admin/countries", &admin, None)
+        .await;
+    assert_eq!(r.body, json!({"countries": [{"code": "AQ", "version": 0}]}));
+    let r = app
+        .admin(Method::GET, "/admin/countries/aq/rules", &admin, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::ETAG], "\"0\"");
+    let defaults = serde_json::to_value(Antarctica.default_rules()).unwrap();
+    assert_eq!(
+        r.body,
+        json!({"country": "AQ", "version": 0, "updated_by": null, "updated_at": null, "rules": defaults})
+    );
+
+    // Drop the registration rule: the expired product becomes sellable.
+    let mut rules = r.body["rules"].clone();
+    rules["registration"] = json!([]);
+    let put = |rules: Value, if_match: Option<&'static str>| {
+        let admin_router = app.admin.clone();
+        let token = admin.clone();
+        async move {
+            let extra: Vec<(&str, &str)> = if_match.map(|m| ("if-match", m)).into_iter().collect();
+            send(
+                &admin_router,
+                Method::PUT,
+                "/admin/countries/aq/rules",
+                Some(&token),
+                Some(rules),
+                &extra,
+            )
+            .await
+        }
+    };
+    let r = put(rules.clone(), Some("\"0\"")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::ETAG], "\"1\"");
+    assert_eq!(r.body["version"], 1);
+    assert_eq!(r.body["updated_by"], ADMIN.0);
+    assert_eq!(r.body["rules"]["registration"], json!([]));
+    assert_eq!(
+        app.handles(listing).await,
+        ["aq-expired", "aq-valid"],
+        "the change is in force on the next listing"
+    );
+
+    // A stale If-Match is a conflict; nothing changes.
+    let r = put(defaults.clone(), Some("\"0\"")).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str().unwrap()),
+        (StatusCode::CONFLICT, "version_conflict")
+    );
+    let r = put(defaults.clone(), Some("version one")).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "invalid_if_match")
+    );
+    // Unknown fields and bad values are 422 with field errors; nothing is stored.
+    let mut bad = defaults.clone();
+    bad["served"][0]["valid_too"] = json!("2030-01-01");
+    let r = put(bad, Some("\"1\"")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["code"], "validation_failed");
+    assert_eq!(
+        r.body["errors"],
+        json!([{"field": "served[0].valid_too", "code": "unknown_field", "message": "unknown field"}])
+    );
+    let mut bad = defaults.clone();
+    bad["country"] = json!("KR");
+    let r = put(bad, None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["errors"][0]["code"], "country_mismatch");
+    let r = app
+        .admin(Method::GET, "/admin/countries/AQ/rules", &admin, None)
+        .await;
+    assert_eq!(r.body["version"], 1);
+    assert_eq!(r.headers[header::ETAG], "\"1\"");
+
+    // Restore the defaults (no If-Match: whatever is current): version 2.
+    let r = put(defaults.clone(), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["version"], 2);
+    assert_eq!(app.handles(listing).await, ["aq-valid"]);
+
+    let r = app
+        .admin(
+            Method::GET,
+            "/admin/countries/aq/rules/history",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let versions: Vec<i64> = r.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [2, 1]);
+    assert_eq!(r.body["versions"][1]["rules"]["registration"], json!([]));
+    assert_eq!(r.body["versions"][0]["rules"], defaults);
+    assert_eq!(r.body["versions"][0]["updated_by"], ADMIN.0);
+    assert_eq!(
+        app.admin(Method::GET, "/admin/countries", &admin, None)
+            .await
+            .body,
+        json!({"countries": [{"code": "AQ", "version": 2}]})
+    );
+
+    for (m, uri) in [
+        (Method::GET, "/admin/countries/ZZ/rules"),
+        (Method::GET, "/admin/countries/zz/rules/history"),
+        (Method::PUT, "/admin/countries/zz/rules"),
+        (Method::GET, "/admin/countries/korea/rules"),
+    ] {
+        let body = (m == Method::PUT).then(|| defaults.clone());
+        let r = app.admin(m.clone(), uri, &admin, body).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str().unwrap()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{m} {uri}"
+        );
+    }
+
+    let entries = app.audit_actions(&admin).await;
+    let replaced: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "country_rules.replace")
+        .collect();
+    assert_eq!(replaced.len(), 2, "one entry per stored version");
+    assert_eq!(replaced[0]["target_type"], "country");
+    assert_eq!(replaced[0]["target_id"], "AQ");
+    assert_eq!(replaced[0]["actor_email"], ADMIN.0);
+    assert_eq!(
+        replaced[0]["details"],
+        json!({"country": "AQ", "version": 2, "previous": 1})
+    );
+    assert_eq!(
+        replaced[1]["details"],
+        json!({"country": "AQ", "version": 1, "previous": 0})
+    );
+}
+
+/// A cart into `AQ` shows the destination's verdict in the cart's locale, takes buyer
+/// identifiers without ever showing them back, and cannot be completed while it
+/// breaks a rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carts_carry_compliance_identifiers_and_landed_cost() {
+    let app = compliance_app().await;
+    let admin = app.admin_token().await;
+    let today = app.engine.today();
+    let (pid, vid) = app
+        .aq_product(
+            &admin,
+            "aq-valid",
+            "AQR-000001",
+            today + chrono::Duration::days(365),
+        )
+        .await;
+    let r = app
+        .post(
+            "/store/carts",
+            None,
+            json!({"country": "AQ", "currency": "KRW", "locale": "ko"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["buyer_identifiers"], json!({}));
+    let cart = r.body["id"].as_str().unwrap().to_string();
+    let uri = format!("/store/carts/{cart}");
+    let r = app
+        .post(
+            &format!("{uri}/line-items"),
+            None,
+            json!({"variant_id": vid, "quantity": 4}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let line = r.body["line_items"][0]["id"].as_str().unwrap().to_string();
+
+    let r = app.get(&uri, None).await;
+    assert_eq!(
+        r.body["compliance"],
+        json!({"ok": false, "violations": [
+            {"code": "quantity_limit_exceeded", "message": "AQ 개인 수입은 최대 3개까지 가능합니다. 현재 장바구니는 4개입니다.",
+             "line_id": line, "product_id": pid, "limit": 3, "actual": 4},
+            {"code": "buyer_id_required", "message": "AQ 통관에는 구매자의 다음 식별번호 중 하나가 필요합니다: aq_station."}
+        ]})
+    );
+    assert_eq!(r.body["tax"], Value::Null, "AQ has no sales tax");
+    assert_eq!(
+        r.body["landed_cost"],
+        json!({
+            "estimate": true,
+            "duty": {"amount": "15600", "currency": "KRW"},
+            "import_tax": {"amount": "8580", "currency": "KRW"},
+            "total": {"amount": "24180", "currency": "KRW"},
+            "charged": false,
+            "label": "AQ 소포 관세 10 % + 수입세 5 %",
+            "note": "관세 및 수입세 예상액입니다. 최종 금액은 세관이 정합니다."
+        })
+    );
+    assert_eq!(
+        r.body["totals"],
+        json!({
+            "subtotal": {"amount": "156000", "currency": "KRW"},
+            "shipping": {"amount": "0", "currency": "KRW"},
+            "tax": {"amount": "0", "currency": "KRW"},
+            "tax_included": false,
+            "total": {"amount": "156000", "currency": "KRW"}
+        }),
+        "duties only estimated, not charged: no `duties`"
+    );
+    assert_eq!(
+        r.body["line_items"][0]["tax"],
+        json!({"amount": "0", "currency": "KRW"})
+    );
+    assert_eq!(r.body["line_items"][0]["price_converted"], false);
+
+    // The cart's locale decides the language of the verdict.
+    let r = app.patch(&uri, None, json!({"locale": "en"})).await;
+    assert_eq!(
+        r.body["compliance"]["violations"][0]["message"],
+        "A personal import into AQ allows at most 3 units; this cart has 4."
+    );
+    assert_eq!(
+        r.body["compliance"]["violations"][1]["message"],
+        "Customs in AQ need one of these identifiers from the buyer: aq_station."
+    );
+    assert_eq!(
+        r.body["landed_cost"]["note"],
+        "Estimate of duties and import taxes; customs assess the final amount."
+    );
+    assert_eq!(
+        r.body["landed_cost"]["label"],
+        "AQ parcel duty 10 % + 5 % import tax"
+    );
+
+    // A malformed identifier: 422 on its field, the value never echoed.
+    let r = app
+        .patch(
+            &uri,
+            None,
+            json!({"buyer_identifiers": {"aq_station": "XYZZY-0042"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["code"], "validation_failed");
+    assert_eq!(
+        r.body["errors"],
+        json!([{"field": "buyer_identifiers.aq_station", "code": "buyer_id_invalid", "message": "AQ followed by 7 digits"}])
+    );
+    assert!(!r.body.to_string().contains("XYZZY"), "{}", r.body);
+    let r = app
+        .patch(&uri, None, json!({"buyer_identifiers": {"nope_id": "123"}}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["errors"][0]["field"], "buyer_identifiers.nope_id");
+    assert_eq!(r.body["errors"][0]["code"], "buyer_id_invalid");
+    assert_eq!(
+        app.get(&uri, None).await.body["buyer_identifiers"],
+        json!({})
+    );
+
+    // A valid one (normalized) is kept sealed and shown masked.
+    let r = app
+        .patch(
+            &uri,
+            None,
+            json!({"buyer_identifiers": {"aq_station": "aq1234567"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["buyer_identifiers"],
+        json!({"aq_station": "******567"})
+    );
+    assert!(!r.body.to_string().to_lowercase().contains("aq1234567"));
+    let quantity_violation = json!({
+        "code": "quantity_limit_exceeded", "message": "A personal import into AQ allows at most 3 units; this cart has 4.",
+        "line_id": line, "product_id": pid, "limit": 3, "actual": 4
+    });
+    assert_eq!(
+        r.body["compliance"],
+        json!({"ok": false, "violations": [quantity_violation]})
+    );
+    // null removes it; setting it again brings it back.
+    let r = app
+        .patch(
+            &uri,
+            None,
+            json!({"buyer_identifiers": {"aq_station": null}}),
+        )
+        .await;
+    assert_eq!(r.body["buyer_identifiers"], json!({}));
+    assert_eq!(
+        r.body["compliance"]["violations"][1]["code"],
+        "buyer_id_required"
+    );
+    let r = app
+        .patch(&uri, None, json!({
+            "buyer_identifiers": {"aq_station": "AQ1234567"},
+            "email": "frost@example.com",
+            "shipping_address": {"name": "Dr. Frost", "line1": "Vostok Station", "city": "Vostok", "postal_code": "AQ-1", "country": "AQ"}
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["buyer_identifiers"],
+        json!({"aq_station": "******567"})
+    );
+
+    // Completing while a rule is broken: 422 with the violations; nothing is placed.
+    let r = app.post(&format!("{uri}/complete"), None, json!({})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["code"], "compliance_violation");
+    assert_eq!(r.body["type"], "urn:jangteo:problem:compliance_violation");
+    assert_eq!(r.body["violations"], json!([quantity_violation]));
+    assert_eq!(
+        r.body["detail"],
+        "A personal import into AQ allows at most 3 units; this cart has 4."
+    );
+    assert_eq!(app.stock(&pid).await, 10, "no stock was taken");
+    let r = app.get(&uri, None).await;
+    assert_eq!(
+        (r.body["status"].as_str(), &r.body["order_id"]),
+        (Some("open"), &Value::Null)
+    );
+    let r = app.admin(Method::GET, "/admin/orders", &admin, None).await;
+    assert_eq!(r.body["orders"], json!([]), "no order was created");
+    assert!(!app.events().await.contains(&"order.placed".to_string()));
+
+    // Within the limit the order goes through, with per-line tax and the new totals.
+    let r = app
+        .patch(
+            &format!("{uri}/line-items/{line}"),
+            None,
+            json!({"quantity": 3}),
+        )
+        .await;
+    assert_eq!(r.body["compliance"], json!({"ok": true, "violations": []}));
+    let r = app.post(&format!("{uri}/complete"), None, json!({})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        r.body["line_items"][0]["tax"],
+        json!({"amount": "0", "currency": "KRW"})
+    );
+    assert_eq!(
+        r.body["totals"],
+        json!({
+            "subtotal": {"amount": "117000", "currency": "KRW"},
+            "shipping": {"amount": "0", "currency": "KRW"},
+            "tax": {"amount": "0", "currency": "KRW"},
+            "tax_included": false,
+            "total": {"amount": "117000", "currency": "KRW"}
+        })
+    );
+    let order = r.body["id"].as_str().unwrap().to_string();
+    let token = r.body["order_token"].as_str().unwrap().to_string();
+    assert_eq!(app.stock(&pid).await, 7);
+    let store_view = send(
+        &app.store,
+        Method::GET,
+        &format!("/store/orders/{order}"),
+        None,
+        None,
+        &[("x-order-token", &token)],
+    )
+    .await;
+    let admin_view = app
+        .admin(Method::GET, &format!("/admin/orders/{order}"), &admin, None)
+        .await;
+    for view in [&store_view.body, &admin_view.body] {
+        assert_eq!(view["id"], order.as_str());
+        assert!(view.get("buyer_identifiers").is_none(), "{view}");
+        assert!(view.get("buyer_key").is_none(), "{view}");
+        assert!(!view.to_string().contains("1234567"), "{view}");
+    }
+}
+
+/// Operators keep an exchange-rate table; a variant without a price in the cart's
+/// currency is then sold at its converted base price, flagged as converted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_rates_convert_prices_a_variant_lacks() {
+    let app = app().await;
+    let admin = app.admin_token().await;
+    let r = app
+        .admin(Method::POST, "/admin/products", &admin, Some(json!({
+            "handle": "won-only", "status": "published", "title": {"en": "Won only"},
+            "variants": [{"sku": "WON-1", "prices": [{"amount": "39000", "currency": "KRW"}], "stock": 5}]
+        })))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let vid = r.body["variants"][0]["id"].as_str().unwrap().to_string();
+    let cart = app
+        .post(
+            "/store/carts",
+            None,
+            json!({"country": "KR", "currency": "USD", "locale": "en"}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lines = format!("/store/carts/{cart}/line-items");
+    let r = app
+        .post(&lines, None, json!({"variant_id": vid, "quantity": 2}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["code"], "no_price");
+
+    let r = app
+        .admin(Method::GET, "/admin/exchange-rates", &admin, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::ETAG], "\"0\"");
+    assert_eq!(
+        r.body,
+        json!({"version": 0, "updated_by": null, "updated_at": null,
+               "rates": {"base": "USD", "rates": {}, "source": ""}})
+    );
+    let table =
+        json!({"base": "KRW", "rates": {"USD": "0.00072"}, "source": "Bank of Korea, 2026-11-27"});
+    let r = send(
+        &app.admin,
+        Method::PUT,
+        "/admin/exchange-rates",
+        Some(&admin),
+        Some(table.clone()),
+        &[("if-match", "\"0\"")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.headers[header::ETAG], "\"1\"");
+    assert_eq!(r.body["version"], 1);
+    assert_eq!(r.body["updated_by"], ADMIN.0);
+    assert_eq!(r.body["rates"], table);
+
+    let r = app
+        .post(&lines, None, json!({"variant_id": vid, "quantity": 2}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let line = &r.body["line_items"][0];
+    assert_eq!(
+        line["unit_price"],
+        json!({"amount": "28.08", "currency": "USD"})
+    );
+    assert_eq!(
+        line["line_total"],
+        json!({"amount": "56.16", "currency": "USD"})
+    );
+    assert_eq!(line["price_converted"], true);
+    assert_eq!(
+        r.body["totals"]["total"],
+        json!({"amount": "56.16", "currency": "USD"})
+    );
+    assert_eq!(r.body["unavailable_line_ids"], json!([]));
+    assert_eq!(
+        r.body["compliance"],
+        json!({"ok": true, "violations": []}),
+        "no country plugins: compliance is off"
+    );
+    assert_eq!(r.body["tax"], Value::Null);
+    assert_eq!(r.body["landed_cost"], Value::Null);
+
+    let r = send(
+        &app.admin,
+        Method::PUT,
+        "/admin/exchange-rates",
+        Some(&admin),
+        Some(table.clone()),
+        &[("if-match", "\"0\"")],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str().unwrap()),
+        (StatusCode::CONFLICT, "version_conflict")
+    );
+    let r = app
+        .admin(
+            Method::PUT,
+            "/admin/exchange-rates",
+            &admin,
+            Some(json!({"base": "KRW", "rates": {"USD": "-1"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.body["errors"],
+        json!([{"field": "rates.USD", "code": "out_of_range", "message": "a rate is positive"}])
+    );
+    let r = app
+        .admin(
+            Method::PUT,
+            "/admin/exchange-rates",
+            &admin,
+            Some(json!({"base": "KRW", "rates": {}, "bogus": 1})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str().unwrap()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+    );
+    let r = app
+        .admin(Method::GET, "/admin/exchange-rates", &admin, None)
+        .await;
+    assert_eq!(r.body["version"], 1);
+    assert_eq!(r.body["rates"], table);
+    let entries = app.audit_actions(&admin).await;
+    let replaced: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "exchange_rates.replace")
+        .collect();
+    assert_eq!(replaced.len(), 1);
+    assert_eq!(
+        replaced[0]["details"],
+        json!({"version": 1, "previous": 0, "base": "KRW"})
     );
 }

@@ -82,6 +82,23 @@ pub(crate) struct EngineConfig {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ComplianceConfig {
+    /// Country the goods ship from (ISO alpha-2): import rules apply elsewhere.
+    pub(crate) origin_country: String,
+    /// Countries sold into, each backed by its plugin (`KR`, `ID`, `MY`, `SG`, `US`,
+    /// `JP`, `CN`). Empty: compliance off (every country served, no tax).
+    pub(crate) countries: Vec<String>,
+    /// Currency whose prices are converted with the exchange-rate table for carts in
+    /// a currency a variant has no price in. Empty: no conversion.
+    pub(crate) base_currency: String,
+    /// Seconds before a rule change made on another instance is seen here.
+    pub(crate) rules_refresh_secs: u64,
+    /// Key sealing buyer identifiers at rest (32+ bytes). Empty: derived from the JWT
+    /// secret. Set it (from a secret store) to rotate it independently.
+    pub(crate) data_key: Secret,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CacheConfig {
     /// `redis://host:port[/db]`: the catalog cache shared by every instance and the
     /// login rate limits. Empty: in-process cache and limits.
@@ -141,6 +158,7 @@ pub(crate) struct Config {
     pub(crate) database: DatabaseConfig,
     pub(crate) auth: AuthConfig,
     pub(crate) engine: EngineConfig,
+    pub(crate) compliance: ComplianceConfig,
     pub(crate) cache: CacheConfig,
     pub(crate) events: EventsConfig,
     pub(crate) log: LogConfig,
@@ -177,6 +195,15 @@ impl Default for Config {
                 low_stock_threshold: 5,
                 catalog_cache_ms: 1000,
                 order_prefix: "JT".into(),
+            },
+            compliance: ComplianceConfig {
+                origin_country: "KR".into(),
+                countries: ["KR", "ID", "MY", "SG", "US", "JP", "CN"]
+                    .map(String::from)
+                    .to_vec(),
+                base_currency: "KRW".into(),
+                rules_refresh_secs: 5,
+                data_key: Secret::default(),
             },
             cache: CacheConfig {
                 url: Secret::default(),

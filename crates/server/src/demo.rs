@@ -3,6 +3,7 @@
 
 use jangteo_core::auth::Principal;
 use jangteo_core::catalog::{Category, ProductInput};
+use jangteo_core::compliance::ExchangeRates;
 use jangteo_core::customer::Role;
 use jangteo_core::ids::CustomerId;
 use jangteo_core::locale::LocalizedText;
@@ -10,6 +11,14 @@ use jangteo_core::{CoreError, Engine};
 use serde::Deserialize;
 
 const CATALOG: &str = include_str!("demo/catalog.json");
+
+/// Demo exchange rates (won per unit is the base): illustrative, not market data.
+const RATES: &str = r#"{
+    "base": "KRW",
+    "rates": {"USD": "0.00072", "IDR": "11.5", "JPY": "0.108", "SGD": "0.00094",
+              "MYR": "0.0032", "CNY": "0.0052", "VND": "18.2", "THB": "0.025", "EUR": "0.00066"},
+    "source": "Jangteo demo data, November 2026 (illustrative; replace with your bank's rates)"
+}"#;
 
 #[derive(Deserialize)]
 struct DemoCategory {
@@ -36,6 +45,13 @@ pub(crate) fn system_principal() -> Principal {
 /// Loads the demo catalog unless the store already has products. Returns how many
 /// products were created.
 pub(crate) async fn seed(engine: &Engine) -> Result<usize, CoreError> {
+    if engine.exchange_rates().await?.version == 0 {
+        let rates: ExchangeRates = serde_json::from_str(RATES)
+            .map_err(|e| CoreError::Internal(format!("demo rates are malformed: {e}")))?;
+        engine
+            .put_exchange_rates(&system_principal(), rates, Some(0))
+            .await?;
+    }
     let existing = engine
         .search_products(&jangteo_core::service::catalog::ProductSearch {
             include_drafts: true,

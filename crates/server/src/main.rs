@@ -206,6 +206,16 @@ async fn build_engine(
         catalog_cache_ttl: Duration::from_millis(e.catalog_cache_ms),
         order_prefix: e.order_prefix.clone(),
         shared_cache_ttl: Duration::from_secs(cfg.cache.ttl_secs.max(1)),
+        origin_country: cfg.compliance.origin_country.trim().to_ascii_uppercase(),
+        base_currency: match cfg.compliance.base_currency.trim() {
+            "" => None,
+            c => Some(c.parse().map_err(|_| {
+                ServerError::Usage(format!(
+                    "compliance.base_currency: unsupported currency `{c}`"
+                ))
+            })?),
+        },
+        rules_refresh: Duration::from_secs(cfg.compliance.rules_refresh_secs.max(1)),
         ..EngineSettings::default()
     };
     // Payment plugins are registered here, by name, explicitly.
@@ -214,6 +224,27 @@ async fn build_engine(
     let mut builder = EngineBuilder::new(store, jwt_secret(cfg)?)
         .payments(payments)
         .settings(settings);
+    // Country plugins, by code, explicitly: adding a country is a line here and a
+    // dependency in Cargo.toml.
+    for code in &cfg.compliance.countries {
+        builder = match code.trim().to_ascii_uppercase().as_str() {
+            "KR" => builder.country(Arc::new(jangteo_country_kr::Korea)),
+            "ID" => builder.country(Arc::new(jangteo_country_id::Indonesia)),
+            "MY" => builder.country(Arc::new(jangteo_country_my::Malaysia)),
+            "SG" => builder.country(Arc::new(jangteo_country_sg::Singapore)),
+            "US" => builder.country(Arc::new(jangteo_country_us::UnitedStates)),
+            "JP" => builder.country(Arc::new(jangteo_country_jp::Japan)),
+            "CN" => builder.country(Arc::new(jangteo_country_cn::China)),
+            other => {
+                return Err(ServerError::Usage(format!(
+                    "compliance.countries: no plugin for `{other}` in this build"
+                )))
+            }
+        };
+    }
+    if !cfg.compliance.data_key.0.is_empty() {
+        builder = builder.data_key(cfg.compliance.data_key.0.as_bytes().to_vec());
+    }
     if let Some((cache, limiter)) = redis_parts(cfg).await? {
         builder = builder.shared_cache(cache).rate_limiter(limiter);
     }

@@ -88,7 +88,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             CartUpdate {
                 email: Some("minji@example.com".into()),
                 shipping_address: Some(address),
-                locale: None,
+                ..Default::default()
             },
             None,
         )

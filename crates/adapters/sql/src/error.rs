@@ -29,7 +29,9 @@ pub(crate) fn map(e: sqlx::Error) -> CoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             let msg = db.message();
-            let code = if msg.contains("handle") {
+            let code = if msg.contains("rule_documents") {
+                "version_conflict"
+            } else if msg.contains("handle") {
                 "handle_taken"
             } else if msg.contains("sku") {
                 "sku_taken"
@@ -45,6 +47,7 @@ pub(crate) fn map(e: sqlx::Error) -> CoreError {
                 "sku_taken" => "a variant with this SKU exists",
                 "email_taken" => "an account with this e-mail exists",
                 "idempotency_conflict" => "this Idempotency-Key is in use by a concurrent request",
+                "version_conflict" => "this version of the document exists; reload and try again",
                 _ => "a record with these values exists",
             };
             CoreError::conflict(code, message)

@@ -166,3 +166,37 @@ macro_rules! projection_read {
         }
     };
 }
+
+/// Implements `ComplianceRead` by calling the backend's `latest_documents`,
+/// `document_history` and `buyer_order_values`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! compliance_read {
+    ($t:ty) => {
+        #[::async_trait::async_trait]
+        impl ::jangteo_core::ports::ComplianceRead for $t {
+            async fn latest_documents(
+                &mut self,
+                kind: &str,
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::ports::RuleDocument>> {
+                latest_documents(self.conn(), kind).await
+            }
+            async fn document_history(
+                &mut self,
+                kind: &str,
+                key: &str,
+                limit: u32,
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::ports::RuleDocument>> {
+                document_history(self.conn(), kind, key, limit).await
+            }
+            async fn buyer_order_values(
+                &mut self,
+                buyer_key: &str,
+                from: ::chrono::DateTime<::chrono::Utc>,
+                to: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::money::Money>> {
+                buyer_order_values(self.conn(), buyer_key, from, to).await
+            }
+        }
+    };
+}

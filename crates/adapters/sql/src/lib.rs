@@ -18,6 +18,7 @@ use std::sync::Arc;
 use jangteo_core::ports::Store;
 
 mod error;
+mod facts;
 mod impls;
 mod outbox;
 #[cfg(feature = "postgres")]

@@ -23,7 +23,7 @@ pub struct NewCart {
 }
 
 /// Changes to a cart's contact and address.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct CartUpdate {
     /// Contact e-mail.
     pub email: Option<String>,
@@ -31,6 +31,26 @@ pub struct CartUpdate {
     pub shipping_address: Option<Address>,
     /// Locale.
     pub locale: Option<String>,
+    /// Buyer identifiers to set (a value) or remove (`None`), by kind.
+    pub buyer_identifiers: Option<crate::service::compliance::IdentifierChanges>,
+}
+
+// By hand: identifiers must never reach a log in clear, only their kinds.
+impl std::fmt::Debug for CartUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CartUpdate")
+            .field("email", &self.email)
+            .field("shipping_address", &self.shipping_address)
+            .field("locale", &self.locale)
+            .field(
+                "buyer_identifiers",
+                &self
+                    .buyer_identifiers
+                    .as_ref()
+                    .map(|m| m.keys().collect::<Vec<_>>()),
+            )
+            .finish()
+    }
 }
 
 impl Engine {
@@ -42,8 +62,7 @@ impl Engine {
     pub(crate) async fn priced(&self, reads: &mut dyn Reads, cart: Cart) -> CoreResult<PricedCart> {
         let ids: Vec<VariantId> = cart.lines.iter().map(|l| l.variant_id).collect();
         let snaps = reads.variants(&ids).await?;
-        let chain = self.cart_chain(&cart);
-        self.0.pricing.price(&cart, &snaps, &chain, false).await
+        self.price_and_check(&cart, &snaps, false, None).await
     }
 
     /// Carts of signed-in buyers are theirs alone; guest carts are reached by id.
@@ -105,6 +124,7 @@ impl Engine {
             customer_id: caller.map(|p| p.id),
             email: caller.map(|p| p.email.clone()),
             shipping_address: None,
+            buyer_identifiers: Default::default(),
             lines: Vec::new(),
             status: CartStatus::Open,
             order_id: None,
@@ -116,8 +136,7 @@ impl Engine {
         tx.save_cart(&cart).await?;
         self.commit(tx, &[]).await?;
         // A new cart has no lines: nothing to read for its (zero) totals.
-        let chain = self.cart_chain(&cart);
-        self.0.pricing.price(&cart, &[], &chain, false).await
+        self.price_and_check(&cart, &[], false, None).await
     }
 
     /// A priced cart.
@@ -203,8 +222,7 @@ impl Engine {
             let mut r = self.0.store.read().await?;
             return self.priced(r.as_mut(), cart).await;
         }
-        let chain = self.cart_chain(&cart);
-        self.0.pricing.price(&cart, &snaps, &chain, false).await
+        self.price_and_check(&cart, &snaps, false, None).await
     }
 
     /// Adds a variant to a cart (or raises the quantity of its existing line).
@@ -216,6 +234,10 @@ impl Engine {
         caller: Option<&Principal>,
     ) -> CoreResult<PricedCart> {
         Cart::check_quantity(quantity)?;
+        // A variant without a price in the cart currency can still be bought when its
+        // base price converts with the operator's rates.
+        let rates = self.rules_snapshot().await.rates.0.clone();
+        let base = self.0.settings.base_currency;
         self.change_cart_with(id, caller, vec![variant_id], move |cart, snaps| {
             let snap = snaps
                 .iter()
@@ -230,7 +252,11 @@ impl Engine {
                         "no such variant for sale",
                     )
                 })?;
-            if snap.variant.price_in(cart.currency).is_none() {
+            let convertible = base
+                .and_then(|b| snap.variant.price_in(b))
+                .and_then(|p| rates.convert_money(p, cart.currency))
+                .is_some();
+            if snap.variant.price_in(cart.currency).is_none() && !convertible {
                 return Err(CoreError::invalid_field(
                     "variant_id",
                     "no_price",
@@ -361,6 +387,9 @@ impl Engine {
             return Err(CoreError::validation(errors));
         }
         self.change_cart(id, caller, move |cart| {
+            if let Some(ids) = update.buyer_identifiers {
+                self.apply_identifiers(cart, ids)?;
+            }
             if let Some(e) = update.email {
                 cart.email = Some(e.trim().to_string());
             }

@@ -44,6 +44,8 @@ pub struct ProductSearch {
     pub include_drafts: bool,
     /// Admin listings: `draft` or `published` only.
     pub status: Option<String>,
+    /// Only products sellable in this country today (ISO alpha-2).
+    pub country: Option<String>,
 }
 
 impl ProductSearch {
@@ -203,16 +205,99 @@ impl Engine {
     /// [`crate::engine::EngineSettings::catalog_cache_ttl`].
     pub async fn search_products(&self, search: &ProductSearch) -> CoreResult<Arc<ProductPage>> {
         let query = search.to_query()?;
-        let key = format!("{query:?}");
-        let store = &self.0.store;
+        let country = match search
+            .country
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            Some(c) => {
+                let c = c.to_ascii_uppercase();
+                if !crate::cart::is_country_code(&c) {
+                    return Err(CoreError::invalid_field(
+                        "country",
+                        "invalid_country",
+                        "ISO 3166-1 alpha-2 code",
+                    ));
+                }
+                Some(c)
+            }
+            None => None,
+        };
+        let Some(country) = country.filter(|_| self.0.compliance.enabled()) else {
+            let key = format!("{query:?}");
+            let store = &self.0.store;
+            return self
+                .0
+                .product_pages
+                .get_or_load(&key, || {
+                    self.shared_or_load(PAGES_NS, &key, || async {
+                        store.read().await?.products(&query).await
+                    })
+                })
+                .await;
+        };
+        // The decision depends on the day (registrations expire) and the rule version,
+        // so both are part of the key; a rule change also drops the cache.
+        let snap = self.rules_snapshot().await;
+        let version = snap.rules.get(&country).map_or(-1, |(_, v)| *v);
+        let key = format!("{query:?}|{country}|{}|{version}", self.today());
         self.0
             .product_pages
             .get_or_load(&key, || {
-                self.shared_or_load(PAGES_NS, &key, || async {
-                    store.read().await?.products(&query).await
-                })
+                self.shared_or_load(PAGES_NS, &key, || self.load_sellable(query, &country, snap))
             })
             .await
+    }
+
+    /// Fills a page with products sellable in `country`. Storage is asked for just the
+    /// number still missing, so the last product scanned is always the last returned
+    /// or filtered out, and the storage cursor after it continues the listing exactly.
+    /// A bound on products scanned keeps a country with few sellable products from
+    /// reading the whole catalog in one request: the page is then short, with a cursor.
+    async fn load_sellable(
+        &self,
+        mut query: ProductQuery,
+        country: &str,
+        snap: Arc<crate::compliance::registry::RulesSnapshot>,
+    ) -> CoreResult<ProductPage> {
+        const MAX_SCANNED: usize = 500;
+        let want = query.limit as usize;
+        let mut out = Vec::with_capacity(want);
+        let mut scanned = 0;
+        let mut r = self.0.store.read().await?;
+        loop {
+            // Ask for at least a few, so sparse countries scan in fewer round trips.
+            query.limit = (want - out.len()).max(want.min(20)) as u32;
+            let page = r.products(&query).await?;
+            scanned += page.products.len();
+            let got = page.products.len();
+            let mut sellable = self.sellable_in(&snap, country, page.products);
+            if out.len() + sellable.len() > want {
+                // More passed than needed: storage is asked again for the exact rest,
+                // so the cursor stays exact.
+                query.limit = (want - out.len()) as u32;
+                let exact = r.products(&query).await?;
+                out.extend(self.sellable_in(&snap, country, exact.products));
+                out.truncate(want);
+                return Ok(ProductPage {
+                    products: out,
+                    next: exact.next,
+                });
+            }
+            out.append(&mut sellable);
+            match page.next {
+                Some(next) if out.len() < want && scanned < MAX_SCANNED && got > 0 => {
+                    query.after = Some(next)
+                }
+                next => {
+                    return Ok(ProductPage {
+                        products: out,
+                        next,
+                    })
+                }
+            }
+        }
     }
 
     /// A product by id or handle. Drafts are visible only with `include_drafts`.
@@ -333,6 +418,7 @@ impl Engine {
         input: ProductInput,
     ) -> CoreResult<Product> {
         let product = input.into_new_product(self.now())?;
+        self.check_product_facts(&product).await?;
         let mut tx = self.0.store.begin().await?;
         self.ensure_categories(&mut tx, &product.categories).await?;
         tx.insert_product(&product).await?;
@@ -371,6 +457,7 @@ impl Engine {
             .ok_or(CoreError::NotFound { entity: "product" })?;
         let summary = serde_json::to_value(&patch).unwrap_or_default();
         let next = patch.apply_to(&current, self.now())?;
+        self.check_product_facts(&next).await?;
         self.ensure_categories(&mut tx, &next.categories).await?;
         tx.update_product(&next).await?;
         tx.append_audit(&self.audit(staff, "product.update", "product", id, summary))

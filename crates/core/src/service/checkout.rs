@@ -61,6 +61,7 @@ pub(crate) fn order_payload(o: &Order) -> serde_json::Value {
         "lines": o.lines.iter().map(|l| json!({
             "variant_id": l.variant_id, "product_id": l.product_id, "sku": l.sku,
             "quantity": l.quantity, "unit_price": l.unit_price, "line_total": l.line_total,
+            "tax": l.tax,
         })).collect::<Vec<_>>(),
         "payment": {"provider": o.payment.provider, "status": o.payment.status},
         "fulfillment": o.fulfillment,
@@ -150,8 +151,15 @@ impl Engine {
 
         let ids: Vec<_> = cart.lines.iter().map(|l| l.variant_id).collect();
         let snaps = tx.variants(&ids).await?;
-        let chain = self.cart_chain(&cart);
-        let priced = self.0.pricing.price(&cart, &snaps, &chain, true).await?;
+        // Yearly limits read the buyer's past orders under a lock on the buyer, in this
+        // transaction, so two checkouts of one buyer cannot both pass the limit.
+        let (history, buyer_key) = self.buyer_history(tx.as_mut(), &cart).await?;
+        let priced = self
+            .price_and_check(&cart, &snaps, true, Some(&history))
+            .await?;
+        if !priced.compliance.ok {
+            return Err(CoreError::Compliance(priced.compliance.violations));
+        }
 
         let mut events = Vec::new();
         // Stock is taken in one global order (by variant id), so two checkouts that
@@ -209,6 +217,7 @@ impl Engine {
                     quantity: l.quantity,
                     unit_price: l.unit_price,
                     line_total: l.line_total,
+                    tax: Some(l.tax),
                 })
                 .collect(),
             totals: priced.totals,
@@ -220,6 +229,8 @@ impl Engine {
                 amount: priced.totals.total,
                 failure_code: None,
             },
+            buyer_identifiers: cart.buyer_identifiers.clone(),
+            buyer_key,
             fulfillment: None,
             history: vec![StatusChange {
                 from: None,

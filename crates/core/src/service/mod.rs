@@ -3,6 +3,7 @@
 pub mod carts;
 pub mod catalog;
 pub mod checkout;
+pub mod compliance;
 pub mod orders;
 pub mod reports;
 pub mod users;

@@ -1,6 +1,7 @@
 //! Catalog queries (PostgreSQL).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -8,6 +9,7 @@ use jangteo_core::catalog::{
     Category, Cursor, Product, ProductPage, ProductQuery, ProductSort, ProductStatus, Variant,
     VariantSnapshot,
 };
+use jangteo_core::compliance::ProductFacts;
 use jangteo_core::ids::{ProductId, VariantId};
 use jangteo_core::money::{Currency, Money};
 use jangteo_core::ports::CatalogWrite;
@@ -45,15 +47,17 @@ fn product_from_row(row: &PgRow) -> CoreResult<Product> {
         description: serde_json::from_str(&jtext("description")?).map_err(json)?,
         categories: serde_json::from_str(&jtext("categories")?).map_err(json)?,
         media: serde_json::from_str(&jtext("media")?).map_err(json)?,
-        countries: serde_json::from_str(&jtext("countries")?).map_err(json)?,
+        facts: crate::facts::from_columns(&jtext("countries")?, &jtext("compliance")?)?,
         variants: Vec::new(),
         created_at: row.try_get("created_at").map_err(map)?,
         updated_at: row.try_get("updated_at").map_err(map)?,
     })
 }
 
-const PRODUCT_COLS: &str = "p.id, p.handle, p.status, p.title::text AS title, p.description::text AS description,
-    p.categories::text AS categories, p.media::text AS media, p.countries::text AS countries, p.created_at, p.updated_at";
+const PRODUCT_COLS: &str =
+    "p.id, p.handle, p.status, p.title::text AS title, p.description::text AS description,
+    p.categories::text AS categories, p.media::text AS media, p.countries::text AS countries,
+    p.compliance::text AS compliance, p.created_at, p.updated_at";
 
 /// The prices of variant `v` as one JSON text, `[["KRW", 39000], ...]`, so a variant and
 /// its prices come back in one row.
@@ -296,7 +300,8 @@ pub(crate) async fn variants(
     let ids: Vec<Uuid> = ids.iter().map(|v| v.0).collect();
     let rows = sqlx::query(&format!(
         "SELECT v.id, v.sku, v.options::text AS options, v.stock, {PRICES_JSON},
-                p.id AS pid, p.handle, p.status, p.title::text AS title
+                p.id AS pid, p.handle, p.status, p.title::text AS title,
+                p.countries::text AS countries, p.compliance::text AS compliance
          FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id = ANY($1)"
     ))
     .bind(&ids)
@@ -304,14 +309,30 @@ pub(crate) async fn variants(
     .await
     .map_err(map)?;
     let mut out = Vec::with_capacity(rows.len());
+    // Variants of one product share its facts, decoded once.
+    let mut facts: HashMap<Uuid, Arc<ProductFacts>> = HashMap::new();
     for r in &rows {
+        let pid: Uuid = r.try_get("pid").map_err(map)?;
+        let shared = match facts.get(&pid) {
+            Some(f) => f.clone(),
+            None => {
+                let text = |c: &str| r.try_get::<String, _>(c).map_err(map);
+                let f = Arc::new(crate::facts::from_columns(
+                    &text("countries")?,
+                    &text("compliance")?,
+                )?);
+                facts.insert(pid, f.clone());
+                f
+            }
+        };
         out.push(VariantSnapshot {
             variant: variant_from_row(r)?,
-            product_id: ProductId(r.try_get("pid").map_err(map)?),
+            product_id: ProductId(pid),
             product_handle: r.try_get("handle").map_err(map)?,
             product_title: serde_json::from_str(&r.try_get::<String, _>("title").map_err(map)?)
                 .map_err(json)?,
             product_status: ProductStatus::parse(&r.try_get::<String, _>("status").map_err(map)?)?,
+            facts: shared,
         });
     }
     Ok(out)
@@ -382,8 +403,9 @@ async fn write_children(conn: &mut PgConnection, p: &Product) -> CoreResult<()> 
 
 pub(crate) async fn insert_product(conn: &mut PgConnection, p: &Product) -> CoreResult<()> {
     sqlx::query(
-        "INSERT INTO products (id, handle, status, title, description, categories, media, countries, search_text, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "INSERT INTO products (id, handle, status, title, description, categories, media, countries, compliance,
+           search_text, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(p.id.0)
     .bind(&p.handle)
@@ -392,7 +414,8 @@ pub(crate) async fn insert_product(conn: &mut PgConnection, p: &Product) -> Core
     .bind(Json(&p.description))
     .bind(Json(&p.categories))
     .bind(Json(&p.media))
-    .bind(Json(&p.countries))
+    .bind(Json(&p.facts.countries))
+    .bind(Json(crate::facts::ComplianceColumn::of(&p.facts)))
     .bind(crate::search::search_text(p))
     .bind(p.created_at)
     .bind(p.updated_at)
@@ -405,7 +428,7 @@ pub(crate) async fn insert_product(conn: &mut PgConnection, p: &Product) -> Core
 pub(crate) async fn update_product(conn: &mut PgConnection, p: &Product) -> CoreResult<()> {
     let r = sqlx::query(
         "UPDATE products SET handle = $1, status = $2, title = $3, description = $4, categories = $5,
-           media = $6, countries = $7, search_text = $8, updated_at = $9 WHERE id = $10",
+           media = $6, countries = $7, compliance = $8, search_text = $9, updated_at = $10 WHERE id = $11",
     )
     .bind(&p.handle)
     .bind(p.status.as_str())
@@ -413,7 +436,8 @@ pub(crate) async fn update_product(conn: &mut PgConnection, p: &Product) -> Core
     .bind(Json(&p.description))
     .bind(Json(&p.categories))
     .bind(Json(&p.media))
-    .bind(Json(&p.countries))
+    .bind(Json(&p.facts.countries))
+    .bind(Json(crate::facts::ComplianceColumn::of(&p.facts)))
     .bind(crate::search::search_text(p))
     .bind(p.updated_at)
     .bind(p.id.0)

@@ -278,8 +278,8 @@ impl CartWrite for PgTx {
 impl OrderWrite for PgTx {
     async fn insert_order(&mut self, o: &Order) -> CoreResult<()> {
         sqlx::query(
-            "INSERT INTO orders (id, number, cart_id, customer_id, status, payment_expires_at, created_at, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO orders (id, number, cart_id, customer_id, status, payment_expires_at, created_at, buyer_key, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(o.id.0)
         .bind(&o.number)
@@ -288,6 +288,7 @@ impl OrderWrite for PgTx {
         .bind(o.status.as_str())
         .bind(o.payment_expires_at)
         .bind(o.created_at)
+        .bind(&o.buyer_key)
         .bind(Json(o))
         .execute(self.conn())
         .await

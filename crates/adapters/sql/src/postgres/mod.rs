@@ -24,6 +24,7 @@ use crate::PoolSettings;
 
 mod catalog;
 mod commerce;
+mod compliance;
 mod outbox;
 mod projections;
 

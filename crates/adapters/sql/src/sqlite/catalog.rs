@@ -1,12 +1,14 @@
 //! Catalog queries.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use jangteo_core::catalog::{
     Category, Cursor, Product, ProductPage, ProductQuery, ProductSort, ProductStatus, Variant,
     VariantSnapshot,
 };
+use jangteo_core::compliance::ProductFacts;
 use jangteo_core::ids::{ProductId, VariantId};
 use jangteo_core::locale::LocalizedText;
 use jangteo_core::money::{Currency, Money};
@@ -45,7 +47,7 @@ fn product_from_row(row: &SqliteRow) -> CoreResult<Product> {
         description: serde_json::from_str(&get("description")?).map_err(json)?,
         categories: serde_json::from_str(&get("categories")?).map_err(json)?,
         media: serde_json::from_str(&get("media")?).map_err(json)?,
-        countries: serde_json::from_str(&get("countries")?).map_err(json)?,
+        facts: crate::facts::from_columns(&get("countries")?, &get("compliance")?)?,
         variants: Vec::new(),
         created_at: parse(&get("created_at")?)?,
         updated_at: parse(&get("updated_at")?)?,
@@ -53,7 +55,7 @@ fn product_from_row(row: &SqliteRow) -> CoreResult<Product> {
 }
 
 const PRODUCT_COLS: &str =
-    "p.id, p.handle, p.status, p.title, p.description, p.categories, p.media, p.countries, p.created_at, p.updated_at";
+    "p.id, p.handle, p.status, p.title, p.description, p.categories, p.media, p.countries, p.compliance, p.created_at, p.updated_at";
 
 /// Loads the variants (with prices) of the given products, in position order.
 /// The prices of variant `v` as one JSON text, `[["KRW", 39000], ...]`, so a variant
@@ -293,7 +295,8 @@ pub(crate) async fn variants(
     // One round trip: carts and checkout call this inside the write transaction, where
     // every statement lengthens the time the single writer is held.
     let mut qb = QueryBuilder::<Sqlite>::new(format!(
-        "SELECT v.id, v.sku, v.options, v.stock, {PRICES_JSON}, p.id AS pid, p.handle, p.status, p.title
+        "SELECT v.id, v.sku, v.options, v.stock, {PRICES_JSON}, p.id AS pid, p.handle, p.status, p.title,
+                p.countries, p.compliance
          FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN ("
     ));
     let mut sep = qb.separated(", ");
@@ -303,14 +306,29 @@ pub(crate) async fn variants(
     qb.push(")");
     let rows = qb.build().fetch_all(&mut *conn).await.map_err(map)?;
     let mut out = Vec::with_capacity(rows.len());
+    // Variants of one product share its facts, decoded once.
+    let mut facts: HashMap<String, Arc<ProductFacts>> = HashMap::new();
     for r in &rows {
         let text = |c: &str| r.try_get::<String, _>(c).map_err(map);
+        let pid = text("pid")?;
+        let shared = match facts.get(&pid) {
+            Some(f) => f.clone(),
+            None => {
+                let f = Arc::new(crate::facts::from_columns(
+                    &text("countries")?,
+                    &text("compliance")?,
+                )?);
+                facts.insert(pid.clone(), f.clone());
+                f
+            }
+        };
         out.push(VariantSnapshot {
             variant: variant_from_row(r)?,
-            product_id: parse_id(&text("pid")?)?,
+            product_id: parse_id(&pid)?,
             product_handle: text("handle")?,
             product_title: serde_json::from_str(&text("title")?).map_err(json)?,
             product_status: ProductStatus::parse(&text("status")?)?,
+            facts: shared,
         });
     }
     Ok(out)
@@ -390,23 +408,27 @@ async fn write_children(conn: &mut SqliteConnection, p: &Product, rid: i64) -> C
     Ok(())
 }
 
-fn product_values(p: &Product) -> CoreResult<[String; 7]> {
+fn product_values(p: &Product) -> CoreResult<[String; 8]> {
+    let (countries, compliance) = crate::facts::to_columns(&p.facts)?;
     Ok([
         serde_json::to_string(&p.title).map_err(json)?,
         serde_json::to_string(&p.description).map_err(json)?,
         serde_json::to_string(&p.categories).map_err(json)?,
         serde_json::to_string(&p.media).map_err(json)?,
-        serde_json::to_string(&p.countries).map_err(json)?,
+        countries,
+        compliance,
         crate::search::search_text(p),
         ts(p.updated_at),
     ])
 }
 
 pub(crate) async fn insert_product(conn: &mut SqliteConnection, p: &Product) -> CoreResult<()> {
-    let [title, description, categories, media, countries, search, updated] = product_values(p)?;
+    let [title, description, categories, media, countries, compliance, search, updated] =
+        product_values(p)?;
     let rid: i64 = sqlx::query_scalar(
-        "INSERT INTO products (id, handle, status, title, description, categories, media, countries, search_text, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rid",
+        "INSERT INTO products (id, handle, status, title, description, categories, media, countries, compliance,
+           search_text, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rid",
     )
     .bind(p.id.to_string())
     .bind(&p.handle)
@@ -416,6 +438,7 @@ pub(crate) async fn insert_product(conn: &mut SqliteConnection, p: &Product) -> 
     .bind(categories)
     .bind(media)
     .bind(countries)
+    .bind(compliance)
     .bind(search)
     .bind(ts(p.created_at))
     .bind(updated)
@@ -426,10 +449,11 @@ pub(crate) async fn insert_product(conn: &mut SqliteConnection, p: &Product) -> 
 }
 
 pub(crate) async fn update_product(conn: &mut SqliteConnection, p: &Product) -> CoreResult<()> {
-    let [title, description, categories, media, countries, search, updated] = product_values(p)?;
+    let [title, description, categories, media, countries, compliance, search, updated] =
+        product_values(p)?;
     let rid: Option<i64> = sqlx::query_scalar(
         "UPDATE products SET handle = ?, status = ?, title = ?, description = ?, categories = ?, media = ?,
-           countries = ?, search_text = ?, updated_at = ? WHERE id = ? RETURNING rid",
+           countries = ?, compliance = ?, search_text = ?, updated_at = ? WHERE id = ? RETURNING rid",
     )
     .bind(&p.handle)
     .bind(p.status.as_str())
@@ -438,6 +462,7 @@ pub(crate) async fn update_product(conn: &mut SqliteConnection, p: &Product) -> 
     .bind(categories)
     .bind(media)
     .bind(countries)
+    .bind(compliance)
     .bind(search)
     .bind(updated)
     .bind(p.id.to_string())

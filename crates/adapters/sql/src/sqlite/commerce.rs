@@ -280,8 +280,8 @@ impl CartWrite for SqliteTx {
 impl OrderWrite for SqliteTx {
     async fn insert_order(&mut self, o: &Order) -> CoreResult<()> {
         sqlx::query(
-            "INSERT INTO orders (id, number, cart_id, customer_id, status, payment_expires_at, created_at, doc)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO orders (id, number, cart_id, customer_id, status, payment_expires_at, created_at, buyer_key, doc)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(o.id.to_string())
         .bind(&o.number)
@@ -290,6 +290,7 @@ impl OrderWrite for SqliteTx {
         .bind(o.status.as_str())
         .bind(o.payment_expires_at.map(ts))
         .bind(ts(o.created_at))
+        .bind(&o.buyer_key)
         .bind(serde_json::to_string(o).map_err(json)?)
         .execute(self.conn())
         .await

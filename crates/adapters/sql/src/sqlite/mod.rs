@@ -21,6 +21,7 @@ use crate::PoolSettings;
 
 mod catalog;
 mod commerce;
+mod compliance;
 mod outbox;
 mod projections;
 

@@ -1,0 +1,22 @@
+-- Compliance data of products, buyers' cumulative imports, versioned rule documents.
+
+-- `countries` keeps the per-country data (registration, halal, HS code, label
+-- statements); product-level facts go here as {"ingredients": [...], "claims": {...}}.
+ALTER TABLE products ADD COLUMN compliance JSONB NOT NULL DEFAULT '{}';
+
+-- Keyed hash of the identifier a yearly import limit counts by; NULL when the
+-- destination has no such limit.
+ALTER TABLE orders ADD COLUMN buyer_key TEXT;
+CREATE INDEX orders_buyer ON orders (buyer_key, created_at) WHERE buyer_key IS NOT NULL;
+
+-- Documents operators maintain (a country's rules, exchange rates). Versions are only
+-- ever added, so any past decision can be explained.
+CREATE TABLE rule_documents (
+    kind        TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    version     BIGINT NOT NULL,
+    doc         JSONB NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    actor_email TEXT,
+    CONSTRAINT rule_documents_pkey PRIMARY KEY (kind, key, version)
+);

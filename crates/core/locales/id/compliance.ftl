@@ -1,0 +1,14 @@
+violation-country_not_served = Saat ini kami tidak mengirim ke { $country }.
+violation-not_registered = { $expired ->
+    [none] Produk ini tidak terdaftar di { $authority } untuk dijual di { $country }.
+   *[other] Registrasi { $authority } produk ini untuk { $country } berakhir pada { $expired }.
+}
+violation-halal_required = Produk ini memerlukan sertifikat halal yang berlaku untuk dijual di { $country }.
+violation-ingredient_prohibited = { $ingredient } tidak boleh dijual sebagai suplemen di { $country }.
+violation-dose_limit_exceeded = Dosis harian { $ingredient } ({ $actual }) melebihi batas { $country } sebesar { $limit }.
+violation-quantity_limit_exceeded = Impor pribadi ke { $country } dibatasi paling banyak { $limit } unit; keranjang ini berisi { $actual }.
+violation-value_limit_exceeded = Impor pribadi ke { $country } bernilai paling banyak { $limit }; keranjang ini bernilai { $actual }.
+violation-annual_limit_exceeded = Pesanan ini membuat total impor Anda ke { $country } tahun ini menjadi { $actual }, melebihi batas tahunan { $limit }.
+violation-buyer_id_required = Bea cukai { $country } memerlukan salah satu identitas pembeli berikut: { $kinds }.
+violation-buyer_id_invalid = Identitas yang diberikan tidak diterima bea cukai { $country }; berikan salah satu dari: { $kinds }.
+landed-cost-note = Perkiraan bea masuk dan pajak impor; jumlah akhir ditetapkan oleh bea cukai.

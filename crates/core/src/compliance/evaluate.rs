@@ -1,0 +1,372 @@
+//! The data-driven checks behind the default [`super::CountryCompliance`] methods.
+//!
+//! Everything here is a pure function of rule data, product data, the cart and a day,
+//! so a decision can be replayed for any date and benchmarked without I/O.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::product::{CountryData, ProductFacts};
+use super::rules::{in_force, CountryRules, Dose, QuantityScope, RuleMoney};
+use super::{CartFacts, Violation, ViolationCode};
+use crate::error::FieldError;
+use crate::ids::{LineId, ProductId};
+
+/// Does `number` match the registration `pattern`? Patterns are compiled once per
+/// process (rule data holds a handful; compiling per check would dominate a cart's
+/// evaluation). An invalid pattern matches nothing: rules are validated when stored.
+pub fn pattern_matches(pattern: &str, number: &str) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Arc, OnceLock, RwLock};
+    static CACHE: OnceLock<RwLock<HashMap<String, Option<Arc<regex_lite::Regex>>>>> =
+        OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let found = cache
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(pattern)
+        .cloned();
+    let re = match found {
+        Some(re) => re,
+        None => {
+            let re = regex_lite::Regex::new(pattern).ok().map(Arc::new);
+            let mut w = cache.write().unwrap_or_else(|e| e.into_inner());
+            // Operators replace rules rarely; a bound keeps a pathological stream of
+            // edits from growing the cache without end.
+            if w.len() > 1_000 {
+                w.clear();
+            }
+            w.insert(pattern.to_string(), re.clone());
+            re
+        }
+    };
+    re.is_some_and(|re| re.is_match(number))
+}
+
+/// Is the store selling into the country on `day`?
+pub fn served(rules: &CountryRules, day: NaiveDate) -> bool {
+    rules.served.iter().any(|v| v.in_force(day))
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
+fn matches_ingredient(name: &str, canonical: &str, aliases: &[String]) -> bool {
+    same_name(name, canonical) || aliases.iter().any(|a| same_name(name, a))
+}
+
+/// `µg`, `μg` and `mcg` are one unit.
+fn unit_key(u: &str) -> String {
+    let u = u.trim().to_lowercase();
+    match u.as_str() {
+        "µg" | "μg" | "ug" => "mcg".into(),
+        _ => u,
+    }
+}
+
+/// Checks `countries.CC` when a product is saved, beyond the common shape (checked by
+/// the catalog): the registration number against the patterns that are or will be in
+/// force, and that only the fields the plugin defines are present.
+pub fn check_country_data(
+    rules: &CountryRules,
+    data: &CountryData,
+    extra_fields: &[&str],
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    if let Some(reg) = &data.registration {
+        // A number must fit a pattern that is or will be in force (an operator may
+        // enter next year's format ahead of the change); past formats are history.
+        let candidates: Vec<_> = rules
+            .registration
+            .iter()
+            .filter(|r| {
+                r.validity
+                    .valid_to
+                    .is_none_or(|to| to >= reg.expires_on.min(to))
+            })
+            .collect();
+        if !candidates.is_empty() {
+            let ok = candidates
+                .iter()
+                .any(|r| pattern_matches(&r.pattern, &reg.number));
+            if !ok {
+                errors.push(FieldError::new(
+                    format!("{path}.registration.number"),
+                    "invalid_format",
+                    format!(
+                        "not a {} registration number (e.g. {})",
+                        candidates[0].authority, candidates[0].example
+                    ),
+                ));
+            }
+        }
+    }
+    for key in data.extra.keys() {
+        if !extra_fields.contains(&key.as_str()) {
+            errors.push(FieldError::new(
+                format!("{path}.{key}"),
+                "unknown_field",
+                format!("unknown field for {}", rules.country),
+            ));
+        }
+    }
+}
+
+/// Sales rules for one product (listing, and each cart line).
+fn sales(
+    rules: &CountryRules,
+    product: &ProductFacts,
+    day: NaiveDate,
+    line: Option<LineId>,
+    product_id: ProductId,
+    out: &mut Vec<Violation>,
+) {
+    let data = product.country(&rules.country);
+    for r in in_force(&rules.registration, day) {
+        let ok = data
+            .and_then(|d| d.registration.as_ref())
+            .is_some_and(|reg| reg.expires_on >= day && pattern_matches(&r.pattern, &reg.number));
+        if !ok {
+            let expired = data
+                .and_then(|d| d.registration.as_ref())
+                .map(|reg| reg.expires_on.to_string());
+            let mut v = Violation::new(ViolationCode::NotRegistered)
+                .on_line(line, product_id)
+                .arg("authority", &r.authority)
+                .arg("expired", "none");
+            if let Some(e) = expired {
+                v = v.arg("expired", e);
+            }
+            out.push(v);
+        }
+    }
+    for r in in_force(&rules.halal, day) {
+        let ok = match data.and_then(|d| d.halal.as_ref()) {
+            Some(Some(cert)) => cert.expires_on >= day,
+            Some(None) => r.non_halal_allowed,
+            None => false,
+        };
+        if !ok {
+            out.push(Violation::new(ViolationCode::HalalRequired).on_line(line, product_id));
+        }
+    }
+    for ing in &product.ingredients {
+        for ban in in_force(&rules.prohibited_ingredients, day) {
+            if matches_ingredient(&ing.name, &ban.ingredient, &ban.aliases) {
+                out.push(
+                    Violation::new(ViolationCode::IngredientProhibited)
+                        .on_line(line, product_id)
+                        .arg("ingredient", &ing.name),
+                );
+            }
+        }
+        for cap in in_force(&rules.dose_limits, day) {
+            if !matches_ingredient(&ing.name, &cap.ingredient, &cap.aliases) {
+                continue;
+            }
+            let unit = unit_key(&ing.unit);
+            let same_unit = cap.max.iter().find(|d| unit_key(&d.unit) == unit);
+            let over = match same_unit {
+                Some(max) => ing.amount > max.amount,
+                // A dose in a unit the rule does not list cannot be shown to be within
+                // the cap: refuse rather than guess a conversion.
+                None => true,
+            };
+            if over {
+                let limit: &Dose = same_unit.unwrap_or(&cap.max[0]);
+                out.push(
+                    Violation::new(ViolationCode::DoseLimitExceeded)
+                        .on_line(line, product_id)
+                        .figures(
+                            format!("{} {}", limit.amount, limit.unit),
+                            format!("{} {}", ing.amount, ing.unit),
+                        )
+                        .arg("ingredient", &ing.name)
+                        .arg("limit", format!("{} {}", limit.amount, limit.unit))
+                        .arg("actual", format!("{} {}", ing.amount, ing.unit)),
+                );
+            }
+        }
+    }
+}
+
+/// Moment 1: why a product cannot be listed in the country on `day`.
+pub fn listing(rules: &CountryRules, product: &ProductFacts, day: NaiveDate) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if !served(rules, day) {
+        out.push(Violation::new(ViolationCode::CountryNotServed));
+        return out;
+    }
+    sales(
+        rules,
+        product,
+        day,
+        None,
+        ProductId(uuid::Uuid::nil()),
+        &mut out,
+    );
+    for v in &mut out {
+        v.product_id = None;
+    }
+    out
+}
+
+fn money_json(amount: Decimal, currency: crate::money::Currency) -> serde_json::Value {
+    json!({"amount": amount.normalize().to_string(), "currency": currency})
+}
+
+/// The cart subtotal in the limit's currency, unrounded.
+fn in_currency(cart: &CartFacts<'_>, limit: &RuleMoney) -> Option<Decimal> {
+    cart.rates
+        .convert(cart.subtotal.amount, cart.subtotal.currency, limit.currency)
+}
+
+/// Moment 2: sales rules per line, then import rules when the goods cross a border.
+pub fn cart(rules: &CountryRules, cart: &CartFacts<'_>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if !served(rules, cart.day) {
+        out.push(Violation::new(ViolationCode::CountryNotServed));
+        return out;
+    }
+    for l in cart.lines {
+        sales(
+            rules,
+            l.product,
+            cart.day,
+            l.line_id,
+            l.product_id,
+            &mut out,
+        );
+    }
+    if !cart.cross_border() {
+        return out;
+    }
+    let imp = &rules.import;
+    for q in in_force(&imp.quantity_limits, cart.day) {
+        match q.scope {
+            QuantityScope::PerOrder => {
+                let total: i64 = cart.lines.iter().map(|l| l.quantity).sum();
+                if total > q.max {
+                    out.push(
+                        Violation::new(ViolationCode::QuantityLimitExceeded)
+                            .figures(q.max, total)
+                            .arg("limit", q.max)
+                            .arg("actual", total),
+                    );
+                }
+            }
+            QuantityScope::PerProduct => {
+                let mut per: BTreeMap<ProductId, (i64, Option<LineId>)> = BTreeMap::new();
+                for l in cart.lines {
+                    let e = per.entry(l.product_id).or_insert((0, l.line_id));
+                    e.0 += l.quantity;
+                }
+                for (pid, (n, line)) in per {
+                    if n > q.max {
+                        out.push(
+                            Violation::new(ViolationCode::QuantityLimitExceeded)
+                                .on_line(line, pid)
+                                .figures(q.max, n)
+                                .arg("limit", q.max)
+                                .arg("actual", n),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let units: i64 = cart.lines.iter().map(|l| l.quantity).sum();
+    for v in in_force(&imp.value_limits, cart.day) {
+        if v.single_item_exempt && units == 1 {
+            continue;
+        }
+        match in_currency(cart, &v.max) {
+            Some(value) if value <= v.max.amount => {}
+            found => {
+                let mut viol = Violation::new(ViolationCode::ValueLimitExceeded).arg(
+                    "limit",
+                    format!("{} {}", v.max.amount.normalize(), v.max.currency),
+                );
+                viol.limit = Some(money_json(v.max.amount, v.max.currency));
+                match found {
+                    Some(value) => {
+                        let shown = v.max.currency.round(value);
+                        viol.actual = Some(money_json(shown, v.max.currency));
+                        viol = viol.arg(
+                            "actual",
+                            format!("{} {}", shown.normalize(), v.max.currency),
+                        );
+                    }
+                    // No rate to compare with: refuse rather than let it through.
+                    None => viol = viol.arg("actual", "?"),
+                }
+                out.push(viol);
+            }
+        }
+    }
+    for r in in_force(&imp.buyer_identifiers, cart.day) {
+        if r.any_of.iter().any(|k| cart.identifiers.contains_key(k)) {
+            continue;
+        }
+        let wrong: Vec<&String> = cart.identifiers.keys().collect();
+        let code = if wrong.is_empty() {
+            ViolationCode::BuyerIdRequired
+        } else {
+            ViolationCode::BuyerIdInvalid
+        };
+        out.push(Violation::new(code).arg("kinds", r.any_of.join(", ")));
+    }
+    out
+}
+
+/// Moment 3 addition: yearly per-buyer limits, from the history the engine read in the
+/// order's transaction. A missing history (no identifier) is reported by the
+/// identifier rules, not here.
+pub fn annual(rules: &CountryRules, cart: &CartFacts<'_>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if !cart.cross_border() {
+        return out;
+    }
+    let Some(history) = cart.history else {
+        return out;
+    };
+    for a in in_force(&rules.import.annual_limits, cart.day) {
+        if !cart.identifiers.contains_key(&a.identifier) {
+            continue;
+        }
+        let mut total = in_currency(cart, &a.max);
+        for m in history.spent.get(&a.identifier).into_iter().flatten() {
+            total = total.and_then(|t| {
+                cart.rates
+                    .convert(m.amount, m.currency, a.max.currency)
+                    .map(|x| t + x)
+            });
+        }
+        match total {
+            Some(t) if t <= a.max.amount => {}
+            found => {
+                let shown = found.map(|t| a.max.currency.round(t));
+                let mut v = Violation::new(ViolationCode::AnnualLimitExceeded)
+                    .arg(
+                        "limit",
+                        format!("{} {}", a.max.amount.normalize(), a.max.currency),
+                    )
+                    .arg(
+                        "actual",
+                        shown.map_or("?".into(), |s| {
+                            format!("{} {}", s.normalize(), a.max.currency)
+                        }),
+                    );
+                v.limit = Some(money_json(a.max.amount, a.max.currency));
+                v.actual = shown.map(|s| money_json(s, a.max.currency));
+                out.push(v);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,131 @@
+//! The operator-maintained exchange-rate table: converts prices a variant lacks in the
+//! cart currency, and amounts of limits and duty bands into the cart currency.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldError;
+use crate::money::{Currency, Money};
+
+/// Rates as units of each currency per one unit of `base`
+/// (`base: KRW, rates: {USD: "0.00072"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRates {
+    /// The currency rates are quoted against.
+    pub base: Currency,
+    /// Units of the currency for one unit of `base`.
+    pub rates: BTreeMap<Currency, Decimal>,
+    /// Where the rates come from (bank, date).
+    #[serde(default)]
+    pub source: String,
+}
+
+impl Default for ExchangeRates {
+    fn default() -> Self {
+        ExchangeRates {
+            base: Currency::USD,
+            rates: BTreeMap::new(),
+            source: String::new(),
+        }
+    }
+}
+
+impl ExchangeRates {
+    /// Units of `c` per unit of base.
+    fn per_base(&self, c: Currency) -> Option<Decimal> {
+        if c == self.base {
+            Some(Decimal::ONE)
+        } else {
+            self.rates.get(&c).copied()
+        }
+    }
+
+    /// Converts an amount without rounding (limits are compared unrounded); `None`
+    /// when a rate is missing.
+    pub fn convert(&self, amount: Decimal, from: Currency, to: Currency) -> Option<Decimal> {
+        if from == to {
+            return Some(amount);
+        }
+        let f = self.per_base(from)?;
+        let t = self.per_base(to)?;
+        amount.checked_mul(t)?.checked_div(f)
+    }
+
+    /// Converts money and rounds once, by the target currency.
+    pub fn convert_money(&self, m: Money, to: Currency) -> Option<Money> {
+        let v = self.convert(m.amount, m.currency, to)?;
+        Money::new(to.round(v), to).ok()
+    }
+
+    /// Checks the table before it is put in force.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut e = Vec::new();
+        for (c, r) in &self.rates {
+            if *r <= Decimal::ZERO {
+                e.push(FieldError::new(
+                    format!("rates.{c}"),
+                    "out_of_range",
+                    "a rate is positive",
+                ));
+            }
+            if *c == self.base && *r != Decimal::ONE {
+                e.push(FieldError::new(
+                    format!("rates.{c}"),
+                    "invalid_value",
+                    "the base currency's rate is 1",
+                ));
+            }
+        }
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn table() -> ExchangeRates {
+        let mut rates = BTreeMap::new();
+        rates.insert(Currency::USD, "0.00072".parse().unwrap());
+        rates.insert(Currency::IDR, "11.5".parse().unwrap());
+        ExchangeRates {
+            base: Currency::KRW,
+            rates,
+            source: "test".into(),
+        }
+    }
+
+    #[test]
+    fn converts_through_the_base_and_rounds_by_target() {
+        let t = table();
+        let usd = t
+            .convert_money(Money::parse("39000", Currency::KRW).unwrap(), Currency::USD)
+            .unwrap();
+        assert_eq!(usd.amount.to_string(), "28.08");
+        let idr = t
+            .convert_money(Money::parse("10.00", Currency::USD).unwrap(), Currency::IDR)
+            .unwrap();
+        // 10 USD = 13,888.9 KRW = 159,722.2 IDR, whole rupiah.
+        assert_eq!(idr.amount.to_string(), "159722");
+        assert!(t
+            .convert_money(Money::parse("1", Currency::KRW).unwrap(), Currency::JPY)
+            .is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn converted_money_is_always_valid(minor in 0i64..1_000_000_000) {
+            let t = table();
+            let m = Money::from_minor(minor, Currency::KRW).unwrap();
+            for to in [Currency::USD, Currency::IDR, Currency::KRW] {
+                let c = t.convert_money(m, to).unwrap();
+                prop_assert_eq!(c.currency, to);
+                prop_assert_eq!(to.round(c.amount), c.amount);
+            }
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The registered country plugins and the rule data in force.
+//!
+//! Plugins ship default rules; operators replace them through the admin API, which
+//! stores a new version of the `country_rules` document. Every instance re-reads the
+//! latest versions at most `refresh` after a change elsewhere (and at once after a
+//! change it made itself), so a rule edit needs no redeploy and no restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use fluent_bundle::FluentArgs;
+
+use super::fx::ExchangeRates;
+use super::identifiers::IdentifierVault;
+use super::product::ProductFacts;
+use super::rules::CountryRules;
+use super::{CountryCompliance, TaxPolicy, Violation};
+use crate::error::{CoreError, CoreResult, FieldError};
+use crate::i18n::Catalog;
+use crate::ports::Store;
+
+/// Document kind of country rules.
+pub const RULES_KIND: &str = "country_rules";
+/// Document kind of the exchange-rate table.
+pub const RATES_KIND: &str = "exchange_rates";
+/// Key of the one exchange-rate table.
+pub const RATES_KEY: &str = "default";
+
+const MESSAGES: &[(&str, &str)] = &[
+    ("en", include_str!("../../locales/en/compliance.ftl")),
+    ("ko", include_str!("../../locales/ko/compliance.ftl")),
+    ("id", include_str!("../../locales/id/compliance.ftl")),
+];
+
+/// A registered plugin.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    /// Its compliance rules.
+    pub compliance: Arc<dyn CountryCompliance>,
+    /// Its tax policy.
+    pub tax: Arc<dyn TaxPolicy>,
+}
+
+/// Rules and rates in force, as one immutable snapshot (cheap to clone).
+#[derive(Debug, Clone, Default)]
+pub struct RulesSnapshot {
+    /// Effective rules per country, with their stored version (0: plugin default).
+    pub rules: HashMap<String, (Arc<CountryRules>, i64)>,
+    /// Exchange rates and their version (0: none stored).
+    pub rates: (Arc<ExchangeRates>, i64),
+}
+
+impl RulesSnapshot {
+    /// A country's rules.
+    pub fn rules(&self, country: &str) -> Option<&Arc<CountryRules>> {
+        self.rules.get(country).map(|(r, _)| r)
+    }
+}
+
+struct State {
+    snapshot: Arc<RulesSnapshot>,
+    loaded_at: Option<Instant>,
+}
+
+/// The country plugins of an engine, their rule data, the exchange rates, the
+/// identifier vault and the violation messages.
+pub struct ComplianceRegistry {
+    plugins: BTreeMap<String, Plugin>,
+    origin: String,
+    vault: IdentifierVault,
+    messages: Catalog,
+    refresh: Duration,
+    state: RwLock<State>,
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for ComplianceRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComplianceRegistry")
+            .field("countries", &self.plugins.keys().collect::<Vec<_>>())
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ComplianceRegistry {
+    /// A registry of `plugins` for a store shipping from `origin`; `data_key` seals
+    /// buyer identifiers.
+    pub fn new(
+        plugins: Vec<Plugin>,
+        origin: &str,
+        data_key: &[u8],
+        refresh: Duration,
+    ) -> CoreResult<Self> {
+        let mut map = BTreeMap::new();
+        let mut rules = HashMap::new();
+        for p in plugins {
+            let code = p.compliance.country().to_string();
+            let defaults = p.compliance.default_rules();
+            let errors = defaults.validate(&code);
+            if !errors.is_empty() {
+                return Err(CoreError::Internal(format!(
+                    "plugin {code} ships invalid rules: {errors:?}"
+                )));
+            }
+            rules.insert(code.clone(), (Arc::new(defaults), 0));
+            if map.insert(code.clone(), p).is_some() {
+                return Err(CoreError::Internal(format!("two plugins for {code}")));
+            }
+        }
+        Ok(ComplianceRegistry {
+            plugins: map,
+            origin: origin.to_string(),
+            vault: IdentifierVault::new(data_key),
+            messages: Catalog::load("compliance", MESSAGES)?,
+            refresh,
+            state: RwLock::new(State {
+                snapshot: Arc::new(RulesSnapshot {
+                    rules,
+                    rates: (Arc::new(ExchangeRates::default()), 0),
+                }),
+                loaded_at: None,
+            }),
+            reload: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// With no plugin registered, compliance is off: every country is served, tax is
+    /// zero (an embedder that sells one product line at home may want exactly that).
+    pub fn enabled(&self) -> bool {
+        !self.plugins.is_empty()
+    }
+
+    /// Origin country of shipments.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The plugin of a country.
+    pub fn plugin(&self, country: &str) -> Option<&Plugin> {
+        self.plugins.get(country)
+    }
+
+    /// Countries with a plugin.
+    pub fn countries(&self) -> impl Iterator<Item = &str> {
+        self.plugins.keys().map(String::as_str)
+    }
+
+    /// The identifier vault.
+    pub fn vault(&self) -> &IdentifierVault {
+        &self.vault
+    }
+
+    /// The current snapshot, re-read from the store when older than the refresh
+    /// period. A store failure keeps the last good snapshot (rules change rarely; a
+    /// request that needs the database fails on its own).
+    pub async fn snapshot(&self, store: &dyn Store) -> Arc<RulesSnapshot> {
+        if let Some(s) = self.fresh() {
+            return s;
+        }
+        let _guard = self.reload.lock().await;
+        if let Some(s) = self.fresh() {
+            return s;
+        }
+        match self.load(store).await {
+            Ok(s) => {
+                let s = Arc::new(s);
+                let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+                st.snapshot = s.clone();
+                st.loaded_at = Some(Instant::now());
+                s
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not re-read country rules; keeping the last ones");
+                self.state
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .snapshot
+                    .clone()
+            }
+        }
+    }
+
+    fn fresh(&self) -> Option<Arc<RulesSnapshot>> {
+        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+        st.loaded_at
+            .filter(|t| t.elapsed() < self.refresh)
+            .map(|_| st.snapshot.clone())
+    }
+
+    /// Forces a re-read on next use (after this instance stored a new version).
+    pub fn invalidate(&self) {
+        self.state
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .loaded_at = None;
+    }
+
+    async fn load(&self, store: &dyn Store) -> CoreResult<RulesSnapshot> {
+        let mut r = store.read().await?;
+        let docs = r.latest_documents(RULES_KIND).await?;
+        let rates = r.latest_documents(RATES_KIND).await?;
+        let mut rules = HashMap::new();
+        for (code, p) in &self.plugins {
+            rules.insert(code.clone(), (Arc::new(p.compliance.default_rules()), 0));
+        }
+        for d in docs {
+            if !self.plugins.contains_key(&d.key) {
+                continue;
+            }
+            match serde_json::from_value::<CountryRules>(d.doc) {
+                Ok(parsed) => {
+                    rules.insert(d.key, (Arc::new(parsed), d.version));
+                }
+                // Stored data was validated when saved; one unreadable now means the
+                // schema changed under it. Defaults are safer than nothing.
+                Err(e) => tracing::error!(country = %d.key, version = d.version, error = %e,
+                    "stored country rules are unreadable; using the plugin's defaults"),
+            }
+        }
+        let rates = match rates.into_iter().find(|d| d.key == RATES_KEY) {
+            Some(d) => match serde_json::from_value::<ExchangeRates>(d.doc) {
+                Ok(x) => (Arc::new(x), d.version),
+                Err(e) => {
+                    tracing::error!(error = %e, "stored exchange rates are unreadable");
+                    (Arc::new(ExchangeRates::default()), 0)
+                }
+            },
+            None => (Arc::new(ExchangeRates::default()), 0),
+        };
+        Ok(RulesSnapshot { rules, rates })
+    }
+
+    /// Validates an identifier with the plugin defining its kind; returns the
+    /// normalized value.
+    pub fn validate_identifier(
+        &self,
+        kind: &str,
+        value: &str,
+        day: NaiveDate,
+    ) -> Result<String, String> {
+        let plugin = self
+            .plugins
+            .values()
+            .find(|p| p.compliance.identifier_kinds().contains(&kind))
+            .ok_or_else(|| format!("unknown identifier kind `{kind}`"))?;
+        if value.chars().count() > 64 {
+            return Err("too long".into());
+        }
+        plugin
+            .compliance
+            .validate_identifier(kind, value.trim(), day)
+    }
+
+    /// Checks a product's per-country data with each country's plugin, as an operator
+    /// saves it (the common shape was checked when the input was parsed).
+    pub fn check_product(
+        &self,
+        snapshot: &RulesSnapshot,
+        facts: &ProductFacts,
+        errors: &mut Vec<FieldError>,
+    ) {
+        for (code, data) in &facts.countries {
+            if let (Some(p), Some(rules)) = (self.plugins.get(code), snapshot.rules(code)) {
+                p.compliance
+                    .check_product_data(rules, data, &format!("countries.{code}"), errors);
+            }
+        }
+    }
+
+    /// Moment 1 for one product: empty when sellable in `country` on `day`.
+    pub fn listing(
+        &self,
+        snapshot: &RulesSnapshot,
+        country: &str,
+        product: &ProductFacts,
+        day: NaiveDate,
+    ) -> Vec<Violation> {
+        if !self.enabled() {
+            return Vec::new();
+        }
+        match (self.plugins.get(country), snapshot.rules(country)) {
+            (Some(p), Some(rules)) => p.compliance.listing(rules, product, day),
+            _ => vec![Violation::new(super::ViolationCode::CountryNotServed)],
+        }
+    }
+
+    /// Fills each violation's message in the first locale of `chain` that has it.
+    pub fn localize(&self, violations: &mut [Violation], chain: &[&str], country: &str) {
+        for v in violations {
+            let mut args = FluentArgs::new();
+            args.set("country", country.to_string());
+            for (k, val) in &v.args {
+                args.set(*k, val.clone());
+            }
+            let id = format!("violation-{}", v.code.as_str());
+            v.message = match self.messages.render(chain, &id, None, &args) {
+                Ok((text, _)) => text,
+                Err(e) => {
+                    tracing::error!(error = %e, "violation message failed to render");
+                    v.code.as_str().to_string()
+                }
+            };
+        }
+    }
+
+    /// A message of the compliance catalog (labels such as `landed-cost-label`).
+    pub fn message(&self, chain: &[&str], id: &str) -> String {
+        self.messages
+            .render(chain, id, None, &FluentArgs::new())
+            .map(|(t, _)| t)
+            .unwrap_or_default()
+    }
+}

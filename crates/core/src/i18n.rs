@@ -1,0 +1,98 @@
+//! Fluent message catalogs (`locales/{en,ko,id}/*.ftl`), parsed once, rendered by a
+//! locale with fallback to its bare language and then English.
+
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource};
+
+use crate::error::{CoreError, CoreResult};
+
+/// Parsed bundles of one catalog, one per locale.
+pub struct Catalog {
+    name: &'static str,
+    bundles: Vec<(String, FluentBundle<FluentResource>)>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// Parses `(locale, source)` pairs; English must be among them (the last fallback).
+    pub fn load(name: &'static str, sources: &[(&str, &str)]) -> CoreResult<Self> {
+        let mut bundles = Vec::new();
+        for (locale, source) in sources {
+            let resource = FluentResource::try_new((*source).to_string()).map_err(|(_, e)| {
+                CoreError::Internal(format!("bad {locale} {name} messages: {e:?}"))
+            })?;
+            let lang = locale
+                .parse()
+                .map_err(|_| CoreError::Internal(format!("bad locale {locale}")))?;
+            let mut bundle = FluentBundle::new_concurrent(vec![lang]);
+            // Plain-text messages: no Unicode isolation marks around arguments.
+            bundle.set_use_isolating(false);
+            bundle.add_resource(resource).map_err(|e| {
+                CoreError::Internal(format!("duplicate {locale} {name} messages: {e:?}"))
+            })?;
+            bundles.push(((*locale).to_string(), bundle));
+        }
+        if !bundles.iter().any(|(l, _)| l == "en") {
+            return Err(CoreError::Internal(format!("no English {name} messages")));
+        }
+        Ok(Catalog { name, bundles })
+    }
+
+    /// Locales present.
+    pub fn locales(&self) -> impl Iterator<Item = &str> {
+        self.bundles.iter().map(|(l, _)| l.as_str())
+    }
+
+    /// Renders message `id` (or its attribute `attr`) in the first locale of `chain`
+    /// (or its language) that has it, else English. Returns the text and the locale
+    /// used.
+    pub fn render(
+        &self,
+        chain: &[&str],
+        id: &str,
+        attr: Option<&str>,
+        args: &FluentArgs<'_>,
+    ) -> CoreResult<(String, String)> {
+        let found = chain
+            .iter()
+            .flat_map(|locale| {
+                let lang = locale.split(['-', '_']).next().unwrap_or("en");
+                [*locale, lang]
+            })
+            .find_map(|l| {
+                self.bundles
+                    .iter()
+                    .find(|(bl, b)| bl == l && b.has_message(id))
+            })
+            .or_else(|| self.bundles.iter().find(|(l, _)| l == "en"));
+        let (used, bundle) = found
+            .ok_or_else(|| CoreError::Internal(format!("no English {} messages", self.name)))?;
+        let msg = bundle
+            .get_message(id)
+            .ok_or_else(|| CoreError::Internal(format!("no {} message {id}", self.name)))?;
+        let pattern = match attr {
+            Some(a) => msg.get_attribute(a).map(|a| a.value()),
+            None => msg.value(),
+        };
+        let Some(pattern) = pattern else {
+            return Ok((String::new(), used.clone()));
+        };
+        let mut errors = Vec::new();
+        let text = bundle
+            .format_pattern(pattern, Some(args), &mut errors)
+            .into_owned();
+        if !errors.is_empty() {
+            return Err(CoreError::Internal(format!(
+                "rendering {id} in {used}: {errors:?}"
+            )));
+        }
+        Ok((text, used.clone()))
+    }
+}
