@@ -114,7 +114,7 @@ fn order_payload(event: &DomainEvent) -> CoreResult<OrderPayload> {
 }
 
 /// Message templates, one Fluent file per locale.
-const TEMPLATES: &[(&str, &str)] = &[
+pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     ("en", include_str!("../locales/en/notifications.ftl")),
     ("ko", include_str!("../locales/ko/notifications.ftl")),
     ("id", include_str!("../locales/id/notifications.ftl")),

@@ -96,3 +96,89 @@ impl Catalog {
         Ok((text, used.clone()))
     }
 }
+
+const ERRORS: &[(&str, &str)] = &[
+    ("en", include_str!("../locales/en/errors.ftl")),
+    ("ko", include_str!("../locales/ko/errors.ftl")),
+    ("id", include_str!("../locales/id/errors.ftl")),
+];
+
+/// Titles of problem documents (`error-<code>`) and field messages (`field-<code>`),
+/// parsed once. `None` only if the shipped catalogs were broken (a unit test proves
+/// they are not); callers then keep their English text.
+pub fn errors() -> Option<&'static Catalog> {
+    static CATALOG: std::sync::OnceLock<Option<Catalog>> = std::sync::OnceLock::new();
+    CATALOG
+        .get_or_init(|| match Catalog::load("error", ERRORS) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "error messages failed to load");
+                None
+            }
+        })
+        .as_ref()
+}
+
+impl Catalog {
+    /// Whether the first locale of `chain` (or its language) has message `id`; used to
+    /// decide whether a localized text exists before replacing an English one.
+    pub fn has(&self, locale: &str, id: &str) -> bool {
+        let lang = locale.split(['-', '_']).next().unwrap_or(locale);
+        self.bundles
+            .iter()
+            .any(|(l, b)| (l == locale || l == lang) && b.has_message(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Message ids of an `.ftl` source (top-level `id =` lines).
+    fn ids(source: &str) -> std::collections::BTreeSet<&str> {
+        source
+            .lines()
+            .filter_map(|l| l.split_once(" ="))
+            .map(|(id, _)| id)
+            .filter(|id| id.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
+            .filter(|id| {
+                id.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+            .collect()
+    }
+
+    /// Every message of every catalog exists in every locale: no text falls back to
+    /// English because a translation was forgotten.
+    #[test]
+    fn every_locale_has_every_message() {
+        let catalogs: [(&str, &[(&str, &str)]); 3] = [
+            ("errors", ERRORS),
+            ("compliance", crate::compliance::registry::MESSAGES),
+            ("notifications", crate::consumers::TEMPLATES),
+        ];
+        for (name, sources) in catalogs {
+            let en = ids(sources.iter().find(|(l, _)| *l == "en").unwrap().1);
+            assert!(en.len() > 3, "{name}: {en:?}");
+            for (locale, src) in sources {
+                assert_eq!(ids(src), en, "{name} {locale} differs from en");
+            }
+            Catalog::load("test", sources).unwrap();
+        }
+        let errors = errors().expect("error catalog loads");
+        let (text, used) = errors
+            .render(
+                &["ko-KR", "en"],
+                "error-out_of_stock",
+                None,
+                &FluentArgs::new(),
+            )
+            .unwrap();
+        assert_eq!(
+            (text.as_str(), used.as_str()),
+            ("이 상품의 재고가 부족합니다.", "ko")
+        );
+        assert!(errors.has("id", "field-required"));
+        assert!(!errors.has("ja", "field-required"));
+    }
+}

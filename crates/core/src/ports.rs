@@ -324,14 +324,14 @@ pub trait ComplianceRead: Send {
         key: &str,
         limit: u32,
     ) -> CoreResult<Vec<RuleDocument>>;
-    /// Goods value (order subtotal) of each order carrying `buyer_key`, created in
-    /// `[from, to)`, that is not canceled or refunded.
-    async fn buyer_order_values(
+    /// The orders carrying `buyer_key` created in `[from, to)` that are not canceled
+    /// or refunded, oldest first (for cumulative import limits).
+    async fn buyer_orders(
         &mut self,
         buyer_key: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> CoreResult<Vec<crate::money::Money>>;
+    ) -> CoreResult<Vec<crate::compliance::PastOrder>>;
 }
 
 /// Writing rule documents; serializing a buyer's checkouts.

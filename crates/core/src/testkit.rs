@@ -1312,7 +1312,7 @@ pub async fn rule_documents_are_versioned(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn buyer_order_values_add_up_one_buyer(store: Arc<dyn Store>) {
+pub async fn buyer_orders_add_up_one_buyer(store: Arc<dyn Store>) {
     let to = now();
     let from = to - Duration::days(365);
     let krw = |minor: i64| Money::from_minor(minor, Currency::KRW).unwrap();
@@ -1392,7 +1392,21 @@ pub async fn buyer_order_values_add_up_one_buyer(store: Arc<dyn Store>) {
         counted[0],
         "buyer_key is kept"
     );
-    let got = r.buyer_order_values("b1", from, to).await.unwrap();
+    let past = r.buyer_orders("b1", from, to).await.unwrap();
+    assert_eq!(
+        past.iter().map(|o| o.created_at).collect::<Vec<_>>(),
+        {
+            let mut at: Vec<_> = counted.iter().map(|o| o.created_at).collect();
+            at.sort();
+            at
+        },
+        "oldest first"
+    );
+    assert_eq!(
+        past[0].units,
+        vec![(counted[2].lines[0].product_id, counted[2].lines[0].quantity)]
+    );
+    let got: Vec<Money> = past.iter().map(|o| o.subtotal).collect();
     assert_eq!(
         sorted(got.clone()),
         sorted(counted.iter().map(|o| o.totals.subtotal).collect()),
@@ -1405,14 +1419,15 @@ pub async fn buyer_order_values_add_up_one_buyer(store: Arc<dyn Store>) {
         .sum();
     assert_eq!(krw_sum, 4200);
     assert_eq!(
-        r.buyer_order_values("b2", from, to).await.unwrap(),
+        r.buyer_orders("b2", from, to)
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.subtotal)
+            .collect::<Vec<_>>(),
         vec![krw(16000)]
     );
-    assert!(r
-        .buyer_order_values("nobody", from, to)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(r.buyer_orders("nobody", from, to).await.unwrap().is_empty());
     drop(r);
 
     // Canceling an order takes it out of the buyer's total.
@@ -1425,7 +1440,7 @@ pub async fn buyer_order_values_add_up_one_buyer(store: Arc<dyn Store>) {
         .update_order_if(&canceled, OrderStatus::Pending)
         .await
         .unwrap());
-    let got = tx.buyer_order_values("b1", from, to).await.unwrap();
+    let got = tx.buyer_orders("b1", from, to).await.unwrap();
     assert_eq!(got.len(), 3, "the transaction sees its own change");
     tx.commit().await.unwrap();
     assert_eq!(
@@ -1433,7 +1448,7 @@ pub async fn buyer_order_values_add_up_one_buyer(store: Arc<dyn Store>) {
             .read()
             .await
             .unwrap()
-            .buyer_order_values("b1", from, to)
+            .buyer_orders("b1", from, to)
             .await
             .unwrap()
             .len(),
@@ -1478,7 +1493,7 @@ macro_rules! storage_contract_tests {
             concurrent_reservations_are_exact, dropped_transactions_roll_back, carts_round_trip_and_expire,
             orders_round_trip_list_and_expire, accounts_tokens_idempotency_audit, outbox_keeps_commit_order,
             outbox_lease_has_one_holder, projections_apply_once, product_facts_round_trip,
-            rule_documents_are_versioned, buyer_order_values_add_up_one_buyer,
+            rule_documents_are_versioned, buyer_orders_add_up_one_buyer,
             lock_buyer_serializes_a_buyer);
     };
     (@each $make:expr; $($name:ident),*) => {

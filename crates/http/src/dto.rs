@@ -88,16 +88,20 @@ pub struct StoreProduct {
     pub media: Vec<MediaDto>,
     /// Variants.
     pub variants: Vec<StoreVariant>,
-    /// Active ingredients per daily dose.
-    #[schema(value_type = Vec<IngredientDoc>)]
-    pub ingredients: Vec<Ingredient>,
+    /// Active ingredients per daily dose (product pages only: listings leave the
+    /// compliance data out to stay small).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<IngredientDoc>>)]
+    pub ingredients: Option<Vec<Ingredient>>,
     /// Structure/function claims per locale, as entered (not resolved: a country's
-    /// label rules depend on how many claims a locale makes).
-    pub claims: BTreeMap<String, Vec<String>>,
+    /// label rules depend on how many claims a locale makes). Product pages only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims: Option<BTreeMap<String, Vec<String>>>,
     /// Per destination country (ISO code): registration, halal status, HS code and the
-    /// product's own label statements. Public label data.
-    #[schema(value_type = BTreeMap<String, CountryDataDoc>)]
-    pub countries: BTreeMap<String, CountryData>,
+    /// product's own label statements. Public label data; product pages only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, CountryDataDoc>>)]
+    pub countries: Option<BTreeMap<String, CountryData>>,
     /// With `?country=`: whether the product may be sold there today, why not, and the
     /// statements its page must show there, in the response locale.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,8 +113,14 @@ pub struct StoreProduct {
 }
 
 impl StoreProduct {
-    /// Renders a product for a locale chain and optional currency.
-    pub fn render(p: &Product, chain: &LocaleChain, currency: Option<Currency>) -> Self {
+    /// Renders a product for a locale chain and optional currency: the full product
+    /// page, or (`summary`) a listing item without compliance data.
+    pub fn render(
+        p: &Product,
+        chain: &LocaleChain,
+        currency: Option<Currency>,
+        summary: bool,
+    ) -> Self {
         let (locale, title) = p
             .title
             .resolve(chain)
@@ -143,9 +153,9 @@ impl StoreProduct {
                     available_quantity: v.stock,
                 })
                 .collect(),
-            ingredients: p.facts.ingredients.clone(),
-            claims: p.facts.claims.clone(),
-            countries: p.facts.countries.clone(),
+            ingredients: (!summary).then(|| p.facts.ingredients.clone()),
+            claims: (!summary).then(|| p.facts.claims.clone()),
+            countries: (!summary).then(|| p.facts.countries.clone()),
             country: None,
             created_at: p.created_at,
             updated_at: p.updated_at,

@@ -161,6 +161,7 @@ fn finish(
     settings: &HttpSettings,
 ) -> Router {
     let (router, api) = router.split_for_parts();
+    let locales = std::sync::Arc::new(engine.settings().default_locales.clone());
     // Serialized once; the document does not change while the process runs.
     let doc = axum::body::Bytes::from(serde_json::to_vec(&api).unwrap_or_default());
     let router = router
@@ -195,6 +196,9 @@ fn finish(
             settings.request_timeout,
         ))
         .layer(CatchPanicLayer::custom(panic_to_problem))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            problem::localize_problems(locales.clone(), req, next)
+        }))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

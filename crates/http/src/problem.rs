@@ -300,3 +300,79 @@ pub async fn ensure_problem(res: Response) -> Response {
     }
     out
 }
+
+/// The locales a request prefers: `?locale=` first, then `Accept-Language`, then the
+/// store's defaults.
+fn request_chain(req: &axum::extract::Request, defaults: &[String]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct LocaleParam {
+        locale: Option<String>,
+    }
+    let mut preferred: Vec<String> = Vec::new();
+    if let Ok(q) = axum::extract::Query::<LocaleParam>::try_from_uri(req.uri()) {
+        preferred.extend(q.0.locale);
+    }
+    if let Some(h) = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+    {
+        preferred.extend(jangteo_core::locale::parse_accept_language(h));
+    }
+    jangteo_core::locale::LocaleChain::negotiate(preferred.iter().map(String::as_str), defaults).0
+}
+
+/// Localizes every problem document on its way out: `title` becomes the code's message
+/// (`error-<code>` in `crates/core/locales/*/errors.ftl`) in the caller's locale, and
+/// field messages become `field-<code>` when that locale is not English (the English
+/// ones from the use cases are more specific, so they stay). `detail` stays a
+/// developer diagnostic. Done once here rather than in every handler, so no error path
+/// can forget it.
+pub async fn localize_problems(
+    defaults: std::sync::Arc<Vec<String>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let chain = request_chain(&req, &defaults);
+    let res = next.run(req).await;
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let Some(catalog) = jangteo_core::i18n::errors().filter(|_| is_problem) else {
+        return res;
+    };
+    let (mut parts, body) = res.into_parts();
+    // Problem documents are small; a larger body is not ours to rewrite.
+    let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
+        return (parts.status, "").into_response();
+    };
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    let chain: Vec<&str> = chain.iter().map(String::as_str).collect();
+    let args = fluent_bundle::FluentArgs::new();
+    let code = doc["code"].as_str().unwrap_or("").to_string();
+    if let Ok((title, used)) = catalog.render(&chain, &format!("error-{code}"), None, &args) {
+        doc["title"] = title.into();
+        if let Ok(v) = HeaderValue::from_str(&used) {
+            parts.headers.insert(header::CONTENT_LANGUAGE, v);
+        }
+    }
+    let primary = chain.first().copied().unwrap_or("en");
+    if !primary.starts_with("en") {
+        if let Some(errors) = doc.get_mut("errors").and_then(|e| e.as_array_mut()) {
+            for e in errors {
+                let id = format!("field-{}", e["code"].as_str().unwrap_or(""));
+                if catalog.has(primary, &id) {
+                    if let Ok((text, _)) = catalog.render(&[primary], &id, None, &args) {
+                        e["message"] = text.into();
+                    }
+                }
+            }
+        }
+    }
+    let body = serde_json::to_vec(&doc).unwrap_or_else(|_| bytes.to_vec());
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

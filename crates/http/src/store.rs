@@ -59,7 +59,7 @@ pub(crate) async fn list_products(
         products: page
             .products
             .iter()
-            .map(|p| StoreProduct::render(p, &chain, currency))
+            .map(|p| StoreProduct::render(p, &chain, currency, true))
             .collect(),
         next_cursor: page.next.as_ref().map(Cursor::encode),
     }))
@@ -103,13 +103,14 @@ pub(crate) async fn get_product(
         // The country view depends on the day and the rules in force, not only on the
         // product value, so it is rendered per request, outside the byte cache.
         let view = s.engine.product_country_view(&p, country, &chain).await?;
-        let mut dto = StoreProduct::render(&p, &chain, currency);
+        let mut dto = StoreProduct::render(&p, &chain, currency, false);
         dto.country = Some((&view).into());
         return Ok(axum::Json(dto).into_response());
     }
     let key = format!("{}|{id}|{currency:?}", chain.0.join(","));
-    Ok(s.details
-        .respond(key, &p, |p| StoreProduct::render(p, &chain, currency)))
+    Ok(s.details.respond(key, &p, |p| {
+        StoreProduct::render(p, &chain, currency, false)
+    }))
 }
 
 /// Categories.

@@ -2251,3 +2251,62 @@ async fn exchange_rates_convert_prices_a_variant_lacks() {
         json!({"version": 1, "previous": 0, "base": "KRW"})
     );
 }
+
+#[tokio::test]
+async fn problem_titles_and_field_messages_follow_the_callers_language() {
+    let app = app().await;
+    // English by default: the title is the code's message, field messages stay the
+    // specific ones the use case wrote.
+    let r = app.get("/store/products/no-such-product", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["title"], "We could not find what you asked for.");
+    assert_eq!(r.headers[header::CONTENT_LANGUAGE], "en");
+    let bad = json!({"country": "Korea", "currency": "KRW"});
+    let r = app.post("/store/carts", None, bad.clone()).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["errors"][0]["message"], "ISO 3166-1 alpha-2 code");
+
+    // Korean by Accept-Language, Indonesian by ?locale= (which wins over the header).
+    let r = send(
+        &app.store,
+        Method::GET,
+        "/store/products/no-such-product",
+        None,
+        None,
+        &[("accept-language", "ko-KR,ko;q=0.9,en;q=0.5")],
+    )
+    .await;
+    assert_eq!(r.body["title"], "요청하신 항목을 찾을 수 없습니다.");
+    assert_eq!(r.headers[header::CONTENT_LANGUAGE], "ko");
+    assert_eq!(
+        r.body["code"], "not_found",
+        "codes never change with the language"
+    );
+    let r = send(
+        &app.store,
+        Method::POST,
+        "/store/carts?locale=id",
+        None,
+        Some(bad),
+        &[("accept-language", "ko")],
+    )
+    .await;
+    assert_eq!(r.body["title"], "Ada isian yang tidak valid.");
+    assert_eq!(r.body["errors"][0]["code"], "invalid_country");
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        "Gunakan kode negara dua huruf."
+    );
+    // Errors made outside the handlers (unknown routes) are localized too.
+    let r = send(
+        &app.store,
+        Method::DELETE,
+        "/store/categories",
+        None,
+        None,
+        &[("accept-language", "ko")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.body["title"], "이 주소에서는 허용되지 않는 방식입니다.");
+}

@@ -196,6 +196,12 @@ async fn build_engine(
     store: Arc<dyn jangteo_core::ports::Store>,
 ) -> Result<Engine, ServerError> {
     let e = &cfg.engine;
+    let origin = cfg.compliance.origin_country.trim().to_ascii_uppercase();
+    if origin.len() != 2 || !origin.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(ServerError::Usage(format!(
+            "compliance.origin_country: `{origin}` is not an ISO 3166-1 alpha-2 code"
+        )));
+    }
     let settings = EngineSettings {
         cart_ttl: chrono::Duration::hours(e.cart_ttl_hours.clamp(1, 24 * 365)),
         payment_ttl: chrono::Duration::minutes(e.payment_ttl_minutes.clamp(1, 60 * 24 * 30)),
@@ -206,7 +212,7 @@ async fn build_engine(
         catalog_cache_ttl: Duration::from_millis(e.catalog_cache_ms),
         order_prefix: e.order_prefix.clone(),
         shared_cache_ttl: Duration::from_secs(cfg.cache.ttl_secs.max(1)),
-        origin_country: cfg.compliance.origin_country.trim().to_ascii_uppercase(),
+        origin_country: origin,
         base_currency: match cfg.compliance.base_currency.trim() {
             "" => None,
             c => Some(c.parse().map_err(|_| {

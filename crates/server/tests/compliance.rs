@@ -197,6 +197,44 @@ fn a_korean_buyer_is_not_an_importer_but_a_buyer_of_a_foreign_store_is() {
     assert_eq!(st, 201, "{order}");
     // The identifier never leaves in clear: not in the order, not in the audit trail.
     assert!(!order.to_string().contains("123456789012"), "{order}");
+
+    // Splitting does not dodge the limit: one more box to the same customs code within
+    // 90 days makes seven; the same box to another recipient is fine.
+    let second = cart(&srv, "KR", "KRW", "en", &v, 1);
+    let (st, b) = http(
+        &srv.store,
+        "PATCH",
+        &format!("/store/carts/{second}"),
+        None,
+        Some(r#"{"buyer_identifiers":{"kr_pccc":"P123456789012"}}"#),
+    );
+    assert_eq!(st, 200, "{b}");
+    let c = json(&b);
+    assert_eq!(
+        codes(&c["compliance"]["violations"]),
+        ["quantity_limit_exceeded"]
+    );
+    assert_eq!(c["compliance"]["violations"][0]["actual"], 7);
+    assert!(
+        c["compliance"]["violations"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("90 days"),
+        "{c}"
+    );
+    let (st, body) = complete(&srv, &second);
+    assert_eq!(st, 422, "{body}");
+    let (st, b) = http(
+        &srv.store,
+        "PATCH",
+        &format!("/store/carts/{second}"),
+        None,
+        Some(r#"{"buyer_identifiers":{"kr_pccc":"P987654321098"}}"#),
+    );
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(json(&b)["compliance"]["ok"], true, "{b}");
+    let (st, body) = complete(&srv, &second);
+    assert_eq!(st, 201, "{body}");
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }

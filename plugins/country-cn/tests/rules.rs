@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use jangteo_core::compliance::contract::{assert_plugin, ContractSamples};
 use jangteo_core::compliance::tax::TaxInput;
 use jangteo_core::compliance::{
-    BuyerHistory, CartFacts, CountryCompliance, ExchangeRates, LineFacts, ProductFacts, TaxOutcome,
-    TaxPolicy, Violation,
+    BuyerHistory, CartFacts, CountryCompliance, ExchangeRates, LineFacts, PastOrder, ProductFacts,
+    TaxOutcome, TaxPolicy, Violation,
 };
 use jangteo_core::ids::ProductId;
 use jangteo_core::money::{Currency, Money};
@@ -105,10 +105,31 @@ fn checkout(
     China.check_checkout(&China.default_rules(), &cart)
 }
 
+/// Earlier orders of the buyer this year (one a month back each), plus one of last
+/// year that must not count.
 fn history(spent: &[Money]) -> BuyerHistory {
-    let mut h = BuyerHistory::default();
-    h.spent.insert("cn_resident_id".into(), spent.to_vec());
-    h
+    let today = day(TODAY).and_hms_opt(12, 0, 0).unwrap().and_utc();
+    let mut orders: Vec<PastOrder> = spent
+        .iter()
+        .enumerate()
+        .map(|(i, m)| PastOrder {
+            created_at: today - chrono::Duration::days(30 * (i as i64 + 1)),
+            subtotal: *m,
+            units: vec![(ProductId::new(), 1)],
+        })
+        .collect();
+    orders.insert(
+        0,
+        PastOrder {
+            created_at: day("2025-12-31").and_hms_opt(23, 0, 0).unwrap().and_utc(),
+            subtotal: cny("20000.00"),
+            units: vec![(ProductId::new(), 1)],
+        },
+    );
+    BuyerHistory {
+        identifier: "cn_resident_id".into(),
+        orders,
+    }
 }
 
 fn tax(origin: &str, currency: Currency, lines: &[&str]) -> TaxOutcome {

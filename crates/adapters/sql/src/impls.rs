@@ -168,7 +168,7 @@ macro_rules! projection_read {
 }
 
 /// Implements `ComplianceRead` by calling the backend's `latest_documents`,
-/// `document_history` and `buyer_order_values`.
+/// `document_history` and `buyer_orders`.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! compliance_read {
@@ -189,13 +189,13 @@ macro_rules! compliance_read {
             ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::ports::RuleDocument>> {
                 document_history(self.conn(), kind, key, limit).await
             }
-            async fn buyer_order_values(
+            async fn buyer_orders(
                 &mut self,
                 buyer_key: &str,
                 from: ::chrono::DateTime<::chrono::Utc>,
                 to: ::chrono::DateTime<::chrono::Utc>,
-            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::money::Money>> {
-                buyer_order_values(self.conn(), buyer_key, from, to).await
+            ) -> ::jangteo_core::CoreResult<Vec<::jangteo_core::compliance::PastOrder>> {
+                buyer_orders(self.conn(), buyer_key, from, to).await
             }
         }
     };

@@ -8,8 +8,14 @@ violation-not_registered = { $expired ->
 violation-halal_required = This product needs a valid halal certificate to be sold in { $country }.
 violation-ingredient_prohibited = { $ingredient } may not be sold as a supplement in { $country }.
 violation-dose_limit_exceeded = The daily dose of { $ingredient } ({ $actual }) is above the { $country } limit of { $limit }.
-violation-quantity_limit_exceeded = A personal import into { $country } allows at most { $limit } units; this cart has { $actual }.
-violation-value_limit_exceeded = A personal import into { $country } may be worth at most { $limit }; this cart is worth { $actual }.
+violation-quantity_limit_exceeded = { $window ->
+    [none] A personal import into { $country } allows at most { $limit } units; this cart has { $actual }.
+   *[other] A personal import into { $country } allows at most { $limit } units in { $window } days; with your earlier orders this makes { $actual }.
+}
+violation-value_limit_exceeded = { $window ->
+    [none] A personal import into { $country } may be worth at most { $limit }; this cart is worth { $actual }.
+   *[other] Personal imports into { $country } may be worth at most { $limit } in { $window } days; with your earlier orders this makes { $actual }.
+}
 violation-annual_limit_exceeded = This order would bring your imports into { $country } this year to { $actual }, above the yearly limit of { $limit }.
 violation-buyer_id_required = Customs in { $country } need one of these identifiers from the buyer: { $kinds }.
 violation-buyer_id_invalid = The identifier given is not accepted by customs in { $country }; give one of: { $kinds }.

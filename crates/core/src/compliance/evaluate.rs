@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use serde_json::json;
 
@@ -248,15 +248,24 @@ pub fn cart(rules: &CountryRules, cart: &CartFacts<'_>) -> Vec<Violation> {
     }
     let imp = &rules.import;
     for q in in_force(&imp.quantity_limits, cart.day) {
+        // Earlier orders to the same recipient inside the window count too, so a split
+        // order cannot pass a limit the whole would break.
+        let past: Vec<&super::PastOrder> = match (q.window_days, cart.history) {
+            (Some(w), Some(h)) => h.within(cart.day, w).collect(),
+            _ => Vec::new(),
+        };
+        let window = q.window_days.map_or("none".to_string(), |w| w.to_string());
         match q.scope {
             QuantityScope::PerOrder => {
-                let total: i64 = cart.lines.iter().map(|l| l.quantity).sum();
+                let earlier: i64 = past.iter().flat_map(|o| &o.units).map(|(_, n)| n).sum();
+                let total: i64 = cart.lines.iter().map(|l| l.quantity).sum::<i64>() + earlier;
                 if total > q.max {
                     out.push(
                         Violation::new(ViolationCode::QuantityLimitExceeded)
                             .figures(q.max, total)
                             .arg("limit", q.max)
-                            .arg("actual", total),
+                            .arg("actual", total)
+                            .arg("window", &window),
                     );
                 }
             }
@@ -267,13 +276,21 @@ pub fn cart(rules: &CountryRules, cart: &CartFacts<'_>) -> Vec<Violation> {
                     e.0 += l.quantity;
                 }
                 for (pid, (n, line)) in per {
+                    let earlier: i64 = past
+                        .iter()
+                        .flat_map(|o| &o.units)
+                        .filter(|(p, _)| *p == pid)
+                        .map(|(_, n)| n)
+                        .sum();
+                    let n = n + earlier;
                     if n > q.max {
                         out.push(
                             Violation::new(ViolationCode::QuantityLimitExceeded)
                                 .on_line(line, pid)
                                 .figures(q.max, n)
                                 .arg("limit", q.max)
-                                .arg("actual", n),
+                                .arg("actual", n)
+                                .arg("window", &window),
                         );
                     }
                 }
@@ -285,13 +302,28 @@ pub fn cart(rules: &CountryRules, cart: &CartFacts<'_>) -> Vec<Violation> {
         if v.single_item_exempt && units == 1 {
             continue;
         }
-        match in_currency(cart, &v.max) {
+        let mut value = in_currency(cart, &v.max);
+        if let (Some(w), Some(h)) = (v.window_days, cart.history) {
+            for o in h.within(cart.day, w) {
+                value = value.and_then(|t| {
+                    cart.rates
+                        .convert(o.subtotal.amount, o.subtotal.currency, v.max.currency)
+                        .map(|x| t + x)
+                });
+            }
+        }
+        match value {
             Some(value) if value <= v.max.amount => {}
             found => {
-                let mut viol = Violation::new(ViolationCode::ValueLimitExceeded).arg(
-                    "limit",
-                    format!("{} {}", v.max.amount.normalize(), v.max.currency),
-                );
+                let mut viol = Violation::new(ViolationCode::ValueLimitExceeded)
+                    .arg(
+                        "limit",
+                        format!("{} {}", v.max.amount.normalize(), v.max.currency),
+                    )
+                    .arg(
+                        "window",
+                        v.window_days.map_or("none".to_string(), |w| w.to_string()),
+                    );
                 viol.limit = Some(money_json(v.max.amount, v.max.currency));
                 match found {
                     Some(value) => {
@@ -336,14 +368,18 @@ pub fn annual(rules: &CountryRules, cart: &CartFacts<'_>) -> Vec<Violation> {
         return out;
     };
     for a in in_force(&rules.import.annual_limits, cart.day) {
-        if !cart.identifiers.contains_key(&a.identifier) {
+        if !cart.identifiers.contains_key(&a.identifier) || history.identifier != a.identifier {
             continue;
         }
         let mut total = in_currency(cart, &a.max);
-        for m in history.spent.get(&a.identifier).into_iter().flatten() {
+        let this_year = history
+            .orders
+            .iter()
+            .filter(|o| o.created_at.date_naive().year() == cart.day.year());
+        for o in this_year {
             total = total.and_then(|t| {
                 cart.rates
-                    .convert(m.amount, m.currency, a.max.currency)
+                    .convert(o.subtotal.amount, o.subtotal.currency, a.max.currency)
                     .map(|x| t + x)
             });
         }

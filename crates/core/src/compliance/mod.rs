@@ -182,12 +182,46 @@ pub struct LineFacts<'a> {
     pub line_total: Money,
 }
 
-/// A buyer's imports this calendar year, for yearly limits.
+/// One of a buyer's earlier live orders, as cumulative limits count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastOrder {
+    /// When it was placed.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Goods value.
+    pub subtotal: Money,
+    /// Units per product.
+    pub units: Vec<(ProductId, i64)>,
+}
+
+impl From<&crate::order::Order> for PastOrder {
+    fn from(o: &crate::order::Order) -> Self {
+        PastOrder {
+            created_at: o.created_at,
+            subtotal: o.totals.subtotal,
+            units: o.lines.iter().map(|l| (l.product_id, l.quantity)).collect(),
+        }
+    }
+}
+
+/// A buyer's earlier imports into the destination, identified by one identifier kind
+/// (the consignee's customs code, resident id): what yearly limits and limits over a
+/// window of days add the cart to, so splitting an order cannot dodge a limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuyerHistory {
-    /// Per identifier kind, the sums of the buyer's live orders this year (one entry per
-    /// currency they were paid in).
-    pub spent: BTreeMap<String, Vec<Money>>,
+    /// The identifier kind the orders were matched by.
+    pub identifier: String,
+    /// The buyer's live orders since the earliest day any limit looks back to.
+    pub orders: Vec<PastOrder>,
+}
+
+impl BuyerHistory {
+    /// Orders placed in the `days` days ending on `day` (inclusive).
+    pub fn within(&self, day: NaiveDate, days: u32) -> impl Iterator<Item = &PastOrder> {
+        let first = day - chrono::Duration::days(i64::from(days.max(1)) - 1);
+        self.orders
+            .iter()
+            .filter(move |o| o.created_at.date_naive() >= first && o.created_at.date_naive() <= day)
+    }
 }
 
 /// A cart as compliance sees it.

@@ -28,7 +28,7 @@ pub const RATES_KIND: &str = "exchange_rates";
 /// Key of the one exchange-rate table.
 pub const RATES_KEY: &str = "default";
 
-const MESSAGES: &[(&str, &str)] = &[
+pub(crate) const MESSAGES: &[(&str, &str)] = &[
     ("en", include_str!("../../locales/en/compliance.ftl")),
     ("ko", include_str!("../../locales/ko/compliance.ftl")),
     ("id", include_str!("../../locales/id/compliance.ftl")),

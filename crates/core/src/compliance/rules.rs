@@ -189,6 +189,10 @@ pub struct QuantityLimit {
     pub scope: QuantityScope,
     /// Most units allowed.
     pub max: i64,
+    /// Also count the recipient's orders of the last this many days (split orders to
+    /// one recipient are added up); none: this order alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_days: Option<u32>,
 }
 
 /// Per-order value limit of a personal import (import rule). Above it the parcel
@@ -203,6 +207,10 @@ pub struct ValueLimit {
     /// An order of a single unit may exceed it (China's rule for single items).
     #[serde(default)]
     pub single_item_exempt: bool,
+    /// Also count the recipient's orders of the last this many days; none: this order
+    /// alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_days: Option<u32>,
 }
 
 /// Per-buyer running total over a calendar year (import rule).
@@ -354,6 +362,16 @@ fn check_validity(v: &Validity, path: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
+fn check_window(days: Option<u32>, path: &str, errors: &mut Vec<FieldError>) {
+    if days.is_some_and(|d| !(1..=366).contains(&d)) {
+        errors.push(FieldError::new(
+            format!("{path}.window_days"),
+            "out_of_range",
+            "between 1 and 366 days",
+        ));
+    }
+}
+
 fn check_rate(rate: Decimal, path: String, errors: &mut Vec<FieldError>) {
     if rate.is_sign_negative() || rate > Decimal::ONE {
         errors.push(FieldError::new(
@@ -486,6 +504,7 @@ impl CountryRules {
         for (i, r) in imp.quantity_limits.iter().enumerate() {
             let p = format!("import.quantity_limits[{i}]");
             check_validity(&r.validity, &p, &mut e);
+            check_window(r.window_days, &p, &mut e);
             if r.max < 1 {
                 e.push(FieldError::new(
                     format!("{p}.max"),
@@ -503,6 +522,7 @@ impl CountryRules {
         for (i, r) in imp.value_limits.iter().enumerate() {
             let p = format!("import.value_limits[{i}]");
             check_validity(&r.validity, &p, &mut e);
+            check_window(r.window_days, &p, &mut e);
             if r.max.amount <= Decimal::ZERO {
                 e.push(FieldError::new(
                     format!("{p}.max"),

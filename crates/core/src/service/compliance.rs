@@ -434,8 +434,9 @@ impl Engine {
             .collect()
     }
 
-    /// Prices a cart and applies the destination's rules: the cart view (`history`
-    /// none) or checkout (`history` read in the order's transaction).
+    /// Prices a cart and applies the destination's rules: checkout passes the buyer's
+    /// history read under lock in the order's transaction; the cart view (`history`
+    /// none) reads it without a lock, so the buyer sees the verdict checkout will give.
     pub(crate) async fn price_and_check(
         &self,
         cart: &Cart,
@@ -480,6 +481,11 @@ impl Engine {
                     })
                     .collect();
                 let ids = reg.vault().open_all(&cart.buyer_identifiers)?;
+                let viewed = match history {
+                    Some(_) => None,
+                    None => self.buyer_history_for_view(rules, cart).await?,
+                };
+                let history = history.or(viewed.as_ref());
                 let facts = CartFacts {
                     country: &cart.country,
                     origin: reg.origin(),
@@ -506,46 +512,111 @@ impl Engine {
         Ok(priced)
     }
 
-    /// The buyer's imports this calendar year for the yearly limits of the cart's
-    /// destination, under a lock on the buyer so two checkouts cannot both pass.
-    /// Returns the history and the key to record on the order.
+    /// Which of the cart's identifiers counts the buyer's earlier imports, its lookup
+    /// key, and the time range the destination's cumulative limits look back over.
+    /// `None` for domestic carts, destinations without such limits, or carts without
+    /// the identifier (the identifier rules report that).
+    fn history_scope(
+        &self,
+        rules: &CountryRules,
+        cart: &Cart,
+    ) -> CoreResult<Option<(String, String, DateTime<Utc>, DateTime<Utc>)>> {
+        let reg = &self.0.compliance;
+        if cart.country == reg.origin() {
+            return Ok(None);
+        }
+        let day = self.today();
+        let imp = &rules.import;
+        // A yearly limit names its identifier; otherwise the recipient is whoever the
+        // destination's identifier rule accepts, in its order of preference.
+        let kind = in_force(&imp.annual_limits, day)
+            .map(|a| a.identifier.clone())
+            .chain(in_force(&imp.buyer_identifiers, day).flat_map(|r| r.any_of.clone()))
+            .find(|k| cart.buyer_identifiers.contains_key(k));
+        let Some(kind) = kind else {
+            return Ok(None);
+        };
+        let window = in_force(&imp.quantity_limits, day)
+            .filter_map(|q| q.window_days)
+            .chain(in_force(&imp.value_limits, day).filter_map(|v| v.window_days))
+            .max();
+        let yearly = in_force(&imp.annual_limits, day).next().is_some();
+        let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        let mut from = None;
+        if yearly {
+            from = NaiveDate::from_ymd_opt(day.year(), 1, 1).and_then(midnight);
+        }
+        if let Some(w) = window {
+            let start = midnight(day - chrono::Duration::days(i64::from(w.max(1)) - 1));
+            from = match (from, start) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let Some(to) = midnight(day + chrono::Duration::days(1)) else {
+            return Ok(None);
+        };
+        // No cumulative limit: an empty range, but the key is still recorded on the
+        // order, so a limit added later counts orders placed from now on.
+        let from = from.unwrap_or(to);
+        let value = reg.vault().open(&kind, &cart.buyer_identifiers[&kind])?;
+        let key = reg.vault().lookup_key(&kind, &value);
+        Ok(Some((kind, key, from, to)))
+    }
+
+    /// The buyer's earlier imports that the destination's cumulative limits add up,
+    /// read in the order's transaction under a lock on the buyer, so two checkouts of
+    /// one buyer cannot both pass. Returns the history and the key to record on the
+    /// order.
     pub(crate) async fn buyer_history(
         &self,
         tx: &mut dyn crate::ports::Tx,
         cart: &Cart,
     ) -> CoreResult<(BuyerHistory, Option<String>)> {
-        let mut history = BuyerHistory::default();
-        let reg = &self.0.compliance;
-        if cart.country == reg.origin() {
-            return Ok((history, None));
-        }
         let snap = self.rules_snapshot().await;
         let Some(rules) = snap.rules(&cart.country) else {
-            return Ok((history, None));
+            return Ok((BuyerHistory::default(), None));
         };
-        let day = self.today();
-        let mut key = None;
-        for a in in_force(&rules.import.annual_limits, day) {
-            let Some(sealed) = cart.buyer_identifiers.get(&a.identifier) else {
-                continue;
-            };
-            let value = reg.vault().open(&a.identifier, sealed)?;
-            let k = reg.vault().lookup_key(&a.identifier, &value);
-            tx.lock_buyer(&k).await?;
-            let start = NaiveDate::from_ymd_opt(day.year(), 1, 1)
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|d| d.and_utc());
-            let end = NaiveDate::from_ymd_opt(day.year() + 1, 1, 1)
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|d| d.and_utc());
-            let (Some(start), Some(end)) = (start, end) else {
-                return Err(CoreError::Internal("calendar year out of range".into()));
-            };
-            let spent = tx.buyer_order_values(&k, start, end).await?;
-            history.spent.insert(a.identifier.clone(), spent);
-            key.get_or_insert(k);
+        let Some((kind, key, from, to)) = self.history_scope(rules, cart)? else {
+            return Ok((BuyerHistory::default(), None));
+        };
+        if from >= to {
+            return Ok((BuyerHistory::default(), Some(key)));
         }
-        Ok((history, key))
+        tx.lock_buyer(&key).await?;
+        let orders = tx.buyer_orders(&key, from, to).await?;
+        Ok((
+            BuyerHistory {
+                identifier: kind,
+                orders,
+            },
+            Some(key),
+        ))
+    }
+
+    /// The same history for showing a cart (no lock: checkout decides).
+    async fn buyer_history_for_view(
+        &self,
+        rules: &CountryRules,
+        cart: &Cart,
+    ) -> CoreResult<Option<BuyerHistory>> {
+        let Some((kind, key, from, to)) = self.history_scope(rules, cart)? else {
+            return Ok(None);
+        };
+        if from >= to {
+            return Ok(None);
+        }
+        let orders = self
+            .0
+            .store
+            .read()
+            .await?
+            .buyer_orders(&key, from, to)
+            .await?;
+        Ok(Some(BuyerHistory {
+            identifier: kind,
+            orders,
+        }))
     }
 
     /// The compliance data of products read for a listing, filtered to those sellable

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jangteo_core::money::Money;
+use jangteo_core::compliance::PastOrder;
+use jangteo_core::order::Order;
 use jangteo_core::ports::{ComplianceWrite, RuleDocument};
 use jangteo_core::CoreResult;
 use sqlx::postgres::PgRow;
@@ -61,16 +62,16 @@ pub(crate) async fn document_history(
     rows.iter().map(document_from_row).collect()
 }
 
-pub(crate) async fn buyer_order_values(
+pub(crate) async fn buyer_orders(
     conn: &mut PgConnection,
     buyer_key: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> CoreResult<Vec<Money>> {
-    // Served by the partial index orders_buyer (buyer_key, created_at); the subtotal is
+) -> CoreResult<Vec<PastOrder>> {
+    // Served by the partial index orders_buyer (buyer_key, created_at); what counts is
     // read from the order document, where checkout wrote it.
-    let subtotals: Vec<Json<Money>> = sqlx::query_scalar(
-        "SELECT doc -> 'totals' -> 'subtotal' FROM orders
+    let docs: Vec<Json<Order>> = sqlx::query_scalar(
+        "SELECT doc FROM orders
          WHERE buyer_key = $1 AND created_at >= $2 AND created_at < $3
            AND status NOT IN ('canceled', 'refunded')
          ORDER BY created_at, id",
@@ -81,7 +82,7 @@ pub(crate) async fn buyer_order_values(
     .fetch_all(conn)
     .await
     .map_err(map)?;
-    Ok(subtotals.into_iter().map(|Json(m)| m).collect())
+    Ok(docs.iter().map(|Json(o)| PastOrder::from(o)).collect())
 }
 
 crate::compliance_read!(PgTx);

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use jangteo_core::money::Money;
+use jangteo_core::compliance::PastOrder;
+use jangteo_core::order::Order;
 use jangteo_core::ports::{ComplianceWrite, RuleDocument};
 use jangteo_core::CoreResult;
 use sqlx::sqlite::SqliteRow;
@@ -60,16 +61,16 @@ pub(crate) async fn document_history(
     rows.iter().map(document_from_row).collect()
 }
 
-pub(crate) async fn buyer_order_values(
+pub(crate) async fn buyer_orders(
     conn: &mut SqliteConnection,
     buyer_key: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> CoreResult<Vec<Money>> {
-    // Served by the partial index orders_buyer (buyer_key, created_at); the subtotal is
+) -> CoreResult<Vec<PastOrder>> {
+    // Served by the partial index orders_buyer (buyer_key, created_at); what counts is
     // read from the order document, where checkout wrote it.
-    let subtotals: Vec<String> = sqlx::query_scalar(
-        "SELECT json_extract(doc, '$.totals.subtotal') FROM orders
+    let docs: Vec<String> = sqlx::query_scalar(
+        "SELECT doc FROM orders
          WHERE buyer_key = ? AND created_at >= ? AND created_at < ?
            AND status NOT IN ('canceled', 'refunded')
          ORDER BY created_at, id",
@@ -80,9 +81,12 @@ pub(crate) async fn buyer_order_values(
     .fetch_all(conn)
     .await
     .map_err(map)?;
-    subtotals
-        .iter()
-        .map(|s| serde_json::from_str(s).map_err(json))
+    docs.iter()
+        .map(|d| {
+            serde_json::from_str::<Order>(d)
+                .map(|o| PastOrder::from(&o))
+                .map_err(json)
+        })
         .collect()
 }
 
