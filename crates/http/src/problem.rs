@@ -323,11 +323,10 @@ fn request_chain(req: &axum::extract::Request, defaults: &[String]) -> Vec<Strin
 }
 
 /// Localizes every problem document on its way out: `title` becomes the code's message
-/// (`error-<code>` in `crates/core/locales/*/errors.ftl`) in the caller's locale, and
-/// field messages become `field-<code>` when that locale is not English (the English
-/// ones from the use cases are more specific, so they stay). `detail` stays a
-/// developer diagnostic. Done once here rather than in every handler, so no error path
-/// can forget it.
+/// (`error-<code>` in `crates/core/locales/*/errors.ftl`) in the caller's locale. When
+/// that locale is not English, field messages become `field-<code>` and `detail` is
+/// rebuilt from localized parts (in English the use cases' more specific texts stay).
+/// Done once here rather than in every handler, so no error path can forget it.
 pub async fn localize_problems(
     defaults: std::sync::Arc<Vec<String>>,
     req: axum::extract::Request,
@@ -360,7 +359,12 @@ pub async fn localize_problems(
         }
     }
     let primary = chain.first().copied().unwrap_or("en");
-    if !primary.starts_with("en") {
+    let title_id = format!("error-{code}");
+    if !primary.starts_with("en") && catalog.has(primary, &title_id) {
+        // The English detail is specific but English; in another language the detail
+        // is rebuilt from localized parts: the field messages, the violations (already
+        // in the cart's locale), the figures of an out-of-stock answer, else the title.
+        let mut lines = Vec::new();
         if let Some(errors) = doc.get_mut("errors").and_then(|e| e.as_array_mut()) {
             for e in errors {
                 let id = format!("field-{}", e["code"].as_str().unwrap_or(""));
@@ -369,8 +373,35 @@ pub async fn localize_problems(
                         e["message"] = text.into();
                     }
                 }
+                lines.push(format!(
+                    "{}: {}",
+                    e["field"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                ));
             }
         }
+        if let Some(violations) = doc.get("violations").and_then(|v| v.as_array()) {
+            lines.extend(
+                violations
+                    .iter()
+                    .filter_map(|v| v["message"].as_str().map(str::to_string)),
+            );
+        }
+        if lines.is_empty() {
+            let mut figures = fluent_bundle::FluentArgs::new();
+            for k in ["requested", "available"] {
+                if let Some(n) = doc.get(k).and_then(|v| v.as_i64()) {
+                    figures.set(k, n);
+                }
+            }
+            let detail = catalog
+                .render(&[primary], &title_id, Some("detail"), &figures)
+                .ok()
+                .map(|(t, _)| t)
+                .filter(|t| !t.is_empty());
+            lines.push(detail.unwrap_or_else(|| doc["title"].as_str().unwrap_or("").to_string()));
+        }
+        doc["detail"] = lines.join(" ").into();
     }
     let body = serde_json::to_vec(&doc).unwrap_or_else(|_| bytes.to_vec());
     parts.headers.remove(header::CONTENT_LENGTH);

@@ -2265,6 +2265,10 @@ async fn problem_titles_and_field_messages_follow_the_callers_language() {
     let r = app.post("/store/carts", None, bad.clone()).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["errors"][0]["message"], "ISO 3166-1 alpha-2 code");
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("ISO 3166-1"),
+        "English keeps the specific detail"
+    );
 
     // Korean by Accept-Language, Indonesian by ?locale= (which wins over the header).
     let r = send(
@@ -2277,6 +2281,7 @@ async fn problem_titles_and_field_messages_follow_the_callers_language() {
     )
     .await;
     assert_eq!(r.body["title"], "요청하신 항목을 찾을 수 없습니다.");
+    assert_eq!(r.body["detail"], "요청하신 항목을 찾을 수 없습니다.");
     assert_eq!(r.headers[header::CONTENT_LANGUAGE], "ko");
     assert_eq!(
         r.body["code"], "not_found",
@@ -2309,4 +2314,34 @@ async fn problem_titles_and_field_messages_follow_the_callers_language() {
     .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.body["title"], "이 주소에서는 허용되지 않는 방식입니다.");
+
+    // Figures survive translation.
+    let admin = app.admin_token().await;
+    let (_, vid) = app.product(&admin, "last-one", 1).await;
+    let cart = app
+        .post(
+            "/store/carts",
+            None,
+            json!({"country": "KR", "currency": "KRW"}),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = send(
+        &app.store,
+        Method::POST,
+        &format!("/store/carts/{cart}/line-items"),
+        None,
+        Some(json!({"variant_id": vid, "quantity": 5})),
+        &[("accept-language", "ko")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.body["detail"], "재고가 부족합니다: 5개 요청, 1개 남음.");
+    assert_eq!(
+        (r.body["requested"].as_i64(), r.body["available"].as_i64()),
+        (Some(5), Some(1))
+    );
 }

@@ -3,6 +3,7 @@
 error-validation_failed = Some fields are not valid.
 error-not_found = We could not find what you asked for.
 error-out_of_stock = There is not enough stock for this item.
+    .detail = Not enough stock: { $requested } requested, { $available } available.
 error-compliance_violation = This order cannot be shipped to the destination as it is.
 error-unauthorized = Please sign in.
 error-forbidden = You are not allowed to do this.

@@ -1,6 +1,7 @@
 error-validation_failed = Ada isian yang tidak valid.
 error-not_found = Yang Anda cari tidak ditemukan.
 error-out_of_stock = Stok barang ini tidak mencukupi.
+    .detail = Stok tidak cukup: diminta { $requested }, tersedia { $available }.
 error-compliance_violation = Pesanan ini belum dapat dikirim ke negara tujuan.
 error-unauthorized = Silakan masuk terlebih dahulu.
 error-forbidden = Anda tidak diizinkan melakukan ini.

@@ -1,6 +1,7 @@
 error-validation_failed = 입력값이 올바르지 않은 항목이 있습니다.
 error-not_found = 요청하신 항목을 찾을 수 없습니다.
 error-out_of_stock = 이 상품의 재고가 부족합니다.
+    .detail = 재고가 부족합니다: { $requested }개 요청, { $available }개 남음.
 error-compliance_violation = 현재 상태로는 이 주문을 배송지 국가로 보낼 수 없습니다.
 error-unauthorized = 로그인해 주세요.
 error-forbidden = 이 작업을 할 권한이 없습니다.
