@@ -157,6 +157,15 @@ impl Pricing {
             )?,
             None => TaxOutcome::zero(cart.currency, lines.len()),
         };
+        if let Some(c) = outcome.rate_missing {
+            tracing::error!(country = %cart.country, currency = %c, "no exchange rate to apply the destination's duty bands");
+            if strict {
+                return Err(CoreError::conflict(
+                    "exchange_rate_missing",
+                    format!("the exchange-rate table has no {c} rate; duties and taxes for {} cannot be computed", cart.country),
+                ));
+            }
+        }
         if outcome.lines.len() != lines.len() {
             return Err(CoreError::Internal(format!(
                 "tax policy for {} returned {} line taxes for {} lines",

@@ -566,8 +566,9 @@ impl From<&Address> for AddressDto {
     }
 }
 
-/// Body of `PATCH /store/carts/{id}`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// Body of `PATCH /store/carts/{id}`. `Debug` is written by hand: identifiers never
+/// reach a log in clear.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCartBody {
     /// Contact e-mail.
@@ -581,6 +582,23 @@ pub struct UpdateCartBody {
     /// encrypted and only ever shown masked.
     #[schema(example = json!({"kr_pccc": "P123456789012"}))]
     pub buyer_identifiers: Option<BTreeMap<String, Option<String>>>,
+}
+
+impl std::fmt::Debug for UpdateCartBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateCartBody")
+            .field("email", &self.email)
+            .field("shipping_address", &self.shipping_address)
+            .field("locale", &self.locale)
+            .field(
+                "buyer_identifiers",
+                &self
+                    .buyer_identifiers
+                    .as_ref()
+                    .map(|m| m.keys().collect::<Vec<_>>()),
+            )
+            .finish()
+    }
 }
 
 /// Payment choice in a completion. (No `deny_unknown_fields`: provider fields are

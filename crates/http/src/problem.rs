@@ -195,11 +195,16 @@ impl From<CoreError> for ApiError {
             CoreError::Storage(cause) | CoreError::Internal(cause) => {
                 let id = uuid::Uuid::now_v7();
                 tracing::error!(error_id = %id, %cause, "internal error");
-                ApiError::new(
+                let mut err = ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal_error",
                     format!("internal error; reference {id}"),
-                )
+                );
+                // Its own member too, so it survives a localized detail.
+                let mut extra = serde_json::Map::new();
+                extra.insert("reference".into(), id.to_string().into());
+                err.0.extra = Some(extra);
+                err
             }
         }
     }
@@ -400,6 +405,9 @@ pub async fn localize_problems(
                 .map(|(t, _)| t)
                 .filter(|t| !t.is_empty());
             lines.push(detail.unwrap_or_else(|| doc["title"].as_str().unwrap_or("").to_string()));
+            if let Some(r) = doc.get("reference").and_then(|r| r.as_str()) {
+                lines.push(format!("({r})"));
+            }
         }
         doc["detail"] = lines.join(" ").into();
     }

@@ -266,6 +266,17 @@ fn listings_and_pages_follow_each_countrys_rules() {
         );
         assert!(!id.contains(&h.to_string()), "{h} listed for Indonesia");
     }
+    // A country the store does not serve lists nothing, and says so at once.
+    let (st, b) = http(
+        &srv.store,
+        "GET",
+        "/store/products?limit=5&country=FR",
+        None,
+        None,
+    );
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(json(&b)["products"], j!([]));
+    assert!(json(&b)["next_cursor"].is_null(), "{b}");
     // Declared not halal: sold, with the statement.
     assert!(id.contains(&"kids-multivitamin-gummy".to_string()));
     assert_eq!(

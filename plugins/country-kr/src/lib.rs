@@ -103,10 +103,11 @@ impl CountryCompliance for Korea {
         &self,
         rules: &CountryRules,
         data: &CountryData,
+        day: NaiveDate,
         path: &str,
         errors: &mut Vec<FieldError>,
     ) {
-        evaluate::check_country_data(rules, data, self.extra_product_fields(), path, errors);
+        evaluate::check_country_data(rules, data, self.extra_product_fields(), day, path, errors);
         if let Some(v) = data.extra.get(AD_REVIEW_ID) {
             let ok = v.as_str().is_some_and(|s| {
                 !s.trim().is_empty() && s.chars().count() <= 64 && !s.chars().any(char::is_control)

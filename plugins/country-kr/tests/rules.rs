@@ -310,7 +310,13 @@ fn ad_review_id_is_a_short_non_empty_string() {
     let check = |v: serde_json::Value| {
         let data: CountryData = serde_json::from_value(v).unwrap();
         let mut errors = Vec::new();
-        Korea.check_product_data(&rules, &data, "countries.KR", &mut errors);
+        Korea.check_product_data(
+            &rules,
+            &data,
+            "2026-11-28".parse().unwrap(),
+            "countries.KR",
+            &mut errors,
+        );
         errors
             .into_iter()
             .map(|e| (e.field, e.code))

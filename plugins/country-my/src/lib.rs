@@ -12,8 +12,9 @@
 //! - Sales: NPRA registration `MAL` + 8 digits + `N` with an optional code of up to
 //!   two letters (`MAL20012345N`, `MAL19876543NC`); other category letters (drugs,
 //!   traditional products) are not supplement registrations. Expired or missing: not
-//!   listed. The label statement "Jauhkan daripada kanak-kanak" / "Keep out of reach
-//!   of children" on every product. Melatonin blocked (prescription, Poisons Act
+//!   listed. The label statement "Jauhkan daripada kanak-kanak / Keep out of reach of
+//!   children" on every product, both languages in every locale (the facts require
+//!   both). Melatonin blocked (prescription, Poisons Act
 //!   Group C).
 //! - Import: the 10 % sales tax on low-value goods (up to RM 500) sold online from
 //!   abroad since 2024-01-01, which the seller collects: it is charged in the order

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use jangteo_core::compliance::product::Ingredient;
-use jangteo_core::compliance::ProductFacts;
+use jangteo_core::compliance::{CountryData, ProductFacts};
 use jangteo_core::CoreResult;
 use serde::{Deserialize, Serialize};
 
@@ -46,11 +46,44 @@ pub(crate) fn to_columns(facts: &ProductFacts) -> CoreResult<(String, String)> {
 }
 
 /// Facts from the `countries` and `compliance` columns' JSON text.
+///
+/// A country object that does not fit the schema (written as free-form JSON before
+/// the compliance schema existed) is left out with a warning instead of making the
+/// whole product unreadable: without its data the product is simply not sellable
+/// where that country requires a registration, which fails closed. Re-saving the
+/// product through the admin API validates and rewrites it.
 pub(crate) fn from_columns(countries: &str, compliance: &str) -> CoreResult<ProductFacts> {
     let c: StoredCompliance = serde_json::from_str(compliance).map_err(json)?;
+    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(countries).map_err(json)?;
+    let countries = raw
+        .into_iter()
+        .filter_map(|(code, v)| match serde_json::from_value::<CountryData>(v) {
+            Ok(d) => Some((code, d)),
+            Err(e) => {
+                tracing::warn!(country = %code, error = %e, "stored country data does not fit the schema; ignored");
+                None
+            }
+        })
+        .collect();
     Ok(ProductFacts {
-        countries: serde_json::from_str(countries).map_err(json)?,
+        countries,
         ingredients: c.ingredients,
         claims: c.claims,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_country_objects_do_not_make_a_product_unreadable() {
+        let facts = from_columns(
+            r#"{"ID": {"registration": {"number": "POM SI 123456789"}}, "KR": null, "MY": {"hs_code": "2106.90"}}"#,
+            "{}",
+        )
+        .unwrap();
+        assert_eq!(facts.countries.keys().collect::<Vec<_>>(), ["MY"]);
+        assert_eq!(facts.countries["MY"].hs_code.as_deref(), Some("2106.90"));
+    }
 }

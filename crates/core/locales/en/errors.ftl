@@ -74,3 +74,4 @@ field-pattern_mismatch = The example does not match the pattern.
 field-buyer_id_invalid = This identifier is not valid.
 error-duplicate = This already exists.
 error-constraint_violation = The change breaks a rule of the database.
+error-exchange_rate_missing = This order cannot be priced at the moment. Please try again later.

@@ -72,3 +72,4 @@ field-pattern_mismatch = Contoh tidak cocok dengan pola.
 field-buyer_id_invalid = Nomor identitas ini tidak valid.
 error-duplicate = Data ini sudah ada.
 error-constraint_violation = Perubahan ini melanggar aturan basis data.
+error-exchange_rate_missing = Pesanan ini belum dapat dihitung saat ini. Silakan coba lagi nanti.

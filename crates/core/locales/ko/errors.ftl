@@ -72,3 +72,4 @@ field-pattern_mismatch = 예시가 패턴과 맞지 않습니다.
 field-buyer_id_invalid = 식별번호가 올바르지 않습니다.
 error-duplicate = 이미 존재합니다.
 error-constraint_violation = 데이터베이스 규칙에 맞지 않는 변경입니다.
+error-exchange_rate_missing = 지금은 이 주문의 금액을 계산할 수 없습니다. 잠시 후 다시 시도해 주세요.

@@ -431,7 +431,7 @@ pub fn check_plugin(
         guarded(
             "check_product_data on the compliant product",
             &mut e,
-            || compliance.check_product_data(&rules, data, &path, &mut errors),
+            || compliance.check_product_data(&rules, data, day, &path, &mut errors),
         );
         for err in errors {
             e.push(format!(

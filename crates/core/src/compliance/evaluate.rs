@@ -75,6 +75,7 @@ pub fn check_country_data(
     rules: &CountryRules,
     data: &CountryData,
     extra_fields: &[&str],
+    day: NaiveDate,
     path: &str,
     errors: &mut Vec<FieldError>,
 ) {
@@ -84,11 +85,7 @@ pub fn check_country_data(
         let candidates: Vec<_> = rules
             .registration
             .iter()
-            .filter(|r| {
-                r.validity
-                    .valid_to
-                    .is_none_or(|to| to >= reg.expires_on.min(to))
-            })
+            .filter(|r| r.validity.valid_to.is_none_or(|to| to >= day))
             .collect();
         if !candidates.is_empty() {
             let ok = candidates
@@ -132,8 +129,10 @@ fn sales(
             .and_then(|d| d.registration.as_ref())
             .is_some_and(|reg| reg.expires_on >= day && pattern_matches(&r.pattern, &reg.number));
         if !ok {
+            // Named as expired only when it is; a malformed number is just missing.
             let expired = data
                 .and_then(|d| d.registration.as_ref())
+                .filter(|reg| reg.expires_on < day)
                 .map(|reg| reg.expires_on.to_string());
             let mut v = Violation::new(ViolationCode::NotRegistered)
                 .on_line(line, product_id)
@@ -254,7 +253,11 @@ pub fn cart(rules: &CountryRules, cart: &CartFacts<'_>) -> Vec<Violation> {
             (Some(w), Some(h)) => h.within(cart.day, w).collect(),
             _ => Vec::new(),
         };
-        let window = q.window_days.map_or("none".to_string(), |w| w.to_string());
+        // The message mentions earlier orders only when they were counted.
+        let window = match (q.window_days, cart.history) {
+            (Some(w), Some(_)) => w.to_string(),
+            _ => "none".to_string(),
+        };
         match q.scope {
             QuantityScope::PerOrder => {
                 let earlier: i64 = past.iter().flat_map(|o| &o.units).map(|(_, n)| n).sum();
@@ -405,4 +408,151 @@ pub fn annual(rules: &CountryRules, cart: &CartFacts<'_>) -> Vec<Violation> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compliance::product::Registration;
+    use crate::compliance::{BuyerHistory, ExchangeRates, LineFacts, PastOrder};
+    use crate::money::{Currency, Money};
+
+    fn rules() -> CountryRules {
+        serde_json::from_value(serde_json::json!({
+            "country": "ID",
+            "served": [{"valid_from": "2024-01-01", "source": "t"}],
+            "registration": [
+                {"valid_from": "2020-01-01", "valid_to": "2025-12-31", "source": "old",
+                 "authority": "BPOM", "pattern": "^ML[0-9]{12}$", "example": "ML123456789012"},
+                {"valid_from": "2026-01-01", "source": "new",
+                 "authority": "BPOM", "pattern": "^POM SI[0-9]{9}$", "example": "POM SI123456789"}
+            ],
+            "import": {"quantity_limits": [
+                {"valid_from": "2024-01-01", "source": "t", "scope": "per_order", "max": 6, "window_days": 90}
+            ]}
+        }))
+        .unwrap()
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn registered(number: &str, expires: &str) -> ProductFacts {
+        let mut p = ProductFacts::default();
+        p.countries.insert(
+            "ID".into(),
+            CountryData {
+                registration: Some(Registration {
+                    number: number.into(),
+                    holder: "PT X".into(),
+                    expires_on: day(expires),
+                }),
+                ..Default::default()
+            },
+        );
+        p
+    }
+
+    #[test]
+    fn a_retired_registration_format_is_refused_when_saving() {
+        let r = rules();
+        let mut errors = Vec::new();
+        let old = registered("ML123456789012", "2029-01-01");
+        check_country_data(
+            &r,
+            old.country("ID").unwrap(),
+            &[],
+            day("2026-11-28"),
+            "countries.ID",
+            &mut errors,
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].code, "invalid_format");
+        // While the old format was in force it was accepted.
+        errors.clear();
+        check_country_data(
+            &r,
+            old.country("ID").unwrap(),
+            &[],
+            day("2025-06-01"),
+            "countries.ID",
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn only_an_expired_registration_is_called_expired() {
+        let r = rules();
+        let malformed = listing(&r, &registered("POM SI12", "2029-01-01"), day("2026-11-28"));
+        assert_eq!(malformed[0].code, ViolationCode::NotRegistered);
+        assert_eq!(malformed[0].args["expired"], "none");
+        let expired = listing(
+            &r,
+            &registered("POM SI123456789", "2026-06-30"),
+            day("2026-11-28"),
+        );
+        assert_eq!(expired[0].args["expired"], "2026-06-30");
+        assert!(listing(
+            &r,
+            &registered("POM SI123456789", "2026-11-28"),
+            day("2026-11-28")
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn windowed_limits_add_earlier_orders_only_when_history_was_read() {
+        let mut r = rules();
+        r.registration.clear();
+        let p = ProductFacts::default();
+        let pid = ProductId(uuid::Uuid::nil());
+        let lines = [LineFacts {
+            line_id: None,
+            product_id: pid,
+            product: &p,
+            quantity: 3,
+            line_total: Money::parse("1000", Currency::IDR).unwrap(),
+        }];
+        let ids = BTreeMap::new();
+        let rates = ExchangeRates::default();
+        let at = |d: &str| day(d).and_hms_opt(10, 0, 0).unwrap().and_utc();
+        let history = BuyerHistory {
+            identifier: "id_nik".into(),
+            orders: vec![
+                // 91 days before: outside the window.
+                PastOrder {
+                    created_at: at("2026-08-29"),
+                    subtotal: lines[0].line_total,
+                    units: vec![(pid, 4)],
+                },
+                PastOrder {
+                    created_at: at("2026-08-30"),
+                    subtotal: lines[0].line_total,
+                    units: vec![(pid, 4)],
+                },
+            ],
+        };
+        let facts = |h| CartFacts {
+            country: "ID",
+            origin: "KR",
+            day: day("2026-11-27"),
+            lines: &lines,
+            subtotal: lines[0].line_total,
+            identifiers: &ids,
+            rates: &rates,
+            history: h,
+        };
+        assert!(cart(&r, &facts(None)).is_empty(), "3 units alone are fine");
+        let v = cart(&r, &facts(Some(&history)));
+        assert_eq!(v.len(), 1);
+        // 3 now + 4 on 2026-08-30 (the window's first day); the order of 08-29 is out.
+        assert_eq!(v[0].actual, Some(serde_json::json!(7)));
+        assert_eq!(v[0].args["window"], "90");
+        // One day later the older order is out of the window as well.
+        let mut later = facts(Some(&history));
+        later.day = day("2026-11-28");
+        assert!(cart(&r, &later).is_empty());
+    }
 }

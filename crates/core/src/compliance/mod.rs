@@ -224,8 +224,8 @@ impl BuyerHistory {
     }
 }
 
-/// A cart as compliance sees it.
-#[derive(Debug, Clone, Copy)]
+/// A cart as compliance sees it. `Debug` shows identifier kinds only, never values.
+#[derive(Clone, Copy)]
 pub struct CartFacts<'a> {
     /// Destination.
     pub country: &'a str,
@@ -243,6 +243,20 @@ pub struct CartFacts<'a> {
     pub rates: &'a ExchangeRates,
     /// The buyer's history (checkout only).
     pub history: Option<&'a BuyerHistory>,
+}
+
+impl std::fmt::Debug for CartFacts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CartFacts")
+            .field("country", &self.country)
+            .field("origin", &self.origin)
+            .field("day", &self.day)
+            .field("lines", &self.lines)
+            .field("subtotal", &self.subtotal)
+            .field("identifiers", &self.identifiers.keys().collect::<Vec<_>>())
+            .field("history", &self.history)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CartFacts<'_> {
@@ -287,15 +301,16 @@ pub trait CountryCompliance: Send + Sync + std::fmt::Debug {
         &[]
     }
 
-    /// Checks a product's data for this country when an operator saves it.
+    /// Checks a product's data for this country when an operator saves it on `day`.
     fn check_product_data(
         &self,
         rules: &CountryRules,
         data: &CountryData,
+        day: NaiveDate,
         path: &str,
         errors: &mut Vec<FieldError>,
     ) {
-        evaluate::check_country_data(rules, data, self.extra_product_fields(), path, errors);
+        evaluate::check_country_data(rules, data, self.extra_product_fields(), day, path, errors);
     }
 
     /// Moment 1: why the product cannot be sold there on `day` (empty: it can).

@@ -260,12 +260,18 @@ impl ComplianceRegistry {
         &self,
         snapshot: &RulesSnapshot,
         facts: &ProductFacts,
+        day: NaiveDate,
         errors: &mut Vec<FieldError>,
     ) {
         for (code, data) in &facts.countries {
             if let (Some(p), Some(rules)) = (self.plugins.get(code), snapshot.rules(code)) {
-                p.compliance
-                    .check_product_data(rules, data, &format!("countries.{code}"), errors);
+                p.compliance.check_product_data(
+                    rules,
+                    data,
+                    day,
+                    &format!("countries.{code}"),
+                    errors,
+                );
             }
         }
     }

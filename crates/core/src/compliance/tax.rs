@@ -71,6 +71,9 @@ pub struct TaxOutcome {
     pub duties: Money,
     /// Import estimate for cross-border carts.
     pub landed_cost: Option<LandedCost>,
+    /// A duty band could not be matched for want of an exchange rate: the estimate,
+    /// and any tax the seller must collect, are unknown (checkout refuses).
+    pub rate_missing: Option<Currency>,
 }
 
 impl TaxOutcome {
@@ -84,6 +87,7 @@ impl TaxOutcome {
             rate: None,
             duties: Money::zero(currency),
             landed_cost: None,
+            rate_missing: None,
         }
     }
 }
@@ -125,21 +129,31 @@ pub fn from_rules(rules: &CountryRules, input: &TaxInput<'_>) -> CoreResult<TaxO
     if goods.amount.is_zero() {
         return Ok(out);
     }
-    let band = in_force(&rules.import.duties, input.day).find(|b| {
-        let above = b.above.is_none_or(|a| {
-            input
-                .rates
-                .convert(goods.amount, cur, a.currency)
-                .is_some_and(|v| v > a.amount)
-        });
-        let below = b.up_to.is_none_or(|u| {
-            input
-                .rates
-                .convert(goods.amount, cur, u.currency)
-                .is_some_and(|v| v <= u.amount)
-        });
-        above && below
-    });
+    // A band bounded in a currency the rate table lacks cannot be decided; it must not
+    // be skipped silently, or tax the seller has to collect would go uncharged.
+    let in_band_currency = |c: Currency| input.rates.convert(goods.amount, cur, c);
+    let mut band = None;
+    for b in in_force(&rules.import.duties, input.day) {
+        let bounds = [b.above, b.up_to];
+        if let Some(m) = bounds
+            .iter()
+            .flatten()
+            .find(|m| in_band_currency(m.currency).is_none())
+        {
+            out.rate_missing = Some(m.currency);
+            return Ok(out);
+        }
+        let above = b
+            .above
+            .is_none_or(|a| in_band_currency(a.currency).is_some_and(|v| v > a.amount));
+        let below = b
+            .up_to
+            .is_none_or(|u| in_band_currency(u.currency).is_some_and(|v| v <= u.amount));
+        if above && below {
+            band = Some(b);
+            break;
+        }
+    }
     let Some(band) = band else {
         return Ok(out);
     };
@@ -175,6 +189,43 @@ mod tests {
             Just(Currency::IDR),
             Just(Currency::JPY)
         ]
+    }
+
+    #[test]
+    fn a_band_in_a_currency_without_a_rate_is_reported_not_skipped() {
+        let rules: CountryRules = serde_json::from_value(serde_json::json!({
+            "country": "SG", "served": [{"valid_from": "2000-01-01", "source": "t"}],
+            "import": {"duties": [{"valid_from": "2000-01-01", "source": "t",
+                "up_to": {"amount": "400", "currency": "SGD"}, "duty_rate": "0",
+                "import_tax_rate": "0.09", "collected_by_seller": true, "label": {"en": "GST"}}]}
+        }))
+        .unwrap();
+        let lines = [Money::parse("39000", Currency::KRW).unwrap()];
+        let input = |rates: &ExchangeRates| {
+            from_rules(
+                &rules,
+                &TaxInput {
+                    country: "SG",
+                    origin: "KR",
+                    day: "2026-11-28".parse().unwrap(),
+                    currency: Currency::KRW,
+                    lines: &lines,
+                    rates,
+                },
+            )
+            .unwrap()
+        };
+        let none = input(&ExchangeRates::default());
+        assert_eq!(none.rate_missing, Some(Currency::SGD));
+        assert_eq!(none.duties, Money::zero(Currency::KRW));
+        let rates: ExchangeRates = serde_json::from_value(serde_json::json!({
+            "base": "KRW", "rates": {"SGD": "0.00094"}, "source": "t"
+        }))
+        .unwrap();
+        let some = input(&rates);
+        assert_eq!(some.rate_missing, None);
+        // 9 % GST collected by the seller, charged in the total.
+        assert_eq!(some.duties, Money::parse("3510", Currency::KRW).unwrap());
     }
 
     proptest! {

@@ -59,10 +59,20 @@ impl Engine {
         LocaleChain::negotiate([cart.locale.as_str()], &self.0.settings.default_locales)
     }
 
-    pub(crate) async fn priced(&self, reads: &mut dyn Reads, cart: Cart) -> CoreResult<PricedCart> {
+    /// Reads the cart's variants and prices it. The connection is given back before
+    /// pricing, which may read rules and the buyer's history on connections of its own
+    /// (holding one while asking for another can exhaust a small pool).
+    pub(crate) async fn priced(
+        &self,
+        mut reads: Box<dyn Reads>,
+        cart: Cart,
+    ) -> CoreResult<PricedCart> {
         let ids: Vec<VariantId> = cart.lines.iter().map(|l| l.variant_id).collect();
         let snaps = reads.variants(&ids).await?;
-        self.price_and_check(&cart, &snaps, false, None).await
+        drop(reads);
+        let rules = self.rules_snapshot().await;
+        self.price_and_check(&rules, &cart, &snaps, false, None)
+            .await
     }
 
     /// Carts of signed-in buyers are theirs alone; guest carts are reached by id.
@@ -136,7 +146,8 @@ impl Engine {
         tx.save_cart(&cart).await?;
         self.commit(tx, &[]).await?;
         // A new cart has no lines: nothing to read for its (zero) totals.
-        self.price_and_check(&cart, &[], false, None).await
+        let rules = self.rules_snapshot().await;
+        self.price_and_check(&rules, &cart, &[], false, None).await
     }
 
     /// A priced cart.
@@ -147,7 +158,7 @@ impl Engine {
             .await?
             .ok_or(CoreError::NotFound { entity: "cart" })?;
         Self::check_owner(&cart, caller)?;
-        self.priced(r.as_mut(), cart).await
+        self.priced(r, cart).await
     }
 
     /// A change that needs no catalog data (address, removal): the variants for the
@@ -219,10 +230,12 @@ impl Engine {
         tx.save_cart(&cart).await?;
         self.commit(tx, &[]).await?;
         if extra.is_none() {
-            let mut r = self.0.store.read().await?;
-            return self.priced(r.as_mut(), cart).await;
+            let r = self.0.store.read().await?;
+            return self.priced(r, cart).await;
         }
-        self.price_and_check(&cart, &snaps, false, None).await
+        let rules = self.rules_snapshot().await;
+        self.price_and_check(&rules, &cart, &snaps, false, None)
+            .await
     }
 
     /// Adds a variant to a cart (or raises the quantity of its existing line).

@@ -262,6 +262,18 @@ impl Engine {
         snap: Arc<crate::compliance::registry::RulesSnapshot>,
     ) -> CoreResult<ProductPage> {
         const MAX_SCANNED: usize = 500;
+        // A country not served today lists nothing: answer at once instead of scanning
+        // the catalog page by page to find that out.
+        let served = self.0.compliance.plugin(country).is_some()
+            && snap
+                .rules(country)
+                .is_some_and(|r| crate::compliance::evaluate::served(r, self.today()));
+        if !served {
+            return Ok(ProductPage {
+                products: Vec::new(),
+                next: None,
+            });
+        }
         let want = query.limit as usize;
         let mut out = Vec::with_capacity(want);
         let mut scanned = 0;
@@ -418,7 +430,8 @@ impl Engine {
         input: ProductInput,
     ) -> CoreResult<Product> {
         let product = input.into_new_product(self.now())?;
-        self.check_product_facts(&product).await?;
+        let rules = self.rules_snapshot().await;
+        self.check_product_facts(&rules, &product)?;
         let mut tx = self.0.store.begin().await?;
         self.ensure_categories(&mut tx, &product.categories).await?;
         tx.insert_product(&product).await?;
@@ -450,6 +463,9 @@ impl Engine {
         id: ProductId,
         patch: ProductInput,
     ) -> CoreResult<Product> {
+        // Read before the transaction: a rules reload inside it would ask for a second
+        // connection while holding the writer.
+        let rules = self.rules_snapshot().await;
         let mut tx = self.0.store.begin().await?;
         let current = tx
             .product(id)
@@ -457,7 +473,7 @@ impl Engine {
             .ok_or(CoreError::NotFound { entity: "product" })?;
         let summary = serde_json::to_value(&patch).unwrap_or_default();
         let next = patch.apply_to(&current, self.now())?;
-        self.check_product_facts(&next).await?;
+        self.check_product_facts(&rules, &next)?;
         self.ensure_categories(&mut tx, &next.categories).await?;
         tx.update_product(&next).await?;
         tx.append_audit(&self.audit(staff, "product.update", "product", id, summary))

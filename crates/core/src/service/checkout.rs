@@ -109,6 +109,9 @@ impl Engine {
         }
         let provider = self.0.payments.get(payment.provider.as_deref())?;
         let now = self.now();
+        // Rules are read before the transaction: a reload inside it would ask for a
+        // second connection while holding the writer.
+        let rules = self.rules_snapshot().await;
 
         let mut tx = self.0.store.begin().await?;
         if let Some(key) = idempotency_key {
@@ -153,9 +156,9 @@ impl Engine {
         let snaps = tx.variants(&ids).await?;
         // Yearly limits read the buyer's past orders under a lock on the buyer, in this
         // transaction, so two checkouts of one buyer cannot both pass the limit.
-        let (history, buyer_key) = self.buyer_history(tx.as_mut(), &cart).await?;
+        let (history, buyer_key) = self.buyer_history(&rules, tx.as_mut(), &cart).await?;
         let priced = self
-            .price_and_check(&cart, &snaps, true, Some(&history))
+            .price_and_check(&rules, &cart, &snaps, true, Some(&history))
             .await?;
         if !priced.compliance.ok {
             return Err(CoreError::Compliance(priced.compliance.violations));

@@ -77,6 +77,16 @@ pub struct ProductCountryView {
     pub statements: Vec<PageStatement>,
 }
 
+/// Whose earlier orders count, and over which time range (`[from, to)`).
+struct HistoryScope {
+    /// Identifier kind the buyer is recognized by.
+    kind: String,
+    /// Its lookup key (keyed hash).
+    key: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
 /// What a change of cart identifiers asks: a value sets a kind, `None` removes it.
 pub type IdentifierChanges = BTreeMap<String, Option<String>>;
 
@@ -324,13 +334,14 @@ impl Engine {
         let mut statements = Vec::new();
         if let Some(rules) = snap.rules(&country) {
             let data = product.facts.country(&country);
-            let claims = product
-                .facts
-                .claims
+            // The claims of the page's language decide the wording (the US disclaimer
+            // differs for one claim and several): the first locale of the chain that
+            // has claims, as the page shows them.
+            let claims = locales
                 .iter()
-                .find(|(tag, _)| locales.contains(&tag.as_str()))
-                .or_else(|| product.facts.claims.iter().next())
-                .map_or(0, |(_, c)| c.len());
+                .find_map(|l| product.facts.claims.get(*l))
+                .or_else(|| product.facts.claims.values().next())
+                .map_or(0, Vec::len);
             let halal = data.and_then(|d| d.halal.as_ref());
             for s in in_force(&rules.label_statements, day) {
                 let applies = match s.when {
@@ -439,13 +450,13 @@ impl Engine {
     /// none) reads it without a lock, so the buyer sees the verdict checkout will give.
     pub(crate) async fn price_and_check(
         &self,
+        snap: &RulesSnapshot,
         cart: &Cart,
         snapshots: &[VariantSnapshot],
         strict: bool,
         history: Option<&BuyerHistory>,
     ) -> CoreResult<PricedCart> {
         let chain = self.cart_chain(cart);
-        let snap = self.rules_snapshot().await;
         let reg = &self.0.compliance;
         let plugin = reg.plugin(&cart.country);
         let rules = snap.rules(&cart.country);
@@ -516,11 +527,7 @@ impl Engine {
     /// key, and the time range the destination's cumulative limits look back over.
     /// `None` for domestic carts, destinations without such limits, or carts without
     /// the identifier (the identifier rules report that).
-    fn history_scope(
-        &self,
-        rules: &CountryRules,
-        cart: &Cart,
-    ) -> CoreResult<Option<(String, String, DateTime<Utc>, DateTime<Utc>)>> {
+    fn history_scope(&self, rules: &CountryRules, cart: &Cart) -> CoreResult<Option<HistoryScope>> {
         let reg = &self.0.compliance;
         if cart.country == reg.origin() {
             return Ok(None);
@@ -561,7 +568,12 @@ impl Engine {
         let from = from.unwrap_or(to);
         let value = reg.vault().open(&kind, &cart.buyer_identifiers[&kind])?;
         let key = reg.vault().lookup_key(&kind, &value);
-        Ok(Some((kind, key, from, to)))
+        Ok(Some(HistoryScope {
+            kind,
+            key,
+            from,
+            to,
+        }))
     }
 
     /// The buyer's earlier imports that the destination's cumulative limits add up,
@@ -570,14 +582,20 @@ impl Engine {
     /// order.
     pub(crate) async fn buyer_history(
         &self,
+        snap: &RulesSnapshot,
         tx: &mut dyn crate::ports::Tx,
         cart: &Cart,
     ) -> CoreResult<(BuyerHistory, Option<String>)> {
-        let snap = self.rules_snapshot().await;
         let Some(rules) = snap.rules(&cart.country) else {
             return Ok((BuyerHistory::default(), None));
         };
-        let Some((kind, key, from, to)) = self.history_scope(rules, cart)? else {
+        let Some(HistoryScope {
+            kind,
+            key,
+            from,
+            to,
+        }) = self.history_scope(rules, cart)?
+        else {
             return Ok((BuyerHistory::default(), None));
         };
         if from >= to {
@@ -600,7 +618,13 @@ impl Engine {
         rules: &CountryRules,
         cart: &Cart,
     ) -> CoreResult<Option<BuyerHistory>> {
-        let Some((kind, key, from, to)) = self.history_scope(rules, cart)? else {
+        let Some(HistoryScope {
+            kind,
+            key,
+            from,
+            to,
+        }) = self.history_scope(rules, cart)?
+        else {
             return Ok(None);
         };
         if from >= to {
@@ -640,12 +664,15 @@ impl Engine {
     }
 
     /// Checks a product's per-country data with the plugins (operator writes).
-    pub(crate) async fn check_product_facts(&self, product: &Product) -> CoreResult<()> {
-        let snap = self.rules_snapshot().await;
+    pub(crate) fn check_product_facts(
+        &self,
+        snap: &RulesSnapshot,
+        product: &Product,
+    ) -> CoreResult<()> {
         let mut errors = Vec::new();
         self.0
             .compliance
-            .check_product(&snap, &product.facts, &mut errors);
+            .check_product(snap, &product.facts, self.today(), &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
