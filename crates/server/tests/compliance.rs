@@ -464,3 +464,89 @@ fn yearly_limit_race(srv: &Server) {
     // Refused checkouts took no stock.
     assert_eq!(common::stock(srv, &token, &product), 95);
 }
+
+#[test]
+fn per_country_product_data_is_checked_by_each_countrys_plugin() {
+    let dir = data_dir("product-data");
+    let srv = start_with(&dir, &[]);
+    let token = login(&srv);
+    let save = |countries: Value| {
+        let body = j!({
+            "handle": "schema-check", "status": "published",
+            "title": {"en": "Schema check"},
+            "ingredients": [{"name": "Vitamin D", "amount": "400", "unit": "IU"}],
+            "countries": countries,
+            "variants": [{"sku": "SCHEMA-1", "prices": [{"amount": "10000", "currency": "KRW"}], "stock": 1}]
+        });
+        http(
+            &srv.admin,
+            "POST",
+            "/admin/products",
+            Some(&token),
+            Some(&body.to_string()),
+        )
+    };
+    let fields = |b: &str| -> Vec<(String, String)> {
+        json(b)["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no field errors: {b}"))
+            .iter()
+            .map(|e| {
+                (
+                    e["field"].as_str().unwrap().into(),
+                    e["code"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let reg = |number: &str| j!({"number": number, "holder": "Local Importer", "expires_on": "2029-12-31"});
+    // Indonesia: POM SI + 9 digits; Malaysia: MAL + 8 digits + N (+ letters); Korea's
+    // own field must be a short string; unknown fields are refused.
+    let (st, b) = save(j!({
+        "ID": {"registration": reg("POM SI 12345")},
+        "MY": {"registration": reg("MAL2101000")},
+        "KR": {"ad_review_id": 42, "ad_reveiw_id": "typo"}
+    }));
+    assert_eq!(st, 422, "{b}");
+    let mut got = fields(&b);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "countries.ID.registration.number".into(),
+                "invalid_format".into()
+            ),
+            ("countries.KR.ad_reveiw_id".into(), "unknown_field".into()),
+            ("countries.KR.ad_review_id".into(), "invalid_format".into()),
+            (
+                "countries.MY.registration.number".into(),
+                "invalid_format".into()
+            ),
+        ]
+    );
+    // A malformed halal object is a field error too, not a 500.
+    let (st, b) = save(j!({"ID": {"halal": {"certificate_number": "X"}}}));
+    assert_eq!(st, 422, "{b}");
+    assert_eq!(fields(&b)[0].0, "countries.ID");
+    // Valid data is stored and shown on the product page.
+    let (st, b) = save(j!({
+        "ID": {"registration": reg("POM SI123456789"), "halal": null},
+        "MY": {"registration": reg("MAL21010001NC")},
+        "KR": {"ad_review_id": "HFF-AD-2026-0001"}
+    }));
+    assert_eq!(st, 201, "{b}");
+    let (st, b) = http(
+        &srv.store,
+        "GET",
+        "/store/products/schema-check?country=ID&locale=id",
+        None,
+        None,
+    );
+    assert_eq!(st, 200, "{b}");
+    let page = json(&b);
+    assert_eq!(page["countries"]["ID"]["halal"], Value::Null);
+    assert_eq!(page["country"]["sellable"], true, "{page}");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}
