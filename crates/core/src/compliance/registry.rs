@@ -68,6 +68,7 @@ struct State {
 /// identifier vault and the violation messages.
 pub struct ComplianceRegistry {
     plugins: BTreeMap<String, Plugin>,
+    defaults: HashMap<String, (Arc<CountryRules>, i64)>,
     origin: String,
     vault: IdentifierVault,
     messages: Catalog,
@@ -112,6 +113,8 @@ impl ComplianceRegistry {
         }
         Ok(ComplianceRegistry {
             plugins: map,
+            // Parsed and checked once: every refresh starts from these.
+            defaults: rules.clone(),
             origin: origin.to_string(),
             vault: IdentifierVault::new(data_key),
             messages: Catalog::load("compliance", MESSAGES)?,
@@ -136,6 +139,11 @@ impl ComplianceRegistry {
     /// Origin country of shipments.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// The rules a plugin ships (version 0), parsed once at start.
+    pub fn default_rules(&self, country: &str) -> Option<Arc<CountryRules>> {
+        self.defaults.get(country).map(|(r, _)| r.clone())
     }
 
     /// The plugin of a country.
@@ -202,10 +210,7 @@ impl ComplianceRegistry {
         let mut r = store.read().await?;
         let docs = r.latest_documents(RULES_KIND).await?;
         let rates = r.latest_documents(RATES_KIND).await?;
-        let mut rules = HashMap::new();
-        for (code, p) in &self.plugins {
-            rules.insert(code.clone(), (Arc::new(p.compliance.default_rules()), 0));
-        }
+        let mut rules = self.defaults.clone();
         for d in docs {
             if !self.plugins.contains_key(&d.key) {
                 continue;

@@ -145,8 +145,8 @@ impl Engine {
                 rules: self
                     .0
                     .compliance
-                    .plugin(code)
-                    .map(|p| p.compliance.default_rules())
+                    .default_rules(code)
+                    .map(|r| (*r).clone())
                     .ok_or(CoreError::NotFound { entity: "country" })?,
             },
         })
