@@ -33,6 +33,40 @@ pub trait SharedCache: Send + Sync + std::fmt::Debug {
     async fn put(&self, namespace: &str, key: &str, value: &[u8], ttl: Duration) -> CoreResult<()>;
     /// Drops every key of `namespace`.
     async fn invalidate(&self, namespace: &str) -> CoreResult<()>;
+
+    /// Like [`get`](SharedCache::get), and on a miss a token naming the namespace's
+    /// generation, for [`put_if_current`](SharedCache::put_if_current). The default
+    /// gives no token (then `put_if_current` is a plain `put`).
+    async fn lookup(&self, namespace: &str, key: &str) -> CoreResult<SharedLookup> {
+        Ok(SharedLookup {
+            value: self.get(namespace, key).await?,
+            token: None,
+        })
+    }
+
+    /// Stores bytes only if `namespace` was not invalidated since `token` was issued,
+    /// so a value loaded before an invalidation (on any instance) is not stored after
+    /// it and served until its TTL runs out.
+    async fn put_if_current(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        token: Option<&str>,
+    ) -> CoreResult<()> {
+        let _ = token;
+        self.put(namespace, key, value, ttl).await
+    }
+}
+
+/// What [`SharedCache::lookup`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedLookup {
+    /// The bytes, on a hit.
+    pub value: Option<Vec<u8>>,
+    /// The namespace's generation when looked up (implementations that support it).
+    pub token: Option<String>,
 }
 
 fn _assert_object_safe(_: &dyn SharedCache) {}

@@ -311,18 +311,36 @@ impl Engine {
         let Some(shared) = &self.0.shared_cache else {
             return load().await;
         };
-        match shared.get(namespace, key).await {
-            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                Ok(v) => return Ok(v),
-                Err(e) => tracing::warn!(error = %e, "unreadable shared cache entry"),
+        // The lookup's token names the generation the value is loaded under: the store
+        // is refused if another instance invalidated in between, so the old value is
+        // not served after the change.
+        let token = match shared.lookup(namespace, key).await {
+            Ok(found) => match found.value.map(|b| serde_json::from_slice(&b)) {
+                Some(Ok(v)) => return Ok(v),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "unreadable shared cache entry");
+                    found.token
+                }
+                None => found.token,
             },
-            Ok(None) => {}
-            Err(e) => tracing::debug!(error = %e, "shared cache unavailable; reading the database"),
-        }
+            Err(e) => {
+                tracing::debug!(error = %e, "shared cache unavailable; reading the database");
+                // Without a token a store could race an invalidation; Redis is
+                // failing anyway, so skip it.
+                let v = load().await?;
+                return Ok(v);
+            }
+        };
         let v = load().await?;
         if let Ok(bytes) = serde_json::to_vec(&v) {
             if let Err(e) = shared
-                .put(namespace, key, &bytes, self.0.settings.shared_cache_ttl)
+                .put_if_current(
+                    namespace,
+                    key,
+                    &bytes,
+                    self.0.settings.shared_cache_ttl,
+                    token.as_deref(),
+                )
                 .await
             {
                 tracing::debug!(error = %e, "shared cache write failed");

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jangteo_core::cache::SharedCache;
+use jangteo_core::cache::{SharedCache, SharedLookup};
 use jangteo_core::CoreResult;
 use redis::Script;
 
@@ -35,6 +35,24 @@ fn put_script() -> String {
     )
 }
 
+/// `KEYS[1]` generation key; `ARGV[1]` `{prefix}:{ns}`, `ARGV[2]` key. Returns the
+/// generation (created when the namespace has none, so a later invalidation always
+/// changes it) and the value or nil.
+fn lookup_script() -> String {
+    format!(
+        "local g = redis.call('GET', KEYS[1]) \
+         if not g then {FRESH_GENERATION} end \
+         return {{g, redis.call('GET', ARGV[1] .. ':' .. g .. ':' .. ARGV[2])}}"
+    )
+}
+
+/// As the put script, with `ARGV[5]` the generation the value was loaded under: nothing
+/// is stored when the namespace moved on since.
+const PUT_IF_CURRENT: &str = "local g = redis.call('GET', KEYS[1]) \
+     if g ~= ARGV[5] then return 0 end \
+     redis.call('SET', ARGV[1] .. ':' .. g .. ':' .. ARGV[2], ARGV[3], 'PX', ARGV[4]) \
+     return 1";
+
 fn invalidate_script() -> String {
     format!(
         "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCR', KEYS[1]) end \
@@ -61,10 +79,11 @@ fn invalidate_script() -> String {
 /// within the configured timeouts, and during the cool-down right away; the engine reads
 /// an error as a miss. See the crate docs for the degradation as a whole.
 ///
-/// Known limit: a value loaded before an invalidation but stored after it (a `put` that
-/// races an `invalidate` from another instance) lands in the new generation and is
-/// served until its TTL runs out. The TTL bounds that staleness, as it does for the
-/// in-process cache.
+/// A value loaded before an invalidation but stored after it would be served until its
+/// TTL runs out; [`lookup`](SharedCache::lookup) and
+/// [`put_if_current`](SharedCache::put_if_current) (what the engine uses) close that
+/// race: the store names the generation the value was loaded under and is dropped when
+/// another instance invalidated in between. Plain `put` keeps the old behaviour.
 #[derive(Debug, Clone)]
 pub struct RedisCache {
     link: Arc<Link>,
@@ -75,6 +94,8 @@ pub struct RedisCache {
 struct Scripts {
     get: Script,
     put: Script,
+    lookup: Script,
+    put_if_current: Script,
     invalidate: Script,
 }
 
@@ -87,6 +108,8 @@ impl RedisCache {
             scripts: Arc::new(Scripts {
                 get: Script::new(GET),
                 put: Script::new(&put_script()),
+                lookup: Script::new(&lookup_script()),
+                put_if_current: Script::new(PUT_IF_CURRENT),
                 invalidate: Script::new(&invalidate_script()),
             }),
         }
@@ -133,6 +156,62 @@ impl SharedCache for RedisCache {
                     .arg(key)
                     .arg(value)
                     .arg(ttl_ms)
+                    .invoke_async::<()>(&mut con)
+                    .await
+            })
+            .await
+            .map_err(|d| d.into_core("cache put"))
+    }
+
+    async fn lookup(&self, namespace: &str, key: &str) -> CoreResult<SharedLookup> {
+        let base = self.base(namespace);
+        let gen_key = format!("{base}:gen");
+        let script = &self.scripts.lookup;
+        let (token, value) = self
+            .link
+            .run(|mut con| async move {
+                script
+                    .key(gen_key)
+                    .arg(base)
+                    .arg(key)
+                    .invoke_async::<(String, Option<Vec<u8>>)>(&mut con)
+                    .await
+            })
+            .await
+            .map_err(|d| d.into_core("cache lookup"))?;
+        Ok(SharedLookup {
+            value,
+            token: Some(token),
+        })
+    }
+
+    async fn put_if_current(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        token: Option<&str>,
+    ) -> CoreResult<()> {
+        let Some(token) = token else {
+            return self.put(namespace, key, value, ttl).await;
+        };
+        let ttl_ms = ttl.as_millis().min(i64::MAX as u128) as i64;
+        if ttl_ms == 0 {
+            return Ok(());
+        }
+        let base = self.base(namespace);
+        let gen_key = format!("{base}:gen");
+        let script = &self.scripts.put_if_current;
+        self.link
+            .run(|mut con| async move {
+                script
+                    .key(gen_key)
+                    .arg(base)
+                    .arg(key)
+                    .arg(value)
+                    .arg(ttl_ms)
+                    .arg(token)
                     .invoke_async::<()>(&mut con)
                     .await
             })

@@ -176,3 +176,40 @@ async fn a_lost_generation_key_never_resurrects_old_values() {
     cache.invalidate("products").await.unwrap();
     assert_eq!(cache.get("products", "p2").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_value_loaded_before_an_invalidation_is_not_stored_after_it() {
+    let settings = common::settings("lookup-race");
+    let reader = RedisCache::new(&connect(settings.clone()).await.unwrap());
+    let writer = RedisCache::new(&connect(settings).await.unwrap());
+
+    // A miss on a namespace never used still names a generation.
+    let miss = reader.lookup("products", "p1").await.unwrap();
+    assert_eq!(miss.value, None);
+    let token = miss.token.expect("a generation token");
+    // Another instance changes the catalog and invalidates while this one loads.
+    writer.invalidate("products").await.unwrap();
+    reader
+        .put_if_current("products", "p1", b"stale", MINUTE, Some(&token))
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.lookup("products", "p1").await.unwrap().value,
+        None,
+        "the stale value was dropped"
+    );
+    // Loaded after the invalidation, it is stored and served.
+    let fresh = reader.lookup("products", "p1").await.unwrap();
+    reader
+        .put_if_current("products", "p1", b"fresh", MINUTE, fresh.token.as_deref())
+        .await
+        .unwrap();
+    let hit = writer.lookup("products", "p1").await.unwrap();
+    assert_eq!(hit.value.as_deref(), Some(&b"fresh"[..]));
+    assert_eq!(hit.token, fresh.token, "the generation did not move");
+    assert_eq!(
+        writer.get("products", "p1").await.unwrap().as_deref(),
+        Some(&b"fresh"[..]),
+        "get and lookup read the same entries"
+    );
+}
