@@ -304,7 +304,12 @@ fn validate_options(field: &str, options: &BTreeMap<String, String>, errors: &mu
     }
 }
 
-fn validate_common(input: &ProductInput, errors: &mut Vec<FieldError>) {
+/// Checks what creates and patches share; returns the parsed `countries` when given, so
+/// they are parsed once.
+fn validate_common(
+    input: &ProductInput,
+    errors: &mut Vec<FieldError>,
+) -> Option<BTreeMap<String, CountryData>> {
     if let Some(h) = &input.handle {
         validate_handle("handle", h, errors);
     }
@@ -344,9 +349,6 @@ fn validate_common(input: &ProductInput, errors: &mut Vec<FieldError>) {
             }
         }
     }
-    if let Some(countries) = &input.countries {
-        parse_countries(countries, errors);
-    }
     if input.ingredients.is_some() || input.claims.is_some() {
         check_product_level(
             input.ingredients.as_deref().unwrap_or_default(),
@@ -354,6 +356,10 @@ fn validate_common(input: &ProductInput, errors: &mut Vec<FieldError>) {
             errors,
         );
     }
+    input
+        .countries
+        .as_ref()
+        .map(|countries| parse_countries(countries, errors))
 }
 
 /// Parses `countries.CC` objects into their common schema (country plugins check the
@@ -390,7 +396,7 @@ impl ProductInput {
     /// Validates a create body and builds the product.
     pub fn into_new_product(self, now: DateTime<Utc>) -> CoreResult<Product> {
         let mut errors = Vec::new();
-        validate_common(&self, &mut errors);
+        let countries = validate_common(&self, &mut errors);
         if self.handle.is_none() {
             errors.push(FieldError::new("handle", "required", "handle is required"));
         }
@@ -418,7 +424,7 @@ impl ProductInput {
             categories: dedup(self.categories.unwrap_or_default()),
             media: self.media.unwrap_or_default(),
             facts: ProductFacts {
-                countries: parse_countries(&self.countries.unwrap_or_default(), &mut Vec::new()),
+                countries: countries.unwrap_or_default(),
                 ingredients: self.ingredients.unwrap_or_default(),
                 claims: self.claims.unwrap_or_default(),
             },
@@ -431,7 +437,7 @@ impl ProductInput {
     /// Validates a patch and applies it to a copy of `current`.
     pub fn apply_to(self, current: &Product, now: DateTime<Utc>) -> CoreResult<Product> {
         let mut errors = Vec::new();
-        validate_common(&self, &mut errors);
+        let countries = validate_common(&self, &mut errors);
         let mut next = current.clone();
         if let Some(v) = self.variants.as_ref() {
             if v.is_empty() {
@@ -464,8 +470,8 @@ impl ProductInput {
         if let Some(m) = self.media {
             next.media = m;
         }
-        if let Some(c) = self.countries {
-            next.facts.countries = parse_countries(&c, &mut Vec::new());
+        if let Some(c) = countries {
+            next.facts.countries = c;
         }
         if let Some(i) = self.ingredients {
             next.facts.ingredients = i;

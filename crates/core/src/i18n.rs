@@ -45,11 +45,6 @@ impl Catalog {
         Ok(Catalog { name, bundles })
     }
 
-    /// Locales present.
-    pub fn locales(&self) -> impl Iterator<Item = &str> {
-        self.bundles.iter().map(|(l, _)| l.as_str())
-    }
-
     /// Renders message `id` (or its attribute `attr`) in the first locale of `chain`
     /// (or its language) that has it, else English. Returns the text and the locale
     /// used.

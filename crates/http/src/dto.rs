@@ -592,10 +592,7 @@ impl std::fmt::Debug for UpdateCartBody {
             .field("locale", &self.locale)
             .field(
                 "buyer_identifiers",
-                &self
-                    .buyer_identifiers
-                    .as_ref()
-                    .map(|m| m.keys().collect::<Vec<_>>()),
+                &jangteo_core::compliance::identifiers::kinds_only(&self.buyer_identifiers),
             )
             .finish()
     }

@@ -2345,3 +2345,67 @@ async fn problem_titles_and_field_messages_follow_the_callers_language() {
         (Some(5), Some(1))
     );
 }
+
+/// A rules change stored by one instance reaches another through the
+/// `compliance.rules_updated` event (what the catalog-cache consumer does on every
+/// instance), without waiting for the other's refresh period.
+#[tokio::test]
+async fn a_rules_change_on_one_instance_reaches_another_through_its_event() {
+    use jangteo_core::consumers::CatalogCacheInvalidation;
+    use jangteo_core::events::{DomainEvent, EventHandler};
+
+    let dir = std::env::temp_dir().join(format!("jangteo-http-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    let store = jangteo_sql::open(&url, &Default::default()).await.unwrap();
+    let instance = || {
+        let settings = jangteo_core::EngineSettings {
+            // Long enough that only the event can explain a prompt change.
+            rules_refresh: std::time::Duration::from_secs(3600),
+            ..Default::default()
+        };
+        EngineBuilder::new(store.clone(), vec![42u8; 32])
+            .payments(
+                PaymentRegistry::new()
+                    .register(jangteo_payment_manual::ManualConfig::default().build()),
+            )
+            .country(Arc::new(Antarctica))
+            .settings(settings)
+            .build()
+            .unwrap()
+    };
+    let (one, two) = (instance(), instance());
+    let version = |e: &Engine| {
+        let e = e.clone();
+        async move { e.countries().await.unwrap()[0].1 }
+    };
+    assert_eq!(version(&two).await, 0, "plugin defaults");
+
+    let staff = jangteo_core::auth::Principal {
+        id: jangteo_core::ids::CustomerId::new(),
+        email: "ops@example.com".into(),
+        role: jangteo_core::customer::Role::Admin,
+    };
+    let rules = serde_json::to_value(Antarctica.default_rules()).unwrap();
+    one.put_country_rules(&staff, "AQ", rules, Some(0))
+        .await
+        .unwrap();
+    assert_eq!(version(&one).await, 1, "the writer re-reads at once");
+    assert_eq!(
+        version(&two).await,
+        0,
+        "the other instance still has its snapshot"
+    );
+
+    let event = DomainEvent::new(
+        "compliance.rules_updated",
+        "country",
+        "AQ",
+        chrono::Utc::now(),
+        json!({"country": "AQ", "version": 1}),
+    );
+    let consumer = CatalogCacheInvalidation::new(two.clone());
+    assert!(consumer.wants(&event.event_type));
+    consumer.handle(&event).await.unwrap();
+    assert_eq!(version(&two).await, 1, "the event made it re-read");
+}

@@ -118,6 +118,40 @@ impl RedisCache {
     fn base(&self, namespace: &str) -> String {
         format!("{}:{namespace}", self.link.settings.prefix)
     }
+
+    /// Stores a value in the current generation; with a `token`, only if the
+    /// generation is still that one.
+    async fn store(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        token: Option<&str>,
+    ) -> CoreResult<()> {
+        // Redis refuses a zero expiry; a value that may live for no time is not stored.
+        let ttl_ms = ttl.as_millis().min(i64::MAX as u128) as i64;
+        if ttl_ms == 0 {
+            return Ok(());
+        }
+        let base = self.base(namespace);
+        let gen_key = format!("{base}:gen");
+        let script = match token {
+            Some(_) => &self.scripts.put_if_current,
+            None => &self.scripts.put,
+        };
+        self.link
+            .run(|mut con| async move {
+                let mut call = script.key(gen_key);
+                call.arg(base).arg(key).arg(value).arg(ttl_ms);
+                if let Some(t) = token {
+                    call.arg(t);
+                }
+                call.invoke_async::<()>(&mut con).await
+            })
+            .await
+            .map_err(|d| d.into_core("cache put"))
+    }
 }
 
 #[async_trait]
@@ -140,27 +174,7 @@ impl SharedCache for RedisCache {
     }
 
     async fn put(&self, namespace: &str, key: &str, value: &[u8], ttl: Duration) -> CoreResult<()> {
-        // Redis refuses a zero expiry; a value that may live for no time is not stored.
-        let ttl_ms = ttl.as_millis().min(i64::MAX as u128) as i64;
-        if ttl_ms == 0 {
-            return Ok(());
-        }
-        let base = self.base(namespace);
-        let gen_key = format!("{base}:gen");
-        let script = &self.scripts.put;
-        self.link
-            .run(|mut con| async move {
-                script
-                    .key(gen_key)
-                    .arg(base)
-                    .arg(key)
-                    .arg(value)
-                    .arg(ttl_ms)
-                    .invoke_async::<()>(&mut con)
-                    .await
-            })
-            .await
-            .map_err(|d| d.into_core("cache put"))
+        self.store(namespace, key, value, ttl, None).await
     }
 
     async fn lookup(&self, namespace: &str, key: &str) -> CoreResult<SharedLookup> {
@@ -193,30 +207,7 @@ impl SharedCache for RedisCache {
         ttl: Duration,
         token: Option<&str>,
     ) -> CoreResult<()> {
-        let Some(token) = token else {
-            return self.put(namespace, key, value, ttl).await;
-        };
-        let ttl_ms = ttl.as_millis().min(i64::MAX as u128) as i64;
-        if ttl_ms == 0 {
-            return Ok(());
-        }
-        let base = self.base(namespace);
-        let gen_key = format!("{base}:gen");
-        let script = &self.scripts.put_if_current;
-        self.link
-            .run(|mut con| async move {
-                script
-                    .key(gen_key)
-                    .arg(base)
-                    .arg(key)
-                    .arg(value)
-                    .arg(ttl_ms)
-                    .arg(token)
-                    .invoke_async::<()>(&mut con)
-                    .await
-            })
-            .await
-            .map_err(|d| d.into_core("cache put"))
+        self.store(namespace, key, value, ttl, token).await
     }
 
     async fn invalidate(&self, namespace: &str) -> CoreResult<()> {

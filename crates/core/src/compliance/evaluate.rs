@@ -14,6 +14,7 @@ use super::rules::{in_force, CountryRules, Dose, QuantityScope, RuleMoney};
 use super::{CartFacts, Violation, ViolationCode};
 use crate::error::FieldError;
 use crate::ids::{LineId, ProductId};
+use crate::money::{Currency, Money};
 
 /// Does `number` match the registration `pattern`? Patterns are compiled once per
 /// process (rule data holds a handful; compiling per check would dominate a cart's
@@ -219,10 +220,39 @@ fn money_json(amount: Decimal, currency: crate::money::Currency) -> serde_json::
     json!({"amount": amount.normalize().to_string(), "currency": currency})
 }
 
-/// The cart subtotal in the limit's currency, unrounded.
-fn in_currency(cart: &CartFacts<'_>, limit: &RuleMoney) -> Option<Decimal> {
-    cart.rates
-        .convert(cart.subtotal.amount, cart.subtotal.currency, limit.currency)
+/// The cart's goods value plus that of `earlier` orders, in `currency`, unrounded;
+/// `None` when a rate is missing (the caller then refuses rather than guess).
+fn total_with<'a>(
+    cart: &CartFacts<'_>,
+    currency: Currency,
+    earlier: impl Iterator<Item = &'a super::PastOrder>,
+) -> Option<Decimal> {
+    let convert = |m: Money| cart.rates.convert(m.amount, m.currency, currency);
+    let mut total = convert(cart.subtotal)?;
+    for o in earlier {
+        total += convert(o.subtotal)?;
+    }
+    Some(total)
+}
+
+/// A limit on an amount was passed, or could not be checked for want of a rate
+/// (`found` none: shown as `?`).
+fn over_amount(code: ViolationCode, max: &RuleMoney, found: Option<Decimal>) -> Violation {
+    let shown = found.map(|t| max.currency.round(t));
+    let mut v = Violation::new(code)
+        .arg(
+            "limit",
+            format!("{} {}", max.amount.normalize(), max.currency),
+        )
+        .arg(
+            "actual",
+            shown.map_or("?".into(), |s| {
+                format!("{} {}", s.normalize(), max.currency)
+            }),
+        );
+    v.limit = Some(money_json(max.amount, max.currency));
+    v.actual = shown.map(|s| money_json(s, max.currency));
+    v
 }
 
 /// Moment 2: sales rules per line, then import rules when the goods cross a border.
@@ -305,44 +335,23 @@ pub fn cart(rules: &CountryRules, cart: &CartFacts<'_>) -> Vec<Violation> {
         if v.single_item_exempt && units == 1 {
             continue;
         }
-        let mut value = in_currency(cart, &v.max);
-        if let (Some(w), Some(h)) = (v.window_days, cart.history) {
-            for o in h.within(cart.day, w) {
-                value = value.and_then(|t| {
-                    cart.rates
-                        .convert(o.subtotal.amount, o.subtotal.currency, v.max.currency)
-                        .map(|x| t + x)
-                });
-            }
+        let earlier = match (v.window_days, cart.history) {
+            (Some(w), Some(h)) => Some(h.within(cart.day, w)),
+            _ => None,
+        };
+        let counted = earlier.is_some();
+        let value = total_with(cart, v.max.currency, earlier.into_iter().flatten());
+        if value.is_some_and(|t| t <= v.max.amount) {
+            continue;
         }
-        match value {
-            Some(value) if value <= v.max.amount => {}
-            found => {
-                let mut viol = Violation::new(ViolationCode::ValueLimitExceeded)
-                    .arg(
-                        "limit",
-                        format!("{} {}", v.max.amount.normalize(), v.max.currency),
-                    )
-                    .arg(
-                        "window",
-                        v.window_days.map_or("none".to_string(), |w| w.to_string()),
-                    );
-                viol.limit = Some(money_json(v.max.amount, v.max.currency));
-                match found {
-                    Some(value) => {
-                        let shown = v.max.currency.round(value);
-                        viol.actual = Some(money_json(shown, v.max.currency));
-                        viol = viol.arg(
-                            "actual",
-                            format!("{} {}", shown.normalize(), v.max.currency),
-                        );
-                    }
-                    // No rate to compare with: refuse rather than let it through.
-                    None => viol = viol.arg("actual", "?"),
-                }
-                out.push(viol);
-            }
-        }
+        // The message mentions earlier orders only when they were counted.
+        let window = match v.window_days {
+            Some(w) if counted => w.to_string(),
+            _ => "none".to_string(),
+        };
+        out.push(
+            over_amount(ViolationCode::ValueLimitExceeded, &v.max, value).arg("window", window),
+        );
     }
     for r in in_force(&imp.buyer_identifiers, cart.day) {
         if r.any_of.iter().any(|k| cart.identifiers.contains_key(k)) {
@@ -374,37 +383,17 @@ pub fn annual(rules: &CountryRules, cart: &CartFacts<'_>) -> Vec<Violation> {
         if !cart.identifiers.contains_key(&a.identifier) || history.identifier != a.identifier {
             continue;
         }
-        let mut total = in_currency(cart, &a.max);
         let this_year = history
             .orders
             .iter()
             .filter(|o| o.created_at.date_naive().year() == cart.day.year());
-        for o in this_year {
-            total = total.and_then(|t| {
-                cart.rates
-                    .convert(o.subtotal.amount, o.subtotal.currency, a.max.currency)
-                    .map(|x| t + x)
-            });
-        }
-        match total {
-            Some(t) if t <= a.max.amount => {}
-            found => {
-                let shown = found.map(|t| a.max.currency.round(t));
-                let mut v = Violation::new(ViolationCode::AnnualLimitExceeded)
-                    .arg(
-                        "limit",
-                        format!("{} {}", a.max.amount.normalize(), a.max.currency),
-                    )
-                    .arg(
-                        "actual",
-                        shown.map_or("?".into(), |s| {
-                            format!("{} {}", s.normalize(), a.max.currency)
-                        }),
-                    );
-                v.limit = Some(money_json(a.max.amount, a.max.currency));
-                v.actual = shown.map(|s| money_json(s, a.max.currency));
-                out.push(v);
-            }
+        let total = total_with(cart, a.max.currency, this_year);
+        if total.is_none_or(|t| t > a.max.amount) {
+            out.push(over_amount(
+                ViolationCode::AnnualLimitExceeded,
+                &a.max,
+                total,
+            ));
         }
     }
     out

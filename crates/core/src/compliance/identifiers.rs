@@ -132,6 +132,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The kinds of identifiers given in a request, for `Debug` output that must never
+/// show their values.
+pub fn kinds_only<V>(given: &Option<BTreeMap<String, V>>) -> Option<Vec<&str>> {
+    given
+        .as_ref()
+        .map(|m| m.keys().map(String::as_str).collect())
+}
+
 /// Shows only the last 3 characters (`*********012`).
 pub fn mask(value: &str) -> String {
     let n = value.chars().count();

@@ -44,10 +44,7 @@ impl std::fmt::Debug for CartUpdate {
             .field("locale", &self.locale)
             .field(
                 "buyer_identifiers",
-                &self
-                    .buyer_identifiers
-                    .as_ref()
-                    .map(|m| m.keys().collect::<Vec<_>>()),
+                &crate::compliance::identifiers::kinds_only(&self.buyer_identifiers),
             )
             .finish()
     }
@@ -449,5 +446,23 @@ impl Engine {
         let n = tx.delete_expired_carts(self.now()).await?;
         self.commit(tx, &[]).await?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_identifier_values() {
+        let mut ids = std::collections::BTreeMap::new();
+        ids.insert("kr_pccc".to_string(), Some("P123456789012".to_string()));
+        let update = CartUpdate {
+            buyer_identifiers: Some(ids),
+            ..Default::default()
+        };
+        let shown = format!("{update:?}");
+        assert!(shown.contains("kr_pccc"), "{shown}");
+        assert!(!shown.contains("123456789012"), "{shown}");
     }
 }
