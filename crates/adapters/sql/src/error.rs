@@ -20,38 +20,79 @@ pub enum SqlError {
     /// A migration failed.
     #[error("database migration failed: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Opening or preparing the SQLite file failed.
+    #[cfg(feature = "sqlite")]
+    #[error("cannot open the SQLite database: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    /// The SQLite schema could not be brought up to date.
+    #[error("database migration failed: {0}")]
+    SqliteMigrate(String),
+}
+
+/// A unique violation, named after the constraint its message mentions (both
+/// backends name the table and columns there).
+pub(crate) fn unique_conflict(msg: &str) -> CoreError {
+    let code = if msg.contains("rule_documents") {
+        "version_conflict"
+    } else if msg.contains("handle") {
+        "handle_taken"
+    } else if msg.contains("sku") {
+        "sku_taken"
+    } else if msg.contains("email") {
+        "email_taken"
+    } else if msg.contains("idempotency") {
+        "idempotency_conflict"
+    } else {
+        "duplicate"
+    };
+    let message = match code {
+        "handle_taken" => "a product with this handle exists",
+        "sku_taken" => "a variant with this SKU exists",
+        "email_taken" => "an account with this e-mail exists",
+        "idempotency_conflict" => "this Idempotency-Key is in use by a concurrent request",
+        "version_conflict" => "this version of the document exists; reload and try again",
+        _ => "a record with these values exists",
+    };
+    CoreError::conflict(code, message)
+}
+
+/// Maps a rusqlite error (the SQLite backend) to a domain error, the same way
+/// [`map`] does for sqlx: unique violations are named conflicts, CHECK violations
+/// conflicts, a busy or locked database "unavailable" (retryable).
+#[cfg(feature = "sqlite")]
+pub(crate) fn lite(e: rusqlite::Error) -> CoreError {
+    use rusqlite::ffi;
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        let msg = msg.as_deref().unwrap_or_default();
+        match f.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                return unique_conflict(msg)
+            }
+            ffi::SQLITE_CONSTRAINT_CHECK => {
+                return CoreError::conflict(
+                    "constraint_violation",
+                    format!("rejected by a database rule: {msg}"),
+                )
+            }
+            _ => {}
+        }
+        if matches!(
+            f.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        ) {
+            return CoreError::Unavailable(format!("database busy: {e}"));
+        }
+    }
+    CoreError::Storage(e.to_string())
 }
 
 /// Maps a sqlx error to a domain error. Unique violations become 409 conflicts named
 /// after the constraint, pool exhaustion and I/O become "unavailable" (retryable), and
 /// the rest become storage errors whose details stay in the logs.
+#[cfg(feature = "postgres")]
 pub(crate) fn map(e: sqlx::Error) -> CoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            let msg = db.message();
-            let code = if msg.contains("rule_documents") {
-                "version_conflict"
-            } else if msg.contains("handle") {
-                "handle_taken"
-            } else if msg.contains("sku") {
-                "sku_taken"
-            } else if msg.contains("email") {
-                "email_taken"
-            } else if msg.contains("idempotency") {
-                "idempotency_conflict"
-            } else {
-                "duplicate"
-            };
-            let message = match code {
-                "handle_taken" => "a product with this handle exists",
-                "sku_taken" => "a variant with this SKU exists",
-                "email_taken" => "an account with this e-mail exists",
-                "idempotency_conflict" => "this Idempotency-Key is in use by a concurrent request",
-                "version_conflict" => "this version of the document exists; reload and try again",
-                _ => "a record with these values exists",
-            };
-            CoreError::conflict(code, message)
-        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => unique_conflict(db.message()),
         sqlx::Error::Database(db) if db.is_check_violation() => CoreError::conflict(
             "constraint_violation",
             format!("rejected by a database rule: {}", db.message()),

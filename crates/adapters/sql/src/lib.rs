@@ -1,9 +1,11 @@
 //! # jangteo-sql
 //!
-//! sqlx storage for Jangteo. The `sqlite` feature (default) gives [`SqliteStore`], the
-//! embedded default: one file, WAL mode, migrations embedded and applied at open.
-//! PostgreSQL arrives behind the `postgres` feature with its own migration folder,
-//! since SQL is not portable between the two.
+//! SQL storage for Jangteo. The `sqlite` feature (default) gives [`SqliteStore`], the
+//! embedded default: one file, WAL mode, migrations embedded and applied at open; its
+//! statements run through rusqlite on the calling thread (see `sqlite/mod.rs` for why).
+//! The `postgres` feature gives [`PostgresStore`] on sqlx's pool. Each backend has its
+//! own migration folder, managed with sqlx's migrations, since SQL is not portable
+//! between the two.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), jangteo_sql::SqlError> {

@@ -14,11 +14,11 @@ use jangteo_core::locale::LocalizedText;
 use jangteo_core::money::{Currency, Money};
 use jangteo_core::ports::CatalogWrite;
 use jangteo_core::{CoreError, CoreResult};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use rusqlite::{params, Connection, Row};
 
+use super::q::{self, col, Sql};
 use super::{Conn, SqliteReader, SqliteTx};
-use crate::error::{json, map};
+use crate::error::json;
 use crate::time::{parse, ts};
 
 /// Terms this long or longer go through the trigram index; shorter ones (two-syllable
@@ -37,8 +37,8 @@ fn parse_id<T: std::str::FromStr>(s: &str) -> CoreResult<T> {
         .map_err(|_| CoreError::Storage(format!("bad id `{s}` in storage")))
 }
 
-fn product_from_row(row: &SqliteRow) -> CoreResult<Product> {
-    let get = |c: &str| row.try_get::<String, _>(c).map_err(map);
+fn product_from_row(row: &Row<'_>) -> CoreResult<Product> {
+    let get = |c: &str| col::<String>(row, c);
     Ok(Product {
         id: parse_id(&get("id")?)?,
         handle: get("handle")?,
@@ -57,16 +57,14 @@ fn product_from_row(row: &SqliteRow) -> CoreResult<Product> {
 const PRODUCT_COLS: &str =
     "p.id, p.handle, p.status, p.title, p.description, p.categories, p.media, p.countries, p.compliance, p.created_at, p.updated_at";
 
-/// Loads the variants (with prices) of the given products, in position order.
 /// The prices of variant `v` as one JSON text, `[["KRW", 39000], ...]`, so a variant
-/// and its prices travel in one row (rows cross a thread boundary one by one in sqlx's
-/// SQLite driver, which made listings spend most of their time moving price rows).
+/// and its prices come back in one row.
 const PRICES_JSON: &str = "(SELECT json_group_array(json_array(pr.currency, pr.amount_minor))
       FROM prices pr WHERE pr.variant_id = v.id) AS prices";
 
 /// A variant from a row with `id`, `sku`, `options`, `stock` and [`PRICES_JSON`].
-fn variant_from_row(r: &SqliteRow) -> CoreResult<Variant> {
-    let text = |c: &str| r.try_get::<String, _>(c).map_err(map);
+fn variant_from_row(r: &Row<'_>) -> CoreResult<Variant> {
+    let text = |c: &str| col::<String>(r, c);
     let raw_prices: Vec<(String, i64)> = serde_json::from_str(&text("prices")?).map_err(json)?;
     let prices = raw_prices
         .into_iter()
@@ -79,82 +77,59 @@ fn variant_from_row(r: &SqliteRow) -> CoreResult<Variant> {
         sku: text("sku")?,
         options,
         prices,
-        stock: r.try_get("stock").map_err(map)?,
+        stock: col(r, "stock")?,
     })
 }
 
-async fn load_variants(
-    conn: &mut SqliteConnection,
+/// Loads the variants (with prices) of the given products, in position order.
+fn load_variants(
+    conn: &Connection,
     product_ids: &[String],
 ) -> CoreResult<HashMap<String, Vec<Variant>>> {
     let mut out: HashMap<String, Vec<Variant>> = HashMap::new();
     if product_ids.is_empty() {
         return Ok(out);
     }
-    let mut qb = QueryBuilder::<Sqlite>::new(format!(
+    let mut sql = Sql::new(format!(
         "SELECT v.id, v.product_id, v.sku, v.options, v.stock, {PRICES_JSON} FROM variants v WHERE v.product_id IN ("
     ));
-    let mut sep = qb.separated(", ");
-    for id in product_ids {
-        sep.push_bind(id);
-    }
-    qb.push(") ORDER BY v.product_id, v.position");
-    for r in qb.build().fetch_all(&mut *conn).await.map_err(map)? {
-        let pid: String = r.try_get("product_id").map_err(map)?;
-        out.entry(pid).or_default().push(variant_from_row(&r)?);
-    }
+    sql.bind_list(product_ids.iter().cloned())
+        .push(") ORDER BY v.product_id, v.position");
+    sql.all(conn, |r| {
+        let pid: String = col(r, "product_id")?;
+        out.entry(pid).or_default().push(variant_from_row(r)?);
+        Ok(())
+    })?;
     Ok(out)
 }
 
-async fn attach_variants(
-    conn: &mut SqliteConnection,
-    mut products: Vec<Product>,
-) -> CoreResult<Vec<Product>> {
+fn attach_variants(conn: &Connection, mut products: Vec<Product>) -> CoreResult<Vec<Product>> {
     let ids: Vec<String> = products.iter().map(|p| p.id.to_string()).collect();
-    let mut variants = load_variants(conn, &ids).await?;
+    let mut variants = load_variants(conn, &ids)?;
     for p in &mut products {
         p.variants = variants.remove(&p.id.to_string()).unwrap_or_default();
     }
     Ok(products)
 }
 
-async fn product_where(
-    conn: &mut SqliteConnection,
-    column: &str,
-    value: &str,
-) -> CoreResult<Option<Product>> {
+fn product_where(conn: &Connection, column: &str, value: &str) -> CoreResult<Option<Product>> {
     let sql = format!("SELECT {PRODUCT_COLS} FROM products p WHERE p.{column} = ?");
-    let Some(row) = sqlx::query(&sql)
-        .bind(value)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map)?
-    else {
+    let Some(p) = q::one(conn, &sql, [value], product_from_row)? else {
         return Ok(None);
     };
-    let p = product_from_row(&row)?;
-    Ok(attach_variants(conn, vec![p]).await?.pop())
+    Ok(attach_variants(conn, vec![p])?.pop())
 }
 
-pub(crate) async fn product(
-    conn: &mut SqliteConnection,
-    id: ProductId,
-) -> CoreResult<Option<Product>> {
-    product_where(conn, "id", &id.to_string()).await
+pub(crate) fn product(conn: &Connection, id: ProductId) -> CoreResult<Option<Product>> {
+    product_where(conn, "id", &id.to_string())
 }
 
-pub(crate) async fn product_by_handle(
-    conn: &mut SqliteConnection,
-    handle: &str,
-) -> CoreResult<Option<Product>> {
-    product_where(conn, "handle", handle).await
+pub(crate) fn product_by_handle(conn: &Connection, handle: &str) -> CoreResult<Option<Product>> {
+    product_where(conn, "handle", handle)
 }
 
-pub(crate) async fn products(
-    conn: &mut SqliteConnection,
-    q: &ProductQuery,
-) -> CoreResult<ProductPage> {
-    let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {PRODUCT_COLS}"));
+pub(crate) fn products(conn: &Connection, q: &ProductQuery) -> CoreResult<ProductPage> {
+    let mut qb = Sql::new(format!("SELECT {PRODUCT_COLS}"));
     // The sort key of each row, for the next cursor.
     let price_expr =
         "(SELECT MIN(pr.amount_minor) FROM prices pr WHERE pr.product_id = p.id AND pr.currency = ";
@@ -162,7 +137,7 @@ pub(crate) async fn products(
         (ProductSort::PriceAsc | ProductSort::PriceDesc, Some(c)) => {
             qb.push(", ")
                 .push(price_expr)
-                .push_bind(c.code())
+                .bind(c.code().to_string())
                 .push(") AS sort_key");
         }
         (ProductSort::Handle, _) => {
@@ -175,7 +150,7 @@ pub(crate) async fn products(
     qb.push(" FROM products p WHERE 1 = 1");
     match (q.status, q.include_drafts) {
         (Some(st), true) => {
-            qb.push(" AND p.status = ").push_bind(st.as_str());
+            qb.push(" AND p.status = ").bind(st.as_str().to_string());
         }
         (_, false) => {
             qb.push(" AND p.status = 'published'");
@@ -185,17 +160,17 @@ pub(crate) async fn products(
     for term in &q.terms {
         if term.chars().count() >= TRIGRAM_MIN_CHARS {
             qb.push(" AND p.rid IN (SELECT rowid FROM products_fts WHERE products_fts MATCH ")
-                .push_bind(fts_literal(term))
+                .bind(fts_literal(term))
                 .push(")");
         } else {
             qb.push(" AND instr(p.search_text, ")
-                .push_bind(term.clone())
+                .bind(term.clone())
                 .push(") > 0");
         }
     }
     if let Some(cat) = &q.category {
         qb.push(" AND p.id IN (SELECT product_id FROM product_categories WHERE category = ")
-            .push_bind(cat.clone())
+            .bind(cat.clone())
             .push(")");
     }
     if let Some(c) = q.currency {
@@ -203,12 +178,12 @@ pub(crate) async fn products(
         qb.push(
             " AND EXISTS (SELECT 1 FROM prices pr WHERE pr.product_id = p.id AND pr.currency = ",
         )
-        .push_bind(c.code());
+        .bind(c.code().to_string());
         if let Some(min) = q.min_price_minor {
-            qb.push(" AND pr.amount_minor >= ").push_bind(min);
+            qb.push(" AND pr.amount_minor >= ").bind(min);
         }
         if let Some(max) = q.max_price_minor {
-            qb.push(" AND pr.amount_minor <= ").push_bind(max);
+            qb.push(" AND pr.amount_minor <= ").bind(max);
         }
         qb.push(")");
     }
@@ -225,29 +200,33 @@ pub(crate) async fn products(
     };
     let numeric = matches!(q.sort, ProductSort::PriceAsc | ProductSort::PriceDesc);
     if let Some(after) = &q.after {
-        qb.push(format!(" AND ({sort_expr} {cmp} "));
+        qb.push(&format!(" AND ({sort_expr} {cmp} "));
         push_key(&mut qb, &after.key, numeric)?;
-        qb.push(format!(" OR ({sort_expr} = "));
+        qb.push(&format!(" OR ({sort_expr} = "));
         push_key(&mut qb, &after.key, numeric)?;
-        qb.push(format!(" AND p.id {cmp} "))
-            .push_bind(after.id.to_string())
+        qb.push(&format!(" AND p.id {cmp} "))
+            .bind(after.id.to_string())
             .push("))");
     }
-    qb.push(format!(" ORDER BY sort_key {dir}, p.id {dir} LIMIT "))
-        .push_bind(i64::from(q.limit) + 1);
-    let rows = qb.build().fetch_all(&mut *conn).await.map_err(map)?;
-    let more = rows.len() > q.limit as usize;
-    let mut items = Vec::with_capacity(rows.len().min(q.limit as usize));
+    qb.push(&format!(" ORDER BY sort_key {dir}, p.id {dir} LIMIT "))
+        .bind(i64::from(q.limit) + 1);
+    let mut more = false;
+    let mut items = Vec::with_capacity(q.limit as usize);
     let mut last_key = None;
-    for row in rows.iter().take(q.limit as usize) {
+    qb.all(conn, |row| {
+        if items.len() == q.limit as usize {
+            more = true;
+            return Ok(());
+        }
         items.push(product_from_row(row)?);
         last_key = Some(if numeric {
-            row.try_get::<i64, _>("sort_key").map_err(map)?.to_string()
+            col::<i64>(row, "sort_key")?.to_string()
         } else {
-            row.try_get::<String, _>("sort_key").map_err(map)?
+            col::<String>(row, "sort_key")?
         });
-    }
-    let products = attach_variants(conn, items).await?;
+        Ok(())
+    })?;
+    let products = attach_variants(conn, items)?;
     let next = match (more, products.last(), last_key) {
         (true, Some(p), Some(key)) => Some(Cursor { key, id: p.id }),
         _ => None,
@@ -255,61 +234,50 @@ pub(crate) async fn products(
     Ok(ProductPage { products, next })
 }
 
-fn push_key(qb: &mut QueryBuilder<'_, Sqlite>, key: &str, numeric: bool) -> CoreResult<()> {
+fn push_key(qb: &mut Sql, key: &str, numeric: bool) -> CoreResult<()> {
     if numeric {
         let n: i64 = key.parse().map_err(|_| {
             CoreError::invalid_field("cursor", "invalid_cursor", "cursor is not valid")
         })?;
-        qb.push_bind(n);
+        qb.bind(n);
     } else {
-        qb.push_bind(key.to_string());
+        qb.bind(key.to_string());
     }
     Ok(())
 }
 
-pub(crate) async fn categories(conn: &mut SqliteConnection) -> CoreResult<Vec<Category>> {
-    let rows = sqlx::query("SELECT handle, name FROM categories ORDER BY handle")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map)?;
-    rows.iter()
-        .map(|r| {
+pub(crate) fn categories(conn: &Connection) -> CoreResult<Vec<Category>> {
+    q::all(
+        conn,
+        "SELECT handle, name FROM categories ORDER BY handle",
+        [],
+        |r| {
             let name: LocalizedText =
-                serde_json::from_str(&r.try_get::<String, _>("name").map_err(map)?)
-                    .map_err(json)?;
+                serde_json::from_str(&col::<String>(r, "name")?).map_err(json)?;
             Ok(Category {
-                handle: r.try_get("handle").map_err(map)?,
+                handle: col(r, "handle")?,
                 name,
             })
-        })
-        .collect()
+        },
+    )
 }
 
-pub(crate) async fn variants(
-    conn: &mut SqliteConnection,
-    ids: &[VariantId],
-) -> CoreResult<Vec<VariantSnapshot>> {
+pub(crate) fn variants(conn: &Connection, ids: &[VariantId]) -> CoreResult<Vec<VariantSnapshot>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // One round trip: carts and checkout call this inside the write transaction, where
+    // One statement: carts and checkout call this inside the write transaction, where
     // every statement lengthens the time the single writer is held.
-    let mut qb = QueryBuilder::<Sqlite>::new(format!(
+    let mut sql = Sql::new(format!(
         "SELECT v.id, v.sku, v.options, v.stock, {PRICES_JSON}, p.id AS pid, p.handle, p.status, p.title,
                 p.countries, p.compliance
          FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN ("
     ));
-    let mut sep = qb.separated(", ");
-    for id in ids {
-        sep.push_bind(id.to_string());
-    }
-    qb.push(")");
-    let rows = qb.build().fetch_all(&mut *conn).await.map_err(map)?;
-    let mut out = Vec::with_capacity(rows.len());
+    sql.bind_list(ids.iter().map(|i| i.to_string())).push(")");
     // Variants of one product share its facts, decoded once.
     let mut facts: HashMap<String, Arc<ProductFacts>> = HashMap::new();
-    for r in &rows {
-        let text = |c: &str| r.try_get::<String, _>(c).map_err(map);
+    sql.all(conn, |r| {
+        let text = |c: &str| col::<String>(r, c);
         let pid = text("pid")?;
         let shared = match facts.get(&pid) {
             Some(f) => f.clone(),
@@ -322,95 +290,82 @@ pub(crate) async fn variants(
                 f
             }
         };
-        out.push(VariantSnapshot {
+        Ok(VariantSnapshot {
             variant: variant_from_row(r)?,
             product_id: parse_id(&pid)?,
             product_handle: text("handle")?,
             product_title: serde_json::from_str(&text("title")?).map_err(json)?,
             product_status: ProductStatus::parse(&text("status")?)?,
             facts: shared,
-        });
-    }
-    Ok(out)
+        })
+    })
 }
 
-async fn write_children(conn: &mut SqliteConnection, p: &Product, rid: i64) -> CoreResult<()> {
+fn write_children(conn: &Connection, p: &Product, rid: i64) -> CoreResult<()> {
     let pid = p.id.to_string();
-    sqlx::query("DELETE FROM product_categories WHERE product_id = ?")
-        .bind(&pid)
-        .execute(&mut *conn)
-        .await
-        .map_err(map)?;
+    q::exec(
+        conn,
+        "DELETE FROM product_categories WHERE product_id = ?",
+        [&pid],
+    )?;
     for c in &p.categories {
-        sqlx::query("INSERT INTO product_categories (category, product_id) VALUES (?, ?)")
-            .bind(c)
-            .bind(&pid)
-            .execute(&mut *conn)
-            .await
-            .map_err(map)?;
+        q::exec(
+            conn,
+            "INSERT INTO product_categories (category, product_id) VALUES (?, ?)",
+            [c, &pid],
+        )?;
     }
     // Variants no longer listed go; listed ones are inserted or updated in place so
     // that their ids (referenced by carts and orders) stay stable.
-    let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM variants WHERE product_id = ");
-    qb.push_bind(&pid);
+    let mut del = Sql::new("DELETE FROM variants WHERE product_id = ");
+    del.bind(pid.clone());
     if !p.variants.is_empty() {
-        qb.push(" AND id NOT IN (");
-        let mut sep = qb.separated(", ");
-        for v in &p.variants {
-            sep.push_bind(v.id.to_string());
-        }
-        qb.push(")");
+        del.push(" AND id NOT IN (")
+            .bind_list(p.variants.iter().map(|v| v.id.to_string()))
+            .push(")");
     }
-    qb.build().execute(&mut *conn).await.map_err(map)?;
-    sqlx::query("DELETE FROM prices WHERE product_id = ?")
-        .bind(&pid)
-        .execute(&mut *conn)
-        .await
-        .map_err(map)?;
+    del.exec(conn)?;
+    q::exec(conn, "DELETE FROM prices WHERE product_id = ?", [&pid])?;
     for (pos, v) in p.variants.iter().enumerate() {
         let vid = v.id.to_string();
-        sqlx::query(
+        q::exec(
+            conn,
             "INSERT INTO variants (id, product_id, position, sku, options, stock) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET position = excluded.position, sku = excluded.sku,
                options = excluded.options, stock = excluded.stock",
-        )
-        .bind(&vid)
-        .bind(&pid)
-        .bind(pos as i64)
-        .bind(&v.sku)
-        .bind(serde_json::to_string(&v.options).map_err(json)?)
-        .bind(v.stock)
-        .execute(&mut *conn)
-        .await
-        .map_err(map)?;
+            params![
+                vid,
+                pid,
+                pos as i64,
+                v.sku,
+                serde_json::to_string(&v.options).map_err(json)?,
+                v.stock
+            ],
+        )?;
         for price in &v.prices {
-            sqlx::query("INSERT INTO prices (variant_id, product_id, currency, amount_minor) VALUES (?, ?, ?, ?)")
-                .bind(&vid)
-                .bind(&pid)
-                .bind(price.currency.code())
-                .bind(price.minor_units())
-                .execute(&mut *conn)
-                .await
-                .map_err(map)?;
+            q::exec(
+                conn,
+                "INSERT INTO prices (variant_id, product_id, currency, amount_minor) VALUES (?, ?, ?, ?)",
+                params![vid, pid, price.currency.code(), price.minor_units()],
+            )?;
         }
     }
-    sqlx::query("DELETE FROM products_fts WHERE rowid = ?")
-        .bind(rid)
-        .execute(&mut *conn)
-        .await
-        .map_err(map)?;
-    sqlx::query("INSERT INTO products_fts (rowid, body) VALUES (?, ?)")
-        .bind(rid)
-        .bind(crate::search::search_text(p))
-        .execute(&mut *conn)
-        .await
-        .map_err(map)?;
+    q::exec(conn, "DELETE FROM products_fts WHERE rowid = ?", [rid])?;
+    q::exec(
+        conn,
+        "INSERT INTO products_fts (rowid, body) VALUES (?, ?)",
+        params![rid, crate::search::search_text(p)],
+    )?;
     Ok(())
 }
 
-fn product_values(p: &Product) -> CoreResult<[String; 8]> {
+/// Writes a product's own row (`insert` or update by id); the row's `rid` when it
+/// exists. The column values are shared by both statements, in the same order.
+fn write_row(conn: &Connection, p: &Product, insert: bool) -> CoreResult<Option<i64>> {
     let (countries, compliance) = crate::facts::to_columns(&p.facts)?;
-    Ok([
+    let mut args: Vec<String> = vec![
+        p.handle.clone(),
+        p.status.as_str().to_string(),
         serde_json::to_string(&p.title).map_err(json)?,
         serde_json::to_string(&p.description).map_err(json)?,
         serde_json::to_string(&p.categories).map_err(json)?,
@@ -419,115 +374,81 @@ fn product_values(p: &Product) -> CoreResult<[String; 8]> {
         compliance,
         crate::search::search_text(p),
         ts(p.updated_at),
-    ])
-}
-
-pub(crate) async fn insert_product(conn: &mut SqliteConnection, p: &Product) -> CoreResult<()> {
-    let [title, description, categories, media, countries, compliance, search, updated] =
-        product_values(p)?;
-    let rid: i64 = sqlx::query_scalar(
-        "INSERT INTO products (id, handle, status, title, description, categories, media, countries, compliance,
-           search_text, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rid",
-    )
-    .bind(p.id.to_string())
-    .bind(&p.handle)
-    .bind(p.status.as_str())
-    .bind(title)
-    .bind(description)
-    .bind(categories)
-    .bind(media)
-    .bind(countries)
-    .bind(compliance)
-    .bind(search)
-    .bind(ts(p.created_at))
-    .bind(updated)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map)?;
-    write_children(conn, p, rid).await
-}
-
-pub(crate) async fn update_product(conn: &mut SqliteConnection, p: &Product) -> CoreResult<()> {
-    let [title, description, categories, media, countries, compliance, search, updated] =
-        product_values(p)?;
-    let rid: Option<i64> = sqlx::query_scalar(
+        p.id.to_string(),
+    ];
+    let sql = if insert {
+        args.push(ts(p.created_at));
+        "INSERT INTO products (handle, status, title, description, categories, media, countries, compliance,
+           search_text, updated_at, id, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rid"
+    } else {
         "UPDATE products SET handle = ?, status = ?, title = ?, description = ?, categories = ?, media = ?,
-           countries = ?, compliance = ?, search_text = ?, updated_at = ? WHERE id = ? RETURNING rid",
-    )
-    .bind(&p.handle)
-    .bind(p.status.as_str())
-    .bind(title)
-    .bind(description)
-    .bind(categories)
-    .bind(media)
-    .bind(countries)
-    .bind(compliance)
-    .bind(search)
-    .bind(updated)
-    .bind(p.id.to_string())
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(map)?;
-    let rid = rid.ok_or(CoreError::NotFound { entity: "product" })?;
-    write_children(conn, p, rid).await
+           countries = ?, compliance = ?, search_text = ?, updated_at = ? WHERE id = ? RETURNING rid"
+    };
+    q::one(conn, sql, rusqlite::params_from_iter(args), |r| {
+        col(r, "rid")
+    })
 }
 
-pub(crate) async fn delete_product(conn: &mut SqliteConnection, id: ProductId) -> CoreResult<bool> {
-    let rid: Option<i64> = sqlx::query_scalar("DELETE FROM products WHERE id = ? RETURNING rid")
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map)?;
+pub(crate) fn insert_product(conn: &Connection, p: &Product) -> CoreResult<()> {
+    let rid = write_row(conn, p, true)?
+        .ok_or_else(|| CoreError::Storage("insert returned no row".into()))?;
+    write_children(conn, p, rid)
+}
+
+pub(crate) fn update_product(conn: &Connection, p: &Product) -> CoreResult<()> {
+    let rid = write_row(conn, p, false)?.ok_or(CoreError::NotFound { entity: "product" })?;
+    write_children(conn, p, rid)
+}
+
+pub(crate) fn delete_product(conn: &Connection, id: ProductId) -> CoreResult<bool> {
+    let rid: Option<i64> = q::one(
+        conn,
+        "DELETE FROM products WHERE id = ? RETURNING rid",
+        [id.to_string()],
+        |r| col(r, "rid"),
+    )?;
     let Some(rid) = rid else { return Ok(false) };
-    sqlx::query("DELETE FROM products_fts WHERE rowid = ?")
-        .bind(rid)
-        .execute(&mut *conn)
-        .await
-        .map_err(map)?;
+    q::exec(conn, "DELETE FROM products_fts WHERE rowid = ?", [rid])?;
     Ok(true)
 }
 
-crate::catalog_read!(SqliteTx);
-crate::catalog_read!(SqliteReader);
+crate::catalog_read!(SqliteTx, sync);
+crate::catalog_read!(SqliteReader, sync);
 
 #[async_trait]
 impl CatalogWrite for SqliteTx {
     async fn insert_product(&mut self, product: &Product) -> CoreResult<()> {
-        insert_product(self.conn(), product).await
+        insert_product(self.conn(), product)
     }
     async fn update_product(&mut self, product: &Product) -> CoreResult<()> {
-        update_product(self.conn(), product).await
+        update_product(self.conn(), product)
     }
     async fn delete_product(&mut self, id: ProductId) -> CoreResult<bool> {
-        delete_product(self.conn(), id).await
+        delete_product(self.conn(), id)
     }
     async fn upsert_category(&mut self, category: &Category) -> CoreResult<()> {
-        sqlx::query("INSERT INTO categories (handle, name) VALUES (?, ?) ON CONFLICT (handle) DO UPDATE SET name = excluded.name")
-            .bind(&category.handle)
-            .bind(serde_json::to_string(&category.name).map_err(json)?)
-            .execute(self.conn())
-            .await
-            .map_err(map)?;
+        q::exec(
+            self.conn(),
+            "INSERT INTO categories (handle, name) VALUES (?, ?) ON CONFLICT (handle) DO UPDATE SET name = excluded.name",
+            params![category.handle, serde_json::to_string(&category.name).map_err(json)?],
+        )?;
         Ok(())
     }
     async fn take_stock(&mut self, variant: VariantId, qty: i64) -> CoreResult<Option<i64>> {
-        sqlx::query_scalar(
+        q::one(
+            self.conn(),
             "UPDATE variants SET stock = stock - ?1 WHERE id = ?2 AND stock >= ?1 RETURNING stock",
+            params![qty, variant.to_string()],
+            |r| col(r, "stock"),
         )
-        .bind(qty)
-        .bind(variant.to_string())
-        .fetch_optional(self.conn())
-        .await
-        .map_err(map)
     }
     async fn return_stock(&mut self, variant: VariantId, qty: i64) -> CoreResult<()> {
-        sqlx::query("UPDATE variants SET stock = stock + ? WHERE id = ?")
-            .bind(qty)
-            .bind(variant.to_string())
-            .execute(self.conn())
-            .await
-            .map_err(map)?;
+        q::exec(
+            self.conn(),
+            "UPDATE variants SET stock = stock + ? WHERE id = ?",
+            params![qty, variant.to_string()],
+        )?;
         Ok(())
     }
 }

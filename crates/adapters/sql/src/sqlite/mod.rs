@@ -1,37 +1,116 @@
-//! The SQLite store: one writer connection, a pool of readers, WAL.
+//! The SQLite store: one writer connection, a small pool of readers, WAL.
 //!
 //! SQLite allows one writer at a time. Rather than letting concurrent transactions
 //! collide on the write lock (and fail with SQLITE_BUSY on lock upgrade), every
-//! read-write transaction goes through a pool of exactly one connection, so writers queue
-//! in the pool and never deadlock; readers use their own pool and, thanks to WAL, never
-//! wait for the writer.
+//! read-write transaction takes the one writer connection behind an async mutex, so
+//! writers queue in FIFO order and never deadlock; readers use their own connections
+//! and, thanks to WAL, never wait for the writer.
+//!
+//! Statements run **on the calling task's thread** (rusqlite), not on a connection
+//! thread. The statements of this store take microseconds (they are all index
+//! lookups and small writes), and handing each one to another thread and back cost
+//! far more: with sqlx's SQLite driver, which runs every connection on its own worker
+//! thread, half the server's CPU under write load went to the scheduler, and the
+//! writer stayed locked while each statement's result waited in the async run queue
+//! (docs/performance.md, "The SQLite write path"). The schema is still managed with
+//! sqlx's migrations (`migrate.rs`).
 
-use std::str::FromStr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use jangteo_core::ports::{OutboxRow, Reads, Store, Tx};
-use jangteo_core::CoreResult;
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
+use jangteo_core::{CoreError, CoreResult};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{map, SqlError};
+use crate::error::{lite, SqlError};
 use crate::PoolSettings;
 
 mod catalog;
 mod commerce;
 mod compliance;
+mod migrate;
 mod outbox;
 mod projections;
+mod q;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// Where a `sqlite:` URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    File(PathBuf),
+    Memory,
+}
+
+/// Parses `sqlite://path`, `sqlite:path`, `sqlite::memory:` and the query options we
+/// understand (`mode=rwc|rw|memory`).
+fn location(url: &str) -> Result<Location, SqlError> {
+    let bad = || SqlError::UnsupportedUrl(url.to_string());
+    let rest = url.strip_prefix("sqlite:").ok_or_else(bad)?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut memory = path == ":memory:";
+    for opt in query.split('&').filter(|o| !o.is_empty()) {
+        match opt {
+            "mode=memory" => memory = true,
+            "mode=rwc" | "mode=rw" => {}
+            _ => return Err(bad()),
+        }
+    }
+    if memory {
+        Ok(Location::Memory)
+    } else if path.is_empty() {
+        Err(bad())
+    } else {
+        Ok(Location::File(PathBuf::from(path)))
+    }
+}
+
+/// Settings every connection gets.
+fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
+    // busy_timeout only matters when another process holds the write lock (a
+    // `jangteo migrate` next to a running server); in-process writers queue on the
+    // mutex instead.
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    // NORMAL in WAL mode is durable across application crashes; only a power loss can
+    // drop the last transactions. That is the usual trade for a store.
+    // 4 MiB of page cache per connection: the catalog fits many times over, and idle
+    // memory stays small.
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -4000;",
+    )?;
+    if writer {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
+    Ok(())
+}
+
+/// Reader connections, opened on demand up to a limit and kept for reuse.
+pub(crate) struct ReaderPool {
+    path: PathBuf,
+    idle: StdMutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
 
 /// SQLite storage.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    readers: SqlitePool,
+    writer: Arc<Mutex<Connection>>,
+    /// `None` for an in-memory database, where the writer serves reads too (another
+    /// connection would see its own, empty database).
+    readers: Option<Arc<ReaderPool>>,
+    acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.readers.as_ref().map(|r| &r.path))
+            .finish_non_exhaustive()
+    }
 }
 
 impl SqliteStore {
@@ -39,132 +118,203 @@ impl SqliteStore {
     /// migrations. `sqlite::memory:` gives a private in-memory database (one connection
     /// serves reads and writes then, since each connection would see its own).
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, SqlError> {
-        let memory = url.contains(":memory:") || url.contains("mode=memory");
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(SqlError::Connect)?
-            .create_if_missing(true)
-            .journal_mode(if memory {
-                SqliteJournalMode::Memory
-            } else {
-                SqliteJournalMode::Wal
-            })
-            // NORMAL in WAL mode is durable across application crashes; only a power
-            // loss can drop the last transactions. That is the usual trade for a store.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
-            .pragma("temp_store", "memory")
-            // 4 MiB of page cache per connection (9 connections by default): the
-            // catalog fits many times over, and idle memory stays small.
-            .pragma("cache_size", "-4000");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(settings.acquire_timeout.max(Duration::from_secs(30)))
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts.clone())
-            .await
-            .map_err(SqlError::Connect)?;
-        MIGRATOR.run(&writer).await.map_err(SqlError::Migrate)?;
-        let readers = if memory {
-            writer.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(settings.max_connections.max(1))
-                .acquire_timeout(settings.acquire_timeout)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .connect_with(opts.read_only(true))
-                .await
-                .map_err(SqlError::Connect)?
+        let loc = location(url)?;
+        let mut writer = match &loc {
+            Location::Memory => Connection::open_in_memory(),
+            Location::File(p) => Connection::open(p),
+        }
+        .map_err(SqlError::Sqlite)?;
+        configure(&writer, matches!(loc, Location::File(_))).map_err(SqlError::Sqlite)?;
+        migrate::run(&mut writer)?;
+        let readers = match loc {
+            Location::Memory => None,
+            Location::File(path) => Some(Arc::new(ReaderPool {
+                path,
+                idle: StdMutex::new(Vec::new()),
+                permits: Arc::new(Semaphore::new(settings.max_connections.max(1) as usize)),
+            })),
         };
-        Ok(SqliteStore { writer, readers })
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+            acquire_timeout: settings.acquire_timeout,
+        })
     }
 
-    /// Closes the pools (checkpointing the WAL).
+    /// Waits for the writer; "unavailable" after the acquire timeout, like a pool would.
+    async fn lock_writer(&self) -> CoreResult<OwnedMutexGuard<Connection>> {
+        // The writer may be queued behind many short transactions under load, so give
+        // it at least 30 s before calling the database unavailable.
+        let wait = self.acquire_timeout.max(Duration::from_secs(30));
+        tokio::time::timeout(wait, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| {
+                CoreError::Unavailable("database: timed out waiting for the writer".into())
+            })
+    }
+
+    async fn begin_tx(&self) -> CoreResult<SqliteTx> {
+        let conn = self.lock_writer().await?;
+        // IMMEDIATE takes the write lock now, so a writer in another process waits on
+        // busy_timeout instead of failing on lock upgrade later.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(lite)?;
+        Ok(SqliteTx { conn, open: true })
+    }
+
+    /// Closes the connections (the last one checkpoints the WAL).
     pub async fn close(&self) {
-        self.readers.close().await;
-        self.writer.close().await;
+        if let Some(r) = &self.readers {
+            r.permits.close();
+            r.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        let w = self.writer.lock().await;
+        // Best effort: fold the WAL back into the main file.
+        let _ = w.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+
+    /// Releases the page caches of idle connections (an idle server keeps its memory
+    /// small; the caches refill on demand).
+    pub fn shrink_memory(&self) {
+        if let Ok(w) = self.writer.try_lock() {
+            let _ = w.execute_batch("PRAGMA shrink_memory");
+        }
+        if let Some(r) = &self.readers {
+            for c in r.idle.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                let _ = c.execute_batch("PRAGMA shrink_memory");
+            }
+        }
     }
 }
 
-/// A read-write transaction on the writer connection.
+/// A read-write transaction on the writer connection. Dropped without `commit`, it
+/// rolls back.
 pub(crate) struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    conn: OwnedMutexGuard<Connection>,
+    open: bool,
 }
 
-/// A reader connection.
-pub(crate) struct SqliteReader {
-    conn: PoolConnection<Sqlite>,
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if self.open {
+            // Fails only if SQLite already rolled back (e.g. after SQLITE_FULL).
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// A reader connection, back to its pool when dropped.
+pub(crate) enum SqliteReader {
+    Pooled {
+        conn: Option<Connection>,
+        pool: Arc<ReaderPool>,
+        _permit: OwnedSemaphorePermit,
+    },
+    /// In-memory databases read through the writer.
+    Shared(OwnedMutexGuard<Connection>),
+}
+
+impl Drop for SqliteReader {
+    fn drop(&mut self) {
+        if let SqliteReader::Pooled { conn, pool, .. } = self {
+            if let Some(c) = conn.take() {
+                // A connection left inside a read transaction (it should never be)
+                // would pin an old snapshot of the WAL; do not reuse it.
+                if c.is_autocommit() {
+                    pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+                }
+            }
+        }
+    }
 }
 
 pub(crate) trait Conn: Send {
-    fn conn(&mut self) -> &mut SqliteConnection;
+    fn conn(&mut self) -> &Connection;
 }
 
 impl Conn for SqliteTx {
-    fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
+    fn conn(&mut self) -> &Connection {
+        &self.conn
     }
 }
 
 impl Conn for SqliteReader {
-    fn conn(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
+    fn conn(&mut self) -> &Connection {
+        match self {
+            SqliteReader::Pooled { conn, .. } => conn.as_ref().expect("present until drop"),
+            SqliteReader::Shared(c) => c,
+        }
     }
 }
 
 #[async_trait]
 impl Tx for SqliteTx {
-    async fn commit(self: Box<Self>) -> CoreResult<()> {
-        self.tx.commit().await.map_err(map)
+    async fn commit(mut self: Box<Self>) -> CoreResult<()> {
+        self.conn.execute_batch("COMMIT").map_err(lite)?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl SqliteStore {
+    async fn reader(&self) -> CoreResult<SqliteReader> {
+        let Some(pool) = &self.readers else {
+            return Ok(SqliteReader::Shared(self.lock_writer().await?));
+        };
+        let permit =
+            tokio::time::timeout(self.acquire_timeout, pool.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| CoreError::Unavailable("database: no reader connection free".into()))?
+                .map_err(|_| CoreError::Unavailable("database: closed".into()))?;
+        let idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &pool.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_URI
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(lite)?;
+                configure(&c, false).map_err(lite)?;
+                c
+            }
+        };
+        Ok(SqliteReader::Pooled {
+            conn: Some(conn),
+            pool: pool.clone(),
+            _permit: permit,
+        })
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn begin(&self) -> CoreResult<Box<dyn Tx>> {
-        // IMMEDIATE takes the write lock now, so a concurrent writer from another
-        // process waits on busy_timeout instead of failing on lock upgrade later.
-        let tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map)?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(self.begin_tx().await?))
     }
 
     async fn read(&self) -> CoreResult<Box<dyn Reads>> {
-        let conn = self.readers.acquire().await.map_err(map)?;
-        Ok(Box::new(SqliteReader { conn }))
+        Ok(Box::new(self.reader().await?))
     }
 
     async fn outbox_pending(&self, limit: u32) -> CoreResult<Vec<OutboxRow>> {
-        let mut conn = self.readers.acquire().await.map_err(map)?;
-        outbox::pending(&mut conn, limit).await
+        let mut r = self.reader().await?;
+        outbox::pending(r.conn(), limit)
     }
 
     async fn outbox_mark_sent(&self, seqs: &[i64]) -> CoreResult<()> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map)?;
-        outbox::mark_sent(&mut tx, seqs).await?;
-        tx.commit().await.map_err(map)
+        let mut tx = self.begin_tx().await?;
+        outbox::mark_sent(tx.conn(), seqs)?;
+        Box::new(tx).commit().await
     }
 
     async fn outbox_lease(&self, holder: &str, ttl: Duration) -> CoreResult<bool> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map)?;
+        let mut tx = self.begin_tx().await?;
         let now = chrono::Utc::now();
         let until = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(15));
-        let got = outbox::lease(&mut tx, holder, now, until).await?;
-        tx.commit().await.map_err(map)?;
+        let got = outbox::lease(tx.conn(), holder, now, until)?;
+        Box::new(tx).commit().await?;
         Ok(got)
     }
 
@@ -175,11 +325,7 @@ impl Store for SqliteStore {
         now: chrono::DateTime<chrono::Utc>,
     ) -> CoreResult<u64> {
         use crate::time::ts;
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(map)?;
+        let mut tx = self.begin_tx().await?;
         let mut n = 0;
         for (sql, t) in [
             (
@@ -196,14 +342,9 @@ impl Store for SqliteStore {
                 keys_before,
             ),
         ] {
-            n += sqlx::query(sql)
-                .bind(ts(t))
-                .execute(&mut *tx)
-                .await
-                .map_err(map)?
-                .rows_affected();
+            n += q::exec(tx.conn(), sql, [ts(t)])? as u64;
         }
-        tx.commit().await.map_err(map)?;
+        Box::new(tx).commit().await?;
         Ok(n)
     }
 
@@ -212,10 +353,36 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> CoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.readers)
-            .await
-            .map_err(map)?;
-        Ok(())
+        let mut r = self.reader().await?;
+        r.conn().execute_batch("SELECT 1").map_err(lite)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(location("sqlite::memory:").unwrap(), Location::Memory);
+        assert_eq!(
+            location("sqlite://./data/j.db").unwrap(),
+            Location::File("./data/j.db".into())
+        );
+        assert_eq!(
+            location("sqlite:///tmp/j.db?mode=rwc").unwrap(),
+            Location::File("/tmp/j.db".into())
+        );
+        assert_eq!(
+            location("sqlite:j.db").unwrap(),
+            Location::File("j.db".into())
+        );
+        assert_eq!(
+            location("sqlite://x?mode=memory").unwrap(),
+            Location::Memory
+        );
+        assert!(location("sqlite://").is_err());
+        assert!(location("sqlite://x.db?cache=private").is_err());
+        assert!(location("postgres://x").is_err());
     }
 }

@@ -5,80 +5,65 @@ use chrono::{DateTime, NaiveDate, Utc};
 use jangteo_core::ids::EventId;
 use jangteo_core::ports::{NotificationRecord, ProjectionWrite, SalesRow};
 use jangteo_core::{CoreError, CoreResult};
-use sqlx::{Row, SqliteConnection};
+use rusqlite::{params, Connection};
 
+use super::q::{self, col};
 use super::{Conn, SqliteReader, SqliteTx};
-use crate::error::map;
 use crate::time::{parse, ts};
 
 fn bad(what: &str) -> CoreError {
     CoreError::Storage(format!("bad {what} in storage"))
 }
 
-pub(crate) async fn sales(
-    conn: &mut SqliteConnection,
+pub(crate) fn sales(
+    conn: &Connection,
     from: NaiveDate,
     to: NaiveDate,
 ) -> CoreResult<Vec<SalesRow>> {
-    let rows = sqlx::query(
+    q::all(
+        conn,
         "SELECT day, country, product_id, currency, orders, units, revenue_minor FROM sales_daily
          WHERE day >= ? AND day <= ? ORDER BY day, country, product_id, currency",
-    )
-    .bind(from.to_string())
-    .bind(to.to_string())
-    .fetch_all(conn)
-    .await
-    .map_err(map)?;
-    rows.iter()
-        .map(|r| {
-            let text = |c: &str| r.try_get::<String, _>(c).map_err(map);
+        [from.to_string(), to.to_string()],
+        |r| {
+            let text = |c: &str| col::<String>(r, c);
             Ok(SalesRow {
                 day: text("day")?.parse().map_err(|_| bad("day"))?,
                 country: text("country")?,
                 product_id: text("product_id")?.parse().map_err(|_| bad("product id"))?,
                 currency: text("currency")?,
-                orders: r.try_get("orders").map_err(map)?,
-                units: r.try_get("units").map_err(map)?,
-                revenue_minor: r.try_get("revenue_minor").map_err(map)?,
+                orders: col(r, "orders")?,
+                units: col(r, "units")?,
+                revenue_minor: col(r, "revenue_minor")?,
             })
-        })
-        .collect()
+        },
+    )
 }
 
-pub(crate) async fn applied(
-    conn: &mut SqliteConnection,
-    consumer: &str,
-    event: EventId,
-) -> CoreResult<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM processed_events WHERE consumer = ? AND event_id = ?")
-            .bind(consumer)
-            .bind(event.to_string())
-            .fetch_optional(conn)
-            .await
-            .map_err(map)?;
+pub(crate) fn applied(conn: &Connection, consumer: &str, event: EventId) -> CoreResult<bool> {
+    let found = q::one(
+        conn,
+        "SELECT 1 FROM processed_events WHERE consumer = ? AND event_id = ?",
+        params![consumer, event.to_string()],
+        |_| Ok(()),
+    )?;
     Ok(found.is_some())
 }
 
-pub(crate) async fn notifications(
-    conn: &mut SqliteConnection,
+pub(crate) fn notifications(
+    conn: &Connection,
     limit: u32,
     before: Option<i64>,
 ) -> CoreResult<Vec<NotificationRecord>> {
-    let rows = sqlx::query(
+    q::all(
+        conn,
         "SELECT id, event_id, channel, recipient, locale, template, subject, body, created_at
          FROM notifications WHERE id < ? ORDER BY id DESC LIMIT ?",
-    )
-    .bind(before.unwrap_or(i64::MAX))
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await
-    .map_err(map)?;
-    rows.iter()
-        .map(|r| {
-            let text = |c: &str| r.try_get::<String, _>(c).map_err(map);
+        params![before.unwrap_or(i64::MAX), i64::from(limit)],
+        |r| {
+            let text = |c: &str| col::<String>(r, c);
             Ok(NotificationRecord {
-                id: r.try_get("id").map_err(map)?,
+                id: col(r, "id")?,
                 event_id: text("event_id")?.parse().map_err(|_| bad("event id"))?,
                 channel: text("channel")?,
                 recipient: text("recipient")?,
@@ -88,12 +73,12 @@ pub(crate) async fn notifications(
                 body: text("body")?,
                 created_at: parse(&text("created_at")?)?,
             })
-        })
-        .collect()
+        },
+    )
 }
 
-crate::projection_read!(SqliteTx);
-crate::projection_read!(SqliteReader);
+crate::projection_read!(SqliteTx, sync);
+crate::projection_read!(SqliteReader, sync);
 
 #[async_trait]
 impl ProjectionWrite for SqliteTx {
@@ -103,58 +88,55 @@ impl ProjectionWrite for SqliteTx {
         event: EventId,
         at: DateTime<Utc>,
     ) -> CoreResult<bool> {
-        let r = sqlx::query(
+        let n = q::exec(
+            self.conn(),
             "INSERT INTO processed_events (consumer, event_id, applied_at) VALUES (?, ?, ?)
              ON CONFLICT DO NOTHING",
-        )
-        .bind(consumer)
-        .bind(event.to_string())
-        .bind(ts(at))
-        .execute(self.conn())
-        .await
-        .map_err(map)?;
-        Ok(r.rows_affected() == 1)
+            params![consumer, event.to_string(), ts(at)],
+        )?;
+        Ok(n == 1)
     }
 
     async fn add_sales(&mut self, rows: &[SalesRow]) -> CoreResult<()> {
+        let conn = self.conn();
         for s in rows {
-            sqlx::query(
+            q::exec(
+                conn,
                 "INSERT INTO sales_daily (day, country, product_id, currency, orders, units, revenue_minor)
                  VALUES (?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (day, country, product_id, currency) DO UPDATE SET
                    orders = orders + excluded.orders, units = units + excluded.units,
                    revenue_minor = revenue_minor + excluded.revenue_minor",
-            )
-            .bind(s.day.to_string())
-            .bind(&s.country)
-            .bind(s.product_id.to_string())
-            .bind(&s.currency)
-            .bind(s.orders)
-            .bind(s.units)
-            .bind(s.revenue_minor)
-            .execute(self.conn())
-            .await
-            .map_err(map)?;
+                params![
+                    s.day.to_string(),
+                    s.country,
+                    s.product_id.to_string(),
+                    s.currency,
+                    s.orders,
+                    s.units,
+                    s.revenue_minor
+                ],
+            )?;
         }
         Ok(())
     }
 
     async fn insert_notification(&mut self, n: &NotificationRecord) -> CoreResult<()> {
-        sqlx::query(
+        q::exec(
+            self.conn(),
             "INSERT INTO notifications (event_id, channel, recipient, locale, template, subject, body, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, channel) DO NOTHING",
-        )
-        .bind(n.event_id.to_string())
-        .bind(&n.channel)
-        .bind(&n.recipient)
-        .bind(&n.locale)
-        .bind(&n.template)
-        .bind(&n.subject)
-        .bind(&n.body)
-        .bind(ts(n.created_at))
-        .execute(self.conn())
-        .await
-        .map_err(map)?;
+            params![
+                n.event_id.to_string(),
+                n.channel,
+                n.recipient,
+                n.locale,
+                n.template,
+                n.subject,
+                n.body,
+                ts(n.created_at)
+            ],
+        )?;
         Ok(())
     }
 }
