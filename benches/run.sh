@@ -354,8 +354,18 @@ if [ "$MIX_EXTRA" = 1 ]; then
   mix mix-checkout --duration 10s --flow checkout
 fi
 
-sleep 3
+# "Idle" means idle: after the load the server still drains the event backlog (the
+# in-process consumers run behind the order rate), so wait until it has used at most
+# 2 ticks (20 ms) of CPU in each of 2 consecutive seconds (at most 60 s), then give the
+# server's idle memory release (crates/server/src/memory.rs) 2 s to run.
+QUIET_S=0; CALM=0
+while [ "$CALM" -lt 2 ] && [ "$QUIET_S" -lt 60 ]; do
+  T0=$(cpu_server); sleep 1; T1=$(cpu_server); QUIET_S=$((QUIET_S + 1))
+  if [ $((T1 - T0)) -le 2 ]; then CALM=$((CALM + 1)); else CALM=0; fi
+done
+sleep 2
 AFTER_RSS=$(rss_kib)
+echo "server quiet after ${QUIET_S} s; idle RSS $(mib "$AFTER_RSS") MiB"
 HWM=$(hwm_kib)
 note "uptime after the load: $(uptime)"
 stop_server
@@ -369,7 +379,7 @@ say "summary (also in $SUMMARY)"
   echo "idle RSS after the fresh start:            $(mib "$FRESH_RSS") MiB"
   echo "idle RSS after the restart (seeded):       $(mib "$IDLE_RSS") MiB"
   echo "peak RSS during 500 connections:           $(mib "$PEAK_RSS") MiB"
-  echo "idle RSS after all load:                   $(mib "$AFTER_RSS") MiB (VmHWM $(mib "$HWM") MiB)"
+  echo "idle RSS after all load:                   $(mib "$AFTER_RSS") MiB, quiet after ${QUIET_S} s (VmHWM $(mib "$HWM") MiB)"
   echo
   printf '%-26s %5s %10s %9s %9s %9s %8s %8s %6s %6s\n' run conns req/s "p50 ms" "p90 ms" "p99 ms" non-2xx sockerr "srv%" "oth%"
   cat "$OUT/load-rows.txt"

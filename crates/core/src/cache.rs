@@ -148,9 +148,7 @@ impl<V> PageCache<V> {
     fn put(&self, key: String, generation: u64, value: Arc<V>) {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.max_entries {
-            let g = self.generation.load(Ordering::Acquire);
-            let keep = self.ttl * 2;
-            map.retain(|_, e| e.generation == g && e.at.elapsed() < keep);
+            self.retain_servable(&mut map);
             if map.len() >= self.max_entries {
                 map.clear();
             }
@@ -162,6 +160,24 @@ impl<V> PageCache<V> {
             refreshing: AtomicBool::new(false),
         };
         map.insert(key, Arc::new(entry));
+    }
+
+    /// Drops the entries that can no longer be served: past the stale-while-revalidate
+    /// window (twice the TTL) or from before an invalidation. Without it they would stay
+    /// until the entry limit, so a server that once served every product would keep
+    /// them all in memory while idle.
+    pub fn purge_stale(&self) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        self.retain_servable(&mut map);
+        if map.capacity() > 2 * map.len() + 64 {
+            map.shrink_to_fit();
+        }
+    }
+
+    fn retain_servable(&self, map: &mut HashMap<String, Arc<Entry<V>>>) {
+        let g = self.generation.load(Ordering::Acquire);
+        let keep = self.ttl * 2;
+        map.retain(|_, e| e.generation == g && e.at.elapsed() < keep);
     }
 
     /// Drops everything.
@@ -181,6 +197,33 @@ mod tests {
             .enable_time()
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn purge_drops_only_what_can_no_longer_be_served() {
+        rt().block_on(async {
+            let c = PageCache::new(Duration::from_millis(30), 10);
+            c.get_or_load("old", || async { Ok::<_, CoreError>(1) })
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(70)).await;
+            c.get_or_load("new", || async { Ok::<_, CoreError>(2) })
+                .await
+                .unwrap();
+            c.purge_stale();
+            let keys: Vec<String> = c.map.read().unwrap().keys().cloned().collect();
+            assert_eq!(
+                keys,
+                ["new"],
+                "the entry past twice the TTL goes, the fresh one stays"
+            );
+            c.invalidate_all();
+            c.purge_stale();
+            assert!(
+                c.map.read().unwrap().is_empty(),
+                "entries from before an invalidation go"
+            );
+        });
     }
 
     #[test]

@@ -272,6 +272,21 @@ impl Engine {
         OutboxRelay::new(self.0.store.clone(), publisher, self.0.relay_wake.clone())
     }
 
+    /// Drops cached catalog pages that can no longer be served (expired past their
+    /// stale window). Cheap; the server calls it every second so memory held by pages
+    /// nobody asks for any more is freed while idle.
+    pub fn purge_stale_caches(&self) {
+        self.0.product_pages.purge_stale();
+        self.0.product_details.purge_stale();
+    }
+
+    /// Frees what an idle engine can do without: stale catalog pages and the store's
+    /// caches (SQLite page caches). For quiet moments: the caches refill on demand.
+    pub async fn release_idle_memory(&self) {
+        self.purge_stale_caches();
+        self.0.store.release_memory().await;
+    }
+
     /// Drops every cached catalog page (after catalog writes, or on a catalog event
     /// from another instance).
     pub fn invalidate_catalog_cache(&self) {

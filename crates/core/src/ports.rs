@@ -419,6 +419,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> CoreResult<u64>;
     /// Closes connections (on shutdown); the default does nothing.
     async fn close(&self) {}
+    /// Gives back memory an idle store can do without (caches it refills on demand).
+    /// The server calls it when a burst of work is over; the default does nothing.
+    async fn release_memory(&self) {}
 }
 
 fn _assert_object_safe(_: &dyn Store, _: &dyn Tx, _: &dyn Reads) {}

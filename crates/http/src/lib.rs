@@ -154,6 +154,32 @@ fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     .into_response()
 }
 
+/// Every two seconds, drops rendered pages the engine no longer holds, so an idle
+/// server does not keep every page it once rendered. Ends when the router is dropped;
+/// does nothing outside a tokio runtime.
+fn spawn_render_purge(
+    listings: &std::sync::Arc<render::Rendered<jangteo_core::catalog::ProductPage>>,
+    details: &std::sync::Arc<render::Rendered<jangteo_core::catalog::Product>>,
+) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let (listings, details) = (
+        std::sync::Arc::downgrade(listings),
+        std::sync::Arc::downgrade(details),
+    );
+    rt.spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let (Some(l), Some(d)) = (listings.upgrade(), details.upgrade()) else {
+                return;
+            };
+            l.purge_unshared();
+            d.purge_unshared();
+        }
+    });
+}
+
 fn finish(
     router: OpenApiRouter<AppState>,
     engine: Engine,
@@ -164,6 +190,9 @@ fn finish(
     let locales = std::sync::Arc::new(engine.settings().default_locales.clone());
     // Serialized once; the document does not change while the process runs.
     let doc = axum::body::Bytes::from(serde_json::to_vec(&api).unwrap_or_default());
+    let listings = std::sync::Arc::new(render::Rendered::new(10_000));
+    let details = std::sync::Arc::new(render::Rendered::new(50_000));
+    spawn_render_purge(&listings, &details);
     let router = router
         .route(
             "/openapi.json",
@@ -181,8 +210,8 @@ fn finish(
         .with_state(AppState {
             engine,
             trust_forwarded_for: settings.trust_forwarded_for,
-            listings: std::sync::Arc::new(render::Rendered::new(10_000)),
-            details: std::sync::Arc::new(render::Rendered::new(50_000)),
+            listings,
+            details,
         });
     let router = match cors(&settings.cors_origins) {
         Some(layer) => router.layer(layer),

@@ -57,4 +57,33 @@ impl<V> Rendered<V> {
         };
         ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
     }
+
+    /// Drops the bytes of values only this cache still holds: the engine has let go
+    /// of them, so it will never hand the same value back and the bytes can never be
+    /// served again.
+    pub(crate) fn purge_unshared(&self) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (v, _)| Arc::strong_count(v) > 1);
+        if map.capacity() > 2 * map.len() + 64 {
+            map.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_keeps_what_the_engine_still_holds() {
+        let r = Rendered::new(10);
+        let kept = Arc::new(1u32);
+        let dropped = Arc::new(2u32);
+        let _ = r.respond("a".into(), &kept, |v| *v);
+        let _ = r.respond("b".into(), &dropped, |v| *v);
+        drop(dropped);
+        r.purge_unshared();
+        let keys: Vec<String> = r.map.read().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["a"]);
+    }
 }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 mod config;
 mod demo;
 mod events;
+mod memory;
 
 use config::Config;
 
@@ -333,6 +334,8 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
             }
         }
     });
+
+    memory::spawn(engine.clone(), stop_rx.clone());
 
     let http = HttpSettings {
         request_timeout: Duration::from_secs(cfg.server.request_timeout_secs),

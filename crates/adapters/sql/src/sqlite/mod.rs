@@ -171,19 +171,6 @@ impl SqliteStore {
         // Best effort: fold the WAL back into the main file.
         let _ = w.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
     }
-
-    /// Releases the page caches of idle connections (an idle server keeps its memory
-    /// small; the caches refill on demand).
-    pub fn shrink_memory(&self) {
-        if let Ok(w) = self.writer.try_lock() {
-            let _ = w.execute_batch("PRAGMA shrink_memory");
-        }
-        if let Some(r) = &self.readers {
-            for c in r.idle.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                let _ = c.execute_batch("PRAGMA shrink_memory");
-            }
-        }
-    }
 }
 
 /// A read-write transaction on the writer connection. Dropped without `commit`, it
@@ -350,6 +337,19 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         SqliteStore::close(self).await;
+    }
+
+    async fn release_memory(&self) {
+        // Page caches of connections nobody is using right now; a busy writer keeps
+        // its cache (it is in use, so not idle).
+        if let Ok(w) = self.writer.try_lock() {
+            let _ = w.execute_batch("PRAGMA shrink_memory");
+        }
+        if let Some(r) = &self.readers {
+            for c in r.idle.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                let _ = c.execute_batch("PRAGMA shrink_memory");
+            }
+        }
     }
 
     async fn ping(&self) -> CoreResult<()> {
