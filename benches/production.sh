@@ -5,8 +5,10 @@
 #
 #   1. catalog reads (wrk, like benches/run.sh): GET /store/products?limit=20 and
 #      GET /store/products/{id} at 50 connections, SQLite and PostgreSQL interleaved;
-#   2. cart completion on PostgreSQL (loadgen --flow checkout, CLIENTS users) against
-#      `pgbench -N` on the same cluster at the same client count;
+#   2. cart completion on PostgreSQL against `pgbench -N` on the same cluster at the
+#      same client count (CLIENTS): the whole flow (loadgen --flow checkout: create,
+#      add, address, complete) and `complete` alone on carts filled beforehand
+#      (loadgen --flow complete, PREPARED carts per user, not timed);
 #   3. outbox -> Kafka latency (sent_at - occurred_at) over the events of each
 #      checkout run, with the order rate of that run;
 #   4. relay throughput on a backlog: server without relay, >= BACKLOG unsent events,
@@ -18,7 +20,7 @@
 #
 # Knobs (environment): REPEAT (1), WRK_DURATION (15s), WARMUP (3s), SEED_PRODUCTS
 # (1000), SEED_VARIANTS (4), CLIENTS (50: checkout users = pgbench clients),
-# CHECKOUT_DURATION (15s), PGBENCH_SECONDS (15), PGBENCH_SCALE (10), PG_POOL (32:
+# CHECKOUT_DURATION (15s), COMPLETE_DURATION (10s), PREPARED (300), PGBENCH_SECONDS (15), PGBENCH_SCALE (10), PG_POOL (32:
 # JANGTEO__DATABASE__MAX_CONNECTIONS), BACKLOG (20000), WAIT_QUIET (1: before each
 # measurement wait until no rustc / cargo / cargo-nextest runs and the CPU is calm),
 # QUIET_CPU (30: % of one core counted as calm, the idle stack included), QUIET_MAX
@@ -36,6 +38,8 @@ SEED_PRODUCTS=${SEED_PRODUCTS:-1000}
 SEED_VARIANTS=${SEED_VARIANTS:-4}
 CLIENTS=${CLIENTS:-50}
 CHECKOUT_DURATION=${CHECKOUT_DURATION:-15s}
+COMPLETE_DURATION=${COMPLETE_DURATION:-10s}
+PREPARED=${PREPARED:-300}
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-15}
 PGBENCH_SCALE=${PGBENCH_SCALE:-10}
 PG_POOL=${PG_POOL:-32}
@@ -267,6 +271,7 @@ say "pgbench -i -s $PGBENCH_SCALE (database pgbench)"
   { cat "$OUT/pgbench-init.txt" >&2; die "pgbench -i failed"; }
 : >"$OUT/checkout-rows.txt"
 : >"$OUT/pgbench-rows.txt"
+: >"$OUT/complete-rows.txt"
 : >"$OUT/outbox-rows.txt"
 for i in $(seq 1 "$REPEAT"); do
   say "[$i/$REPEAT] loadgen mix --flow checkout --users $CLIENTS --duration $CHECKOUT_DURATION (PostgreSQL)"
@@ -301,6 +306,17 @@ for i in $(seq 1 "$REPEAT"); do
     FROM outbox WHERE $W" |
     awk -F'|' -v i="$i" -v o="$ORDERS_S" '{printf "outbox-run%s events=%s sent=%s events/s=%s p50_ms=%s p99_ms=%s max_ms=%s at_orders/s=%s\n", i, $1, $2, $3, $4, $5, $6, o}' |
     tee -a "$OUT/outbox-rows.txt"
+
+  say "[$i/$REPEAT] loadgen mix --flow complete --users $CLIENTS --prepared $PREPARED --duration $COMPLETE_DURATION (PostgreSQL)"
+  wait_quiet "complete-run$i"
+  # The carts are filled first (not timed, not in the CPU figures' window either:
+  # loadgen prints when it starts timing, and the window below covers both).
+  cpu_begin "$PG_PID"
+  "$LOADGEN" mix --store "$PGS" --users "$CLIENTS" --duration "$COMPLETE_DURATION" --flow complete \
+    --prepared "$PREPARED" --json "$OUT/complete-run$i.json" >"$OUT/complete-run$i.txt"
+  cpu_end
+  printf 'complete-run%s %s orders/s errors=%s\n' "$i" "$(jq -r .orders_per_s "$OUT/complete-run$i.json")" \
+    "$(jq -r .errors "$OUT/complete-run$i.json")" | tee -a "$OUT/complete-rows.txt"
 
   say "[$i/$REPEAT] pgbench -N -c $CLIENTS -j 2 -T $PGBENCH_SECONDS"
   wait_quiet "pgbench-run$i"
@@ -412,6 +428,11 @@ kv_med() { # FILE KEY: median of key=value fields
   co=$(median $(awk '{print $2}' "$OUT/checkout-rows.txt")); pb=$(median $(awk '{print $2}' "$OUT/pgbench-rows.txt"))
   awk -v c="$co" -v p="$pb" -v n="$CLIENTS" 'BEGIN {
     printf "median checkout %s orders/s vs pgbench -N %s tps at %s clients: %.1f %%  (budget >= 50 %%: %s)\n",
+      c, p, n, 100 * c / p, (c >= 0.5 * p ? "met" : "MISSED") }'
+  sed 's/^/  /' "$OUT/complete-rows.txt"
+  cc=$(median $(awk '{print $2}' "$OUT/complete-rows.txt"))
+  awk -v c="$cc" -v p="$pb" -v n="$CLIENTS" 'BEGIN {
+    printf "median completion alone %s orders/s vs pgbench -N %s tps at %s clients: %.1f %%  (budget >= 50 %%: %s)\n",
       c, p, n, 100 * c / p, (c >= 0.5 * p ? "met" : "MISSED") }'
   ct=$(kv_med "$OUT/checkout-rows.txt" commits/s)
   awk -v c="$co" -v t="$ct" -v p="$pb" 'BEGIN {

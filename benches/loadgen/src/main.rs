@@ -73,6 +73,9 @@ enum Command {
         /// Run id used in e-mails and idempotency keys (default: the current time).
         #[arg(long)]
         run_id: Option<u64>,
+        /// `--flow complete`: carts each user fills before the clock starts.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        prepared: u32,
     },
     /// Creates products through the admin API (re-runnable: existing handles are
     /// skipped).
@@ -150,6 +153,7 @@ async fn run(cmd: Command) -> Result<(), String> {
             timeout,
             json,
             run_id,
+            prepared,
         } => {
             check_duration(duration, "--duration")?;
             check_duration(timeout, "--timeout")?;
@@ -169,6 +173,7 @@ async fn run(cmd: Command) -> Result<(), String> {
                 timeout,
                 json,
                 seed: run_id,
+                prepared: prepared as usize,
             })
             .await
         }

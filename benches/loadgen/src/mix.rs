@@ -18,6 +18,9 @@ pub(crate) enum Flow {
     Cart,
     /// create cart -> add line -> address -> complete (no browsing).
     Checkout,
+    /// `complete` alone: each user first fills `--prepared` carts (create, add line,
+    /// address; not timed), then the clock starts and it completes them.
+    Complete,
 }
 
 /// Settings of a mix run.
@@ -32,6 +35,8 @@ pub(crate) struct MixArgs {
     pub(crate) timeout: Duration,
     pub(crate) json: Option<PathBuf>,
     pub(crate) seed: u64,
+    /// Carts each user fills before the clock starts (`Flow::Complete`).
+    pub(crate) prepared: usize,
 }
 
 const STEPS: [&str; 6] = [
@@ -152,12 +157,35 @@ pub(crate) async fn run(a: MixArgs) -> Result<(), String> {
         pool,
         run_id: a.seed,
     });
+    let mut carts = Vec::new();
+    if a.flow == Flow::Complete {
+        let t0 = Instant::now();
+        let mut tasks = Vec::with_capacity(a.users);
+        for ix in 0..a.users {
+            tasks.push(tokio::spawn(prepare(ix as u64, ctx.clone(), a.prepared)));
+        }
+        for t in tasks {
+            carts.push(t.await.map_err(|e| format!("a user task failed: {e}"))?);
+        }
+        let n: usize = carts.iter().map(Vec::len).sum();
+        println!(
+            "  prepared {n} carts (create, add line, address) in {:.1} s; now timing `complete` alone",
+            t0.elapsed().as_secs_f64()
+        );
+        if n < a.users * a.prepared {
+            return Err(format!(
+                "only {n} of {} carts could be prepared; is the server healthy?",
+                a.users * a.prepared
+            ));
+        }
+    }
     let started = Instant::now();
     let deadline = started + a.duration;
     let mut tasks = Vec::with_capacity(a.users);
     for ix in 0..a.users {
         let ctx = ctx.clone();
-        tasks.push(tokio::spawn(user(ix as u64, ctx, deadline)));
+        let mine = std::mem::take(carts.get_mut(ix).unwrap_or(&mut Vec::new()));
+        tasks.push(tokio::spawn(user(ix as u64, ctx, deadline, mine)));
     }
     let mut total = UserStats::default();
     for t in tasks {
@@ -169,6 +197,12 @@ pub(crate) async fn run(a: MixArgs) -> Result<(), String> {
         total.orders += u.orders;
     }
     let secs = started.elapsed().as_secs_f64();
+    if a.flow == Flow::Complete && secs + 0.05 < a.duration.as_secs_f64() {
+        println!(
+            "  note: the prepared carts ran out after {secs:.2} s (of {:?}); rates are over that time. Raise --prepared.",
+            a.duration
+        );
+    }
 
     println!("  elapsed {secs:.2} s");
     stats::print_header();
@@ -187,10 +221,12 @@ pub(crate) async fn run(a: MixArgs) -> Result<(), String> {
     }
     let flows_s = total.flows as f64 / secs;
     let orders_s = total.orders as f64 / secs;
-    println!(
-        "flows (cart create + add line): {} = {flows_s:.1} flows/s",
-        total.flows
-    );
+    if a.flow != Flow::Complete {
+        println!(
+            "flows (cart create + add line): {} = {flows_s:.1} flows/s",
+            total.flows
+        );
+    }
     if a.flow != Flow::Cart {
         println!(
             "orders (completed carts):       {} = {orders_s:.1} orders/s",
@@ -218,11 +254,41 @@ pub(crate) async fn run(a: MixArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// One virtual user: its own keep-alive connection, one request at a time.
-async fn user(ix: u64, ctx: Arc<Ctx>, deadline: Instant) -> UserStats {
+/// Fills `n` carts for one user (create, add line, address), untimed; the ids and the
+/// loop number each was filled in (for the idempotency key).
+async fn prepare(ix: u64, ctx: Arc<Ctx>, n: usize) -> Vec<(String, u64)> {
     let c = client();
     let mut rng = Rng::new(ctx.run_id ^ (ix << 20) ^ 0x5eed);
     let mut st = UserStats::default();
+    let mut out = Vec::with_capacity(n);
+    let mut iter = 0u64;
+    // A few failures are tolerated; a server that fails most requests ends the run.
+    while out.len() < n && iter < 2 * n as u64 + 10 {
+        iter += 1;
+        if let Ok(id) = fill_cart(&c, &ctx, &mut rng, &mut st, ix, iter).await {
+            out.push((id, iter));
+        }
+    }
+    out
+}
+
+/// One virtual user: its own keep-alive connection, one request at a time. With
+/// prepared carts (`Flow::Complete`) it completes them until they or the time run out.
+async fn user(ix: u64, ctx: Arc<Ctx>, deadline: Instant, carts: Vec<(String, u64)>) -> UserStats {
+    let c = client();
+    let mut rng = Rng::new(ctx.run_id ^ (ix << 20) ^ 0x5eed);
+    let mut st = UserStats::default();
+    if ctx.flow == Flow::Complete {
+        for (cart_id, iter) in carts {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if complete(&c, &ctx, &mut st, &cart_id, ix, iter).await {
+                st.flows += 1;
+            }
+        }
+        return st;
+    }
     let mut iter = 0u64;
     let mut failures_in_a_row = 0u32;
     while Instant::now() < deadline {
@@ -253,11 +319,10 @@ async fn one_flow(
     ix: u64,
     iter: u64,
 ) -> bool {
-    let t = ctx.timeout;
-    let base = &ctx.store;
-    let cand = &ctx.pool[rng.below(ctx.pool.len())];
-
     if ctx.flow == Flow::Full {
+        let t = ctx.timeout;
+        let base = &ctx.store;
+        let cand = &ctx.pool[rng.below(ctx.pool.len())];
         let r = send(
             c,
             Method::GET,
@@ -283,7 +348,26 @@ async fn one_flow(
             return false;
         }
     }
+    match fill_cart(c, ctx, rng, st, ix, iter).await {
+        Ok(cart_id) => complete(c, ctx, st, &cart_id, ix, iter).await,
+        Err(ok) => ok,
+    }
+}
 
+/// Creates a cart, adds a line and (except in the cart flow) sets the address. `Err`
+/// ends the loop early: `Err(true)` when that is expected (cart flow, out of stock),
+/// `Err(false)` on a failure.
+async fn fill_cart(
+    c: &HttpClient,
+    ctx: &Ctx,
+    rng: &mut Rng,
+    st: &mut UserStats,
+    ix: u64,
+    iter: u64,
+) -> Result<String, bool> {
+    let t = ctx.timeout;
+    let base = &ctx.store;
+    let cand = &ctx.pool[rng.below(ctx.pool.len())];
     let body = br#"{"country":"KR","currency":"KRW","locale":"ko"}"#.to_vec();
     let r = send(
         c,
@@ -295,7 +379,7 @@ async fn one_flow(
     )
     .await;
     if st.steps[CART_CREATE].record(&r, false) != Outcome::Ok {
-        return false;
+        return Err(false);
     }
     let Some(cart_id) = r
         .ok()
@@ -306,7 +390,7 @@ async fn one_flow(
             .errors
             .entry("no_cart_id".into())
             .or_default() += 1;
-        return false;
+        return Err(false);
     };
 
     let body = serde_json::to_vec(&serde_json::json!({
@@ -325,11 +409,13 @@ async fn one_flow(
     .await;
     let oos = is_out_of_stock(&r);
     if st.steps[ADD_LINE].record(&r, oos) != Outcome::Ok {
-        return oos;
+        return Err(oos);
     }
-    st.flows += 1;
+    if ctx.flow != Flow::Complete {
+        st.flows += 1;
+    }
     if ctx.flow == Flow::Cart {
-        return true;
+        return Err(true);
     }
 
     let body = serde_json::to_vec(&serde_json::json!({
@@ -353,9 +439,21 @@ async fn one_flow(
     )
     .await;
     if st.steps[UPDATE_CART].record(&r, false) != Outcome::Ok {
-        return false;
+        return Err(false);
     }
+    Ok(cart_id)
+}
 
+/// Completes a cart; false on a failure (out of stock is not one).
+async fn complete(
+    c: &HttpClient,
+    ctx: &Ctx,
+    st: &mut UserStats,
+    cart_id: &str,
+    ix: u64,
+    iter: u64,
+) -> bool {
+    let (t, base) = (ctx.timeout, &ctx.store);
     let key = format!("lg-{}-{ix}-{iter}", ctx.run_id);
     let r = send(
         c,
