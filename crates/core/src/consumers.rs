@@ -30,6 +30,13 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     /// Sends one message. `message.event_id` is a natural idempotency key for providers
     /// that accept one: a redelivered event may call this twice.
     async fn send(&self, message: &NotificationRecord) -> CoreResult<()>;
+
+    /// True when `send` itself keeps at most one message per event id and channel (a
+    /// repeated send changes nothing). The consumer then skips its own record of
+    /// applied events: one transaction per notification instead of two, plus a read.
+    fn keeps_one_per_event(&self) -> bool {
+        false
+    }
 }
 
 fn _assert_object_safe(_: &dyn Notifier) {}
@@ -54,6 +61,11 @@ impl Notifier for StoreNotifier {
         let mut tx = self.store.begin().await?;
         tx.insert_notification(message).await?;
         tx.commit().await
+    }
+
+    /// `insert_notification` keeps one per event and channel (a storage contract).
+    fn keeps_one_per_event(&self) -> bool {
+        true
     }
 }
 
@@ -209,6 +221,9 @@ impl EventHandler for OrderNotifications {
             body,
             created_at: event.occurred_at,
         };
+        if self.notifier.keeps_one_per_event() {
+            return self.notifier.send(&message).await;
+        }
         // Applied already? A plain read: the send must not happen inside a transaction
         // (a notifier may write to the same store, and SQLite has one writer).
         if self

@@ -1226,6 +1226,45 @@ pub async fn projections_apply_once(store: Arc<dyn Store>) {
     assert_eq!(older.len(), 1);
 }
 
+/// The notifications consumer over the store notifier: a redelivered event gives one
+/// message, and needs no applied-event record (the notification row is the record).
+pub async fn store_notifications_apply_once(store: Arc<dyn Store>) {
+    use crate::consumers::{OrderNotifications, StoreNotifier};
+    use crate::events::{DomainEvent, EventHandler};
+    let consumer =
+        OrderNotifications::new(store.clone(), Arc::new(StoreNotifier::new(store.clone())))
+            .unwrap();
+    let event = DomainEvent::new(
+        "order.paid",
+        "order",
+        "o1",
+        now(),
+        serde_json::json!({
+            "order_id": "o1", "number": "JT-20261128-REDELIVR", "status": "paid",
+            "email": "twice@example.com", "country": "KR", "currency": "KRW", "locale": "ko",
+            "totals": {"total": {"amount": "39000", "currency": "KRW"}},
+            "lines": [], "payment": {"provider": "manual", "status": "captured"},
+            "fulfillment": null
+        }),
+    );
+    consumer.handle(&event).await.unwrap();
+    consumer.handle(&event).await.unwrap();
+    let mut r = store.read().await.unwrap();
+    let mine: Vec<_> = r
+        .notifications(100, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.event_id == event.id)
+        .collect();
+    assert_eq!(mine.len(), 1, "one message for a redelivered event");
+    assert!(mine[0].body.contains("JT-20261128-REDELIVR"));
+    assert!(
+        !r.applied(OrderNotifications::NAME, event.id).await.unwrap(),
+        "no separate applied mark"
+    );
+}
+
 fn rule_doc(kind: &str, key: &str, version: i64, actor: Option<&str>) -> RuleDocument {
     RuleDocument {
         kind: kind.into(),
@@ -1492,7 +1531,8 @@ macro_rules! storage_contract_tests {
             search_finds_korean_english_and_indonesian, filters_sorts_and_pages, stock_never_goes_negative,
             concurrent_reservations_are_exact, dropped_transactions_roll_back, carts_round_trip_and_expire,
             orders_round_trip_list_and_expire, accounts_tokens_idempotency_audit, outbox_keeps_commit_order,
-            outbox_lease_has_one_holder, projections_apply_once, product_facts_round_trip,
+            outbox_lease_has_one_holder, projections_apply_once, store_notifications_apply_once,
+            product_facts_round_trip,
             rule_documents_are_versioned, buyer_orders_add_up_one_buyer,
             lock_buyer_serializes_a_buyer);
     };
