@@ -309,12 +309,10 @@ for i in $(seq 1 "$REPEAT"); do
 
   say "[$i/$REPEAT] loadgen mix --flow complete --users $CLIENTS --prepared $PREPARED --duration $COMPLETE_DURATION (PostgreSQL)"
   wait_quiet "complete-run$i"
-  # The carts are filled first (not timed, not in the CPU figures' window either:
-  # loadgen prints when it starts timing, and the window below covers both).
-  cpu_begin "$PG_PID"
+  # loadgen fills the carts first (untimed) and times only `complete`; no CPU figures
+  # here, since a window around the command would mix both phases.
   "$LOADGEN" mix --store "$PGS" --users "$CLIENTS" --duration "$COMPLETE_DURATION" --flow complete \
     --prepared "$PREPARED" --json "$OUT/complete-run$i.json" >"$OUT/complete-run$i.txt"
-  cpu_end
   printf 'complete-run%s %s orders/s errors=%s\n' "$i" "$(jq -r .orders_per_s "$OUT/complete-run$i.json")" \
     "$(jq -r .errors "$OUT/complete-run$i.json")" | tee -a "$OUT/complete-rows.txt"
 

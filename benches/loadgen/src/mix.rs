@@ -182,9 +182,10 @@ pub(crate) async fn run(a: MixArgs) -> Result<(), String> {
     let started = Instant::now();
     let deadline = started + a.duration;
     let mut tasks = Vec::with_capacity(a.users);
+    let mut carts = carts.into_iter();
     for ix in 0..a.users {
         let ctx = ctx.clone();
-        let mine = std::mem::take(carts.get_mut(ix).unwrap_or(&mut Vec::new()));
+        let mine = carts.next().unwrap_or_default();
         tasks.push(tokio::spawn(user(ix as u64, ctx, deadline, mine)));
     }
     let mut total = UserStats::default();

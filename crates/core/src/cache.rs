@@ -202,11 +202,12 @@ mod tests {
     #[test]
     fn purge_drops_only_what_can_no_longer_be_served() {
         rt().block_on(async {
-            let c = PageCache::new(Duration::from_millis(30), 10);
+            // Wide margins: "new" is purged only if 600 ms pass before the purge.
+            let c = PageCache::new(Duration::from_millis(300), 10);
             c.get_or_load("old", || async { Ok::<_, CoreError>(1) })
                 .await
                 .unwrap();
-            tokio::time::sleep(Duration::from_millis(70)).await;
+            tokio::time::sleep(Duration::from_millis(650)).await;
             c.get_or_load("new", || async { Ok::<_, CoreError>(2) })
                 .await
                 .unwrap();
