@@ -129,6 +129,16 @@ pub trait PaymentProvider: Send + Sync + std::fmt::Debug {
     /// Authorizes and captures (or starts a pending payment).
     async fn authorize(&self, req: &PaymentRequest) -> CoreResult<PaymentOutcome>;
 
+    /// True only when `authorize` does no I/O and answers at once (no network, no
+    /// database, no lock), as the built-in `manual` provider does. Checkout then asks
+    /// such a provider inside its transaction and writes a captured payment with the
+    /// order: one commit per order instead of two. Every provider that calls out must
+    /// keep the default, since checkout never holds a database transaction across a
+    /// network call.
+    fn answers_in_process(&self) -> bool {
+        false
+    }
+
     /// Refunds a captured payment in full or in part.
     async fn refund(&self, req: &RefundRequest) -> CoreResult<String>;
 

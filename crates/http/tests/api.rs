@@ -456,6 +456,58 @@ async fn buyer_flow_search_cart_pay_list_cancel() {
     }
 }
 
+/// The manual provider answers in process, so a captured payment commits with the
+/// order: `order.placed` and `order.paid` leave in one transaction (adjacent outbox
+/// rows, one instant). A payment that stays pending takes the usual second step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_capture_commits_with_its_order() {
+    let app = app().await;
+    let admin = app.admin_token().await;
+    let (_, vid) = app.product(&admin, "one-commit", 100).await;
+    let complete = |cart: String, card: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .post(
+                    &format!("/store/carts/{cart}/complete"),
+                    None,
+                    json!({"payment": {"provider": "manual", "card_number": card}}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body
+        }
+    };
+    let paid = complete(app.ready_cart(None, &vid, 1).await, "").await;
+    assert_eq!(paid["status"], "paid");
+    let pending = complete(app.ready_cart(None, &vid, 1).await, "4000000000003220").await;
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(
+        pending["next_action"]["type"], "virtual_account",
+        "{pending}"
+    );
+
+    let rows = app.engine.store().outbox_pending(10_000).await.unwrap();
+    let of = |order: &serde_json::Value| -> Vec<_> {
+        rows.iter()
+            .filter(|r| r.event.aggregate_id == order["id"].as_str().unwrap())
+            .map(|r| (r.seq, r.event.event_type.clone(), r.event.occurred_at))
+            .collect()
+    };
+    let paid_events = of(&paid);
+    assert_eq!(paid_events.len(), 2, "{paid_events:?}");
+    let ((s1, t1, at1), (s2, t2, at2)) = (&paid_events[0], &paid_events[1]);
+    assert_eq!((t1.as_str(), t2.as_str()), ("order.placed", "order.paid"));
+    assert_eq!(*s2, s1 + 1, "written together");
+    assert_eq!(at1, at2, "in the same transaction");
+    let history = paid["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["at"], history[1]["at"]);
+    let pending_events = of(&pending);
+    assert_eq!(pending_events.len(), 1, "{pending_events:?}");
+    assert_eq!(pending_events[0].1, "order.placed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_checkout_uses_an_order_token() {
     let app = app().await;

@@ -53,6 +53,12 @@ impl PaymentProvider for ManualProvider {
         "manual"
     }
 
+    /// `authorize` only looks at the request: checkout may ask it inside its
+    /// transaction and commit a captured order once.
+    fn answers_in_process(&self) -> bool {
+        true
+    }
+
     async fn authorize(&self, req: &PaymentRequest) -> CoreResult<PaymentOutcome> {
         let card: String = req
             .data

@@ -11,6 +11,13 @@
 //!
 //! A crash between 1 and 3 leaves a pending order whose reservation the expiry sweeper
 //! releases, so stock never leaks.
+//!
+//! A provider that answers in process ([`PaymentProvider::answers_in_process`], the
+//! built-in `manual`) is asked inside transaction 1 instead; a captured payment is then
+//! written with the order (`order.placed` and `order.paid` in one commit), and any
+//! other answer goes through step 3 as above.
+//!
+//! [`PaymentProvider::answers_in_process`]: crate::payment::PaymentProvider::answers_in_process
 
 use std::collections::BTreeMap;
 
@@ -81,6 +88,26 @@ fn order_number(prefix: &str, now: chrono::DateTime<chrono::Utc>, id: OrderId) -
         n /= 32;
     }
     format!("{prefix}-{}-{tail}", now.format("%Y%m%d"))
+}
+
+/// A captured payment: the order becomes `paid`; returns its `order.paid` event.
+fn capture(
+    order: &mut Order,
+    reference: String,
+    actor: Actor,
+    now: chrono::DateTime<chrono::Utc>,
+) -> CoreResult<DomainEvent> {
+    order.payment.reference = Some(reference);
+    order.payment.status = PaymentStatus::Captured;
+    order.payment_expires_at = None;
+    order.transition(OrderStatus::Paid, actor, None, now)?;
+    Ok(DomainEvent::new(
+        "order.paid",
+        "order",
+        order.id,
+        now,
+        order_payload(order),
+    ))
 }
 
 /// Checks an `Idempotency-Key`: 1-255 visible ASCII characters.
@@ -199,7 +226,7 @@ impl Engine {
         let customer_id = cart.customer_id.or(caller.map(|p| p.id));
         let guest_token = customer_id.is_none().then(|| self.guest_token(order_id));
         let actor = Actor::Customer { id: customer_id };
-        let order = Order {
+        let mut order = Order {
             id: order_id,
             number: order_number(&self.0.settings.order_prefix, now, order_id),
             cart_id,
@@ -247,6 +274,42 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
+        let request = PaymentRequest {
+            order_id,
+            order_number: order.number.clone(),
+            amount: order.totals.total,
+            email: order.email.clone(),
+            data: payment.data,
+            idempotency_key: format!("pay-{order_id}"),
+        };
+        let provider_actor = Actor::Provider {
+            name: provider.name().into(),
+        };
+        events.insert(
+            0,
+            DomainEvent::new(
+                "order.placed",
+                "order",
+                order_id,
+                now,
+                order_payload(&order),
+            ),
+        );
+        // Step 2 inside the transaction when the provider does no I/O: a capture is
+        // then written with the order, saving the second commit of step 3.
+        let early = if provider.answers_in_process() {
+            Some(provider.authorize(&request).await)
+        } else {
+            None
+        };
+        if let Some(Ok(PaymentOutcome::Captured { reference })) = &early {
+            events.push(capture(
+                &mut order,
+                reference.clone(),
+                provider_actor.clone(),
+                now,
+            )?);
+        }
         tx.insert_order(&order).await?;
         cart.status = CartStatus::Completed;
         cart.order_id = Some(order_id);
@@ -262,28 +325,22 @@ impl Engine {
             })
             .await?;
         }
-        events.insert(
-            0,
-            DomainEvent::new(
-                "order.placed",
-                "order",
-                order_id,
-                now,
-                order_payload(&order),
-            ),
-        );
         self.commit(tx, &events).await?;
+        if order.status == OrderStatus::Paid {
+            return Ok(CheckoutResult {
+                order,
+                guest_token,
+                next_action: None,
+                replayed: false,
+            });
+        }
 
-        // Step 2: the provider, outside the transaction.
-        let request = PaymentRequest {
-            order_id,
-            order_number: order.number.clone(),
-            amount: order.totals.total,
-            email: order.email.clone(),
-            data: payment.data,
-            idempotency_key: format!("pay-{order_id}"),
+        // Step 2: the provider, outside the transaction (unless it answered above).
+        let answered = match early {
+            Some(answer) => answer,
+            None => provider.authorize(&request).await,
         };
-        let outcome = match provider.authorize(&request).await {
+        let outcome = match answered {
             Ok(o) => o,
             Err(e) => {
                 // The order stays pending with its stock reserved; a webhook or the
@@ -298,15 +355,7 @@ impl Engine {
             }
         };
         let (order, next_action) = self
-            .record_payment_outcome(
-                order_id,
-                Some(order),
-                outcome,
-                Actor::Provider {
-                    name: provider.name().into(),
-                },
-                None,
-            )
+            .record_payment_outcome(order_id, Some(order), outcome, provider_actor, None)
             .await?;
         if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
             return Err(declined_error(&order));
@@ -348,17 +397,7 @@ impl Engine {
         let mut next = None;
         match outcome {
             PaymentOutcome::Captured { reference } => {
-                order.payment.reference = Some(reference);
-                order.payment.status = PaymentStatus::Captured;
-                order.payment_expires_at = None;
-                order.transition(OrderStatus::Paid, actor, None, now)?;
-                events.push(DomainEvent::new(
-                    "order.paid",
-                    "order",
-                    order.id,
-                    now,
-                    order_payload(&order),
-                ));
+                events.push(capture(&mut order, reference, actor, now)?);
             }
             PaymentOutcome::Pending {
                 reference,
