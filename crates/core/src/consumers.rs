@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::engine::Engine;
 use crate::error::{CoreError, CoreResult};
-use crate::events::{DomainEvent, EventHandler, EventPublisher, InProcessBus};
+use crate::events::{apply_batch, DomainEvent, EventHandler, EventPublisher, InProcessBus};
 use crate::ids::ProductId;
 use crate::money::{Currency, Money};
 use crate::ports::{NotificationRecord, SalesRow, Store};
@@ -30,6 +30,16 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     /// Sends one message. `message.event_id` is a natural idempotency key for providers
     /// that accept one: a redelivered event may call this twice.
     async fn send(&self, message: &NotificationRecord) -> CoreResult<()>;
+
+    /// Sends several messages, in order; an error means some may not have been sent
+    /// (they all come again). Called only when [`Notifier::keeps_one_per_event`] is
+    /// true, so a repeated message changes nothing. The default sends one at a time.
+    async fn send_many(&self, messages: &[NotificationRecord]) -> CoreResult<()> {
+        for message in messages {
+            self.send(message).await?;
+        }
+        Ok(())
+    }
 
     /// True when `send` itself keeps at most one message per event id and channel (a
     /// repeated send changes nothing). The consumer then skips its own record of
@@ -60,6 +70,14 @@ impl Notifier for StoreNotifier {
     async fn send(&self, message: &NotificationRecord) -> CoreResult<()> {
         let mut tx = self.store.begin().await?;
         tx.insert_notification(message).await?;
+        tx.commit().await
+    }
+
+    /// One transaction for the whole batch: a commit per message was most of what
+    /// the notifications consumer cost the database.
+    async fn send_many(&self, messages: &[NotificationRecord]) -> CoreResult<()> {
+        let mut tx = self.store.begin().await?;
+        tx.insert_notifications(messages).await?;
         tx.commit().await
     }
 
@@ -195,32 +213,12 @@ impl EventHandler for OrderNotifications {
         )
     }
 
+    fn aggregate_types(&self) -> Option<&[&str]> {
+        Some(&["order"])
+    }
+
     async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {
-        let order = order_payload(event)?;
-        let mut args = FluentArgs::new();
-        args.set("number", order.number.clone());
-        args.set("total", order.totals.total.money()?.to_string());
-        if let Some(f) = event.payload.get("fulfillment") {
-            let text = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-            args.set("carrier", text("carrier"));
-            args.set("tracking", text("tracking_number"));
-        } else {
-            args.set("carrier", "");
-            args.set("tracking", "");
-        }
-        let template = event.event_type.replace('.', "-");
-        let (subject, body) = self.templates.render(&order.locale, &template, &args)?;
-        let message = NotificationRecord {
-            id: 0,
-            event_id: event.id,
-            channel: "email".into(),
-            recipient: order.email,
-            locale: order.locale,
-            template: event.event_type.clone(),
-            subject,
-            body,
-            created_at: event.occurred_at,
-        };
+        let message = self.render(event)?;
         if self.notifier.keeps_one_per_event() {
             return self.notifier.send(&message).await;
         }
@@ -250,6 +248,54 @@ impl EventHandler for OrderNotifications {
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    async fn handle_batch(&self, events: &[&DomainEvent]) -> CoreResult<()> {
+        if !self.notifier.keeps_one_per_event() {
+            // Each message needs its own applied check and mark around its send.
+            for event in events {
+                self.handle(event).await?;
+            }
+            return Ok(());
+        }
+        // Rendered first: a malformed event fails the batch before anything is sent
+        // (`Internal`, so the transport retries one at a time and skips it).
+        let messages = events
+            .iter()
+            .map(|e| self.render(e))
+            .collect::<CoreResult<Vec<_>>>()?;
+        self.notifier.send_many(&messages).await
+    }
+}
+
+impl OrderNotifications {
+    /// The buyer's message for an order event, in the order's locale.
+    fn render(&self, event: &DomainEvent) -> CoreResult<NotificationRecord> {
+        let order = order_payload(event)?;
+        let mut args = FluentArgs::new();
+        args.set("number", order.number.clone());
+        args.set("total", order.totals.total.money()?.to_string());
+        if let Some(f) = event.payload.get("fulfillment") {
+            let text = |k: &str| f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            args.set("carrier", text("carrier"));
+            args.set("tracking", text("tracking_number"));
+        } else {
+            args.set("carrier", "");
+            args.set("tracking", "");
+        }
+        let template = event.event_type.replace('.', "-");
+        let (subject, body) = self.templates.render(&order.locale, &template, &args)?;
+        Ok(NotificationRecord {
+            id: 0,
+            event_id: event.id,
+            channel: "email".into(),
+            recipient: order.email,
+            locale: order.locale,
+            template: event.event_type.clone(),
+            subject,
+            body,
+            created_at: event.occurred_at,
+        })
     }
 }
 
@@ -316,6 +362,10 @@ impl EventHandler for SalesStatistics {
         )
     }
 
+    fn aggregate_types(&self) -> Option<&[&str]> {
+        Some(&["order"])
+    }
+
     async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {
         let rows = Self::rows(event)?;
         if rows.is_empty() {
@@ -329,6 +379,42 @@ impl EventHandler for SalesStatistics {
             return Ok(());
         }
         tx.add_sales(&rows).await?;
+        tx.commit().await
+    }
+
+    /// One transaction for the batch: the events are marked applied together (a
+    /// repeated one adds nothing) and the rows of the new ones added together.
+    async fn handle_batch(&self, events: &[&DomainEvent]) -> CoreResult<()> {
+        // Computed first: a malformed event fails the batch before anything is written.
+        let per_event = events
+            .iter()
+            .map(|e| Ok((e.id, Self::rows(e)?)))
+            .collect::<CoreResult<Vec<_>>>()?;
+        let moving: Vec<_> = per_event
+            .iter()
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        if moving.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.begin().await?;
+        let mut fresh: std::collections::HashSet<_> = tx
+            .mark_applied_many(Self::NAME, &moving, chrono::Utc::now())
+            .await?
+            .into_iter()
+            .collect();
+        let mut sales: Vec<SalesRow> = Vec::new();
+        for (id, rows) in per_event {
+            // Taken out once used: an event twice in the batch counts once.
+            if fresh.remove(&id) {
+                sales.extend(rows);
+            }
+        }
+        if sales.is_empty() {
+            return Ok(());
+        }
+        tx.add_sales(&sales).await?;
         tx.commit().await
     }
 }
@@ -363,12 +449,31 @@ impl EventHandler for CatalogCacheInvalidation {
             || event_type.starts_with("compliance.")
     }
 
+    /// `compliance.*` events belong to a country's rules or to the exchange rates.
+    fn aggregate_types(&self) -> Option<&[&str]> {
+        Some(&["product", "inventory", "country", "exchange_rates"])
+    }
+
     async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {
         if event.event_type.starts_with("compliance.") {
             // Rules or rates changed on some instance: re-read them here too, and drop
             // listings filtered by the old ones.
             self.engine.rules_changed().await;
         } else {
+            self.engine.invalidate_catalog_cache_everywhere().await;
+        }
+        Ok(())
+    }
+
+    /// A batch of catalog events needs one invalidation, not one per event.
+    async fn handle_batch(&self, events: &[&DomainEvent]) -> CoreResult<()> {
+        if events
+            .iter()
+            .any(|e| e.event_type.starts_with("compliance."))
+        {
+            // Re-reads the rules and drops every cached page as well.
+            self.engine.rules_changed().await;
+        } else if !events.is_empty() {
             self.engine.invalidate_catalog_cache_everywhere().await;
         }
         Ok(())
@@ -395,17 +500,11 @@ impl FanOut {
 impl EventPublisher for FanOut {
     async fn publish(&self, events: &[DomainEvent]) -> CoreResult<()> {
         for h in &self.handlers {
-            for e in events.iter().filter(|e| h.wants(&e.event_type)) {
-                if let Err(err) = h.handle(e).await {
-                    if matches!(err, CoreError::Internal(_)) {
-                        // A malformed event can never be applied; retrying would block
-                        // every later event behind it.
-                        tracing::error!(handler = h.name(), event = %e.id, error = %err, "event skipped");
-                        continue;
-                    }
-                    return Err(err);
-                }
-            }
+            let wanted: Vec<&DomainEvent> =
+                events.iter().filter(|e| h.wants(&e.event_type)).collect();
+            // Skips (and logs) events that can never be applied, so they cannot block
+            // the ones behind them; any other error fails the publish.
+            apply_batch(h.as_ref(), &wanted).await?;
         }
         self.bus.publish(events).await
     }

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, Notify};
 
-use crate::error::CoreResult;
+use crate::error::{CoreError, CoreResult};
 use crate::ids::EventId;
 use crate::ports::Store;
 
@@ -69,8 +69,8 @@ pub trait EventPublisher: Send + Sync + std::fmt::Debug {
 }
 
 /// Something that reacts to events: a notification sender, a statistics projection, a
-/// cache invalidator. Transports (the in-process bus, a Kafka consumer group) call
-/// [`EventHandler::handle`] for every event at least once; the handler makes repeated
+/// cache invalidator. Transports (the in-process bus, a Kafka consumer group) hand every
+/// event over at least once, in batches ([`apply_batch`]); the handler makes repeated
 /// deliveries harmless (it records the event ids it applied).
 #[async_trait]
 pub trait EventHandler: Send + Sync + std::fmt::Debug {
@@ -79,8 +79,82 @@ pub trait EventHandler: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
     /// Whether this handler wants events of this type (others are skipped cheaply).
     fn wants(&self, event_type: &str) -> bool;
+
+    /// The aggregate types ([`DomainEvent::aggregate_type`]) of every event this
+    /// handler wants, or `None` for any. Transports that keep aggregate types apart
+    /// read only these (the Kafka consumer subscribes to their topics alone), so an
+    /// event of a type left out here never reaches the handler there.
+    fn aggregate_types(&self) -> Option<&[&str]> {
+        None
+    }
     /// Applies one event. An error means "not applied, deliver again later".
     async fn handle(&self, event: &DomainEvent) -> CoreResult<()>;
+
+    /// Applies several wanted events in delivery order. Transports pass what they have
+    /// at hand (a relay batch, the messages a Kafka consumer has fetched), so a handler
+    /// that writes can use one transaction for all of them instead of one per event.
+    ///
+    /// An error means "deliver the whole batch again": events already applied come
+    /// back, which handlers absorb as they absorb any repeated delivery. An `Internal`
+    /// error means some event can never be applied; [`apply_batch`] then hands the
+    /// events over one at a time to skip just that one. The default applies them one
+    /// by one and stops at the first error, so nothing after a failed event is applied.
+    async fn handle_batch(&self, events: &[&DomainEvent]) -> CoreResult<()> {
+        for event in events {
+            self.handle(event).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`apply_batch`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchApplied {
+    /// Events applied.
+    pub applied: usize,
+    /// Events the handler called unusable (`CoreError::Internal`) and that were skipped.
+    pub skipped: usize,
+}
+
+/// Hands `events` (all wanted by `handler`) to [`EventHandler::handle_batch`]. When the
+/// batch holds an event that can never be applied, falls back to one event at a time
+/// and skips that one (logged), so it cannot block the events behind it. Any other
+/// error is returned: the caller delivers the batch again later.
+pub async fn apply_batch(
+    handler: &dyn EventHandler,
+    events: &[&DomainEvent],
+) -> CoreResult<BatchApplied> {
+    if events.is_empty() {
+        return Ok(BatchApplied::default());
+    }
+    match handler.handle_batch(events).await {
+        Ok(()) => {
+            return Ok(BatchApplied {
+                applied: events.len(),
+                skipped: 0,
+            })
+        }
+        Err(CoreError::Internal(_)) => {}
+        Err(other) => return Err(other),
+    }
+    let mut done = BatchApplied::default();
+    for event in events {
+        match handler.handle(event).await {
+            Ok(()) => done.applied += 1,
+            Err(error @ CoreError::Internal(_)) => {
+                tracing::error!(
+                    handler = handler.name(),
+                    event_id = %event.id,
+                    event_type = %event.event_type,
+                    %error,
+                    "event cannot be applied; skipped"
+                );
+                done.skipped += 1;
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(done)
 }
 
 fn _assert_object_safe(_: &dyn EventPublisher, _: &dyn EventHandler) {}
@@ -222,5 +296,119 @@ impl OutboxRelay {
                 _ = tokio::time::sleep(backoff) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records calls; fails events whose type is `bad` (unusable) or `down` (retry).
+    #[derive(Debug, Default)]
+    struct Probe {
+        batches: Mutex<Vec<usize>>,
+        singles: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl EventHandler for Probe {
+        fn name(&self) -> &str {
+            "probe"
+        }
+        fn wants(&self, _: &str) -> bool {
+            true
+        }
+        async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {
+            self.singles
+                .lock()
+                .unwrap()
+                .push(event.aggregate_id.clone());
+            match event.event_type.as_str() {
+                "bad" => Err(CoreError::Internal("unusable".into())),
+                "down" => Err(CoreError::Unavailable("later".into())),
+                _ => Ok(()),
+            }
+        }
+        async fn handle_batch(&self, events: &[&DomainEvent]) -> CoreResult<()> {
+            self.batches.lock().unwrap().push(events.len());
+            if events.iter().any(|e| e.event_type == "bad") {
+                return Err(CoreError::Internal("a bad one inside".into()));
+            }
+            if events.iter().any(|e| e.event_type == "down") {
+                return Err(CoreError::Unavailable("later".into()));
+            }
+            Ok(())
+        }
+    }
+
+    fn ev(event_type: &str, id: &str) -> DomainEvent {
+        DomainEvent::new(event_type, "order", id, Utc::now(), serde_json::Value::Null)
+    }
+
+    #[tokio::test]
+    async fn a_batch_goes_whole_and_an_unusable_event_is_skipped_alone() {
+        let (a, b, bad, down) = (
+            ev("ok", "a"),
+            ev("ok", "b"),
+            ev("bad", "x"),
+            ev("down", "d"),
+        );
+        let probe = Probe::default();
+        assert_eq!(
+            apply_batch(&probe, &[&a, &b]).await.unwrap(),
+            BatchApplied {
+                applied: 2,
+                skipped: 0
+            }
+        );
+        assert!(probe.singles.lock().unwrap().is_empty(), "one batch call");
+        assert_eq!(
+            apply_batch(&probe, &[&a, &bad, &b]).await.unwrap(),
+            BatchApplied {
+                applied: 2,
+                skipped: 1
+            }
+        );
+        assert_eq!(*probe.singles.lock().unwrap(), ["a", "x", "b"]);
+        assert!(matches!(
+            apply_batch(&probe, &[&a, &down]).await,
+            Err(CoreError::Unavailable(_))
+        ));
+        assert_eq!(*probe.batches.lock().unwrap(), [2, 3, 2]);
+        assert_eq!(
+            apply_batch(&probe, &[]).await.unwrap(),
+            BatchApplied::default()
+        );
+    }
+
+    /// A handler without its own batch method: one event at a time, stopping at the
+    /// first failure so nothing after it is applied.
+    #[derive(Debug, Default)]
+    struct OneByOne(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl EventHandler for OneByOne {
+        fn name(&self) -> &str {
+            "one-by-one"
+        }
+        fn wants(&self, _: &str) -> bool {
+            true
+        }
+        async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {
+            self.0.lock().unwrap().push(event.aggregate_id.clone());
+            if event.event_type == "down" {
+                return Err(CoreError::Unavailable("later".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_batch_stops_at_the_first_failure() {
+        let h = OneByOne::default();
+        let (a, down, b) = (ev("ok", "a"), ev("down", "d"), ev("ok", "b"));
+        assert!(h.handle_batch(&[&a, &down, &b]).await.is_err());
+        assert_eq!(*h.0.lock().unwrap(), ["a", "d"]);
     }
 }

@@ -286,11 +286,37 @@ pub trait ProjectionWrite: Send {
         event: EventId,
         at: DateTime<Utc>,
     ) -> CoreResult<bool>;
-    /// Adds (or, with negative figures, subtracts) sales.
+    /// [`mark_applied`](Self::mark_applied) for several events: returns those not
+    /// applied before, each once, in the order given. Consumers applying a batch call
+    /// this once; a store with round trips overrides the default (one call per event)
+    /// with a single statement.
+    async fn mark_applied_many(
+        &mut self,
+        consumer: &str,
+        events: &[EventId],
+        at: DateTime<Utc>,
+    ) -> CoreResult<Vec<EventId>> {
+        let mut fresh = Vec::new();
+        for event in events {
+            if self.mark_applied(consumer, *event, at).await? {
+                fresh.push(*event);
+            }
+        }
+        Ok(fresh)
+    }
+    /// Adds (or, with negative figures, subtracts) sales; rows may repeat a key.
     async fn add_sales(&mut self, rows: &[SalesRow]) -> CoreResult<()>;
     /// Keeps a rendered notification; a second one for the same event and channel is
     /// ignored.
     async fn insert_notification(&mut self, n: &NotificationRecord) -> CoreResult<()>;
+    /// [`insert_notification`](Self::insert_notification) for several, in order. The
+    /// default calls it once per message.
+    async fn insert_notifications(&mut self, messages: &[NotificationRecord]) -> CoreResult<()> {
+        for message in messages {
+            self.insert_notification(message).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A versioned document operators maintain at run time: a country's rules

@@ -1165,6 +1165,28 @@ pub async fn projections_apply_once(store: Arc<dyn Store>) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    // Several at once: new ones come back once each, in the order given.
+    let (x, y) = (EventId::new(), EventId::new());
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.mark_applied_many("stats", &[x, event, y, x], at)
+            .await
+            .unwrap(),
+        vec![x, y]
+    );
+    assert!(tx
+        .mark_applied_many("stats", &[], at)
+        .await
+        .unwrap()
+        .is_empty());
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx
+        .mark_applied_many("stats", &[y, x], at)
+        .await
+        .unwrap()
+        .is_empty());
+    drop(tx);
     let rows = store.read().await.unwrap().sales(day, day).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(
@@ -1263,6 +1285,107 @@ pub async fn store_notifications_apply_once(store: Arc<dyn Store>) {
         !r.applied(OrderNotifications::NAME, event.id).await.unwrap(),
         "no separate applied mark"
     );
+}
+
+/// An `order.*` event as checkout writes it: one line of `units` x 10,000 KRW of
+/// `product` (enough of the payload for both consumers).
+fn order_event(event_type: &str, number: &str, product: ProductId, units: i64) -> DomainEvent {
+    DomainEvent::new(
+        event_type,
+        "order",
+        number,
+        now(),
+        serde_json::json!({
+            "order_id": number, "number": number, "status": "paid",
+            "email": "batch@example.com", "country": "KR", "currency": "KRW", "locale": "ko",
+            "totals": {"total": {"amount": (units * 10_000).to_string(), "currency": "KRW"}},
+            "lines": [{"product_id": product, "quantity": units,
+                       "line_total": {"amount": (units * 10_000).to_string(), "currency": "KRW"}}],
+            "payment": {"provider": "manual", "status": "captured"},
+            "fulfillment": null
+        }),
+    )
+}
+
+/// Both store-backed consumers applied in batches (one transaction each), as the
+/// transports hand events over: an event repeated within a batch or in a redelivered
+/// batch counts once, and an unusable event is skipped without losing the rest.
+pub async fn consumer_batches_apply_once(store: Arc<dyn Store>) {
+    use crate::consumers::{OrderNotifications, SalesStatistics, StoreNotifier};
+    use crate::events::{apply_batch, BatchApplied};
+    let stats = SalesStatistics::new(store.clone());
+    let notes = OrderNotifications::new(store.clone(), Arc::new(StoreNotifier::new(store.clone())))
+        .unwrap();
+    let product = ProductId::new();
+    let a = order_event("order.paid", "JT-BATCH-A", product, 2);
+    let b = order_event("order.paid", "JT-BATCH-B", product, 3);
+    let placed = order_event("order.placed", "JT-BATCH-C", product, 1);
+    let mut broken = order_event("order.paid", "JT-BATCH-X", product, 9);
+    broken.payload = serde_json::json!({"not": "an order"});
+
+    // `a` comes twice in one batch.
+    assert_eq!(
+        apply_batch(&stats, &[&a, &b, &a]).await.unwrap(),
+        BatchApplied {
+            applied: 3,
+            skipped: 0
+        }
+    );
+    assert_eq!(
+        apply_batch(&notes, &[&a, &placed, &b, &a]).await.unwrap(),
+        BatchApplied {
+            applied: 4,
+            skipped: 0
+        }
+    );
+    // Delivered again, with an unusable event in the middle and a new refund after it.
+    let refund = order_event("order.refunded", "JT-BATCH-B", product, 3);
+    let again = [&b, &broken, &a, &refund];
+    assert_eq!(
+        apply_batch(&stats, &again).await.unwrap(),
+        BatchApplied {
+            applied: 3,
+            skipped: 1
+        }
+    );
+    assert_eq!(
+        apply_batch(&notes, &[&b, &broken, &a]).await.unwrap(),
+        BatchApplied {
+            applied: 2,
+            skipped: 1
+        }
+    );
+
+    let mut r = store.read().await.unwrap();
+    let day = a.occurred_at.date_naive();
+    let rows: Vec<_> = r
+        .sales(day, day)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|row| row.product_id == product)
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].orders, rows[0].units, rows[0].revenue_minor),
+        (1, 2, 20_000),
+        "a and b once each, b refunded once"
+    );
+    for e in [&a, &b, &refund] {
+        assert!(r.applied(SalesStatistics::NAME, e.id).await.unwrap());
+    }
+    let mut sent: Vec<_> = r
+        .notifications(100, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.recipient == "batch@example.com")
+        .map(|n| n.event_id)
+        .collect();
+    sent.sort();
+    let mut want = vec![a.id, b.id, placed.id];
+    want.sort();
+    assert_eq!(sent, want, "one message each for a, b and placed");
 }
 
 fn rule_doc(kind: &str, key: &str, version: i64, actor: Option<&str>) -> RuleDocument {
@@ -1532,7 +1655,7 @@ macro_rules! storage_contract_tests {
             concurrent_reservations_are_exact, dropped_transactions_roll_back, carts_round_trip_and_expire,
             orders_round_trip_list_and_expire, accounts_tokens_idempotency_audit, outbox_keeps_commit_order,
             outbox_lease_has_one_holder, projections_apply_once, store_notifications_apply_once,
-            product_facts_round_trip,
+            consumer_batches_apply_once, product_facts_round_trip,
             rule_documents_are_versioned, buyer_orders_add_up_one_buyer,
             lock_buyer_serializes_a_buyer);
     };

@@ -237,11 +237,20 @@ mod kafka {
         fn wants(&self, event_type: &str) -> bool {
             self.inner.wants(event_type)
         }
+        fn aggregate_types(&self) -> Option<&[&str]> {
+            self.inner.aggregate_types()
+        }
         async fn handle(
             &self,
             event: &jangteo_core::events::DomainEvent,
         ) -> jangteo_core::CoreResult<()> {
             self.inner.handle(event).await
+        }
+        async fn handle_batch(
+            &self,
+            events: &[&jangteo_core::events::DomainEvent],
+        ) -> jangteo_core::CoreResult<()> {
+            self.inner.handle_batch(events).await
         }
     }
 }

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jangteo_core::events::{DomainEvent, EventHandler};
+use jangteo_core::events::{apply_batch, DomainEvent, EventHandler};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -18,6 +18,10 @@ use crate::settings::KafkaSettings;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Commit at the latest after this many handled messages, whatever the interval.
 const COMMIT_EVERY: u64 = 500;
+/// Most messages handed to the handler at once. A batch is whatever librdkafka has
+/// already fetched, so it is one message when traffic is light and grows with a backlog;
+/// the bound keeps one transaction (and one retry) of a handler small.
+const MAX_BATCH: usize = 256;
 /// Pause after a consumer error so a persistent one does not spin the loop.
 const ERROR_PAUSE: Duration = Duration::from_millis(200);
 
@@ -34,16 +38,19 @@ pub struct RunSummary {
     pub retries: u64,
 }
 
-/// One handler's consumer group member: reads every topic of
-/// [`KafkaSettings::all_topics`] in group `group_prefix + handler.name()`, calls the
+/// One handler's consumer group member: reads the topics of the handler's
+/// [`EventHandler::aggregate_types`] ([`KafkaSettings::topics_of`]; all of them when it
+/// names none) in group `group_prefix + handler.name()`, calls the
 /// handler for each event it wants, and commits an offset only after the handler
 /// succeeded (at-least-once; the handler dedupes by event id).
 ///
-/// Messages are handled one at a time, so events of one aggregate (one partition) are
-/// applied in publish order. A handler error retries the same event with a doubling
-/// backoff until it succeeds or the run is shut down: an event that failed to apply is
-/// never skipped, so a handler that fails for good stalls its group and says so in the
-/// logs. If that lasts longer than `max.poll.interval.ms` (5 min) librdkafka leaves the
+/// Messages go to the handler in batches of what is already fetched
+/// ([`EventHandler::handle_batch`], at most 256), in fetch order, so events of one
+/// aggregate (one partition) are applied in publish order and a handler that writes can
+/// apply a batch in one transaction. A handler error retries the same batch with a
+/// doubling backoff until it succeeds or the run is shut down: an event that failed to
+/// apply is never skipped, so a handler that fails for good stalls its group and says
+/// so in the logs. If that lasts longer than `max.poll.interval.ms` (5 min) librdkafka leaves the
 /// group; the partitions go elsewhere and the uncommitted event is delivered again.
 pub struct KafkaConsumer {
     consumer: StreamConsumer<TracingContext>,
@@ -100,7 +107,15 @@ impl KafkaConsumer {
             config
                 .create_with_context(TracingContext)
                 .map_err(|e| KafkaError::Client(e.to_string()))?;
-        let topics = settings.all_topics();
+        // Only the topics of the aggregates the handler reads: a consumer of order
+        // events does not fetch and parse every catalog event just to drop it.
+        let topics = settings.topics_of(handler.aggregate_types());
+        if topics.is_empty() {
+            return Err(KafkaError::InvalidSetting {
+                name: "handler aggregate types",
+                reason: format!("handler `{}` lists no aggregate type", handler.name()),
+            });
+        }
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
@@ -142,7 +157,7 @@ impl KafkaConsumer {
                 }
                 received = self.consumer.recv() => received,
             };
-            let message = match received {
+            let first = match received {
                 Ok(message) => message,
                 Err(error) => {
                     tracing::warn!(group = %self.group_id, %error, "kafka consumer error");
@@ -152,14 +167,25 @@ impl KafkaConsumer {
                     }
                 }
             };
-            if let Outcome::Stopped = self.process(&message, &mut summary, &mut shutdown).await {
+            let mut batch = vec![first];
+            // Whatever else is fetched already joins the batch; nothing waits for more.
+            while batch.len() < MAX_BATCH {
+                match ready_now(self.consumer.recv()) {
+                    Some(Ok(message)) => batch.push(message),
+                    // An error is reported by the next `recv` above.
+                    Some(Err(_)) | None => break,
+                }
+            }
+            if let Outcome::Stopped = self.process(&batch, &mut summary, &mut shutdown).await {
                 break;
             }
-            match self.consumer.store_offset_from_message(&message) {
-                Ok(()) => uncommitted += 1,
-                // The partition was revoked while the handler ran; its new owner will
-                // deliver the message again, which the handler dedupes.
-                Err(error) => tracing::debug!(%error, "offset not stored"),
+            for message in &batch {
+                match self.consumer.store_offset_from_message(message) {
+                    Ok(()) => uncommitted += 1,
+                    // The partition was revoked while the handler ran; its new owner
+                    // will deliver the message again, which the handler dedupes.
+                    Err(error) => tracing::debug!(%error, "offset not stored"),
+                }
             }
             if uncommitted >= COMMIT_EVERY || last_commit.elapsed() >= self.commit_interval {
                 self.commit(CommitMode::Async);
@@ -186,71 +212,64 @@ impl KafkaConsumer {
         commit(&self.consumer, mode)
     }
 
-    /// Applies one message: parse, filter, call the handler until it succeeds.
+    /// Applies a batch of messages: parse, filter, call the handler until it succeeds.
     async fn process(
         &self,
-        message: &BorrowedMessage<'_>,
+        messages: &[BorrowedMessage<'_>],
         summary: &mut RunSummary,
         shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Outcome {
-        let parsed = message
-            .payload()
-            .ok_or_else(|| "empty message".to_string())
-            .and_then(|bytes| {
-                serde_json::from_slice::<DomainEvent>(bytes).map_err(|e| e.to_string())
-            });
-        let event = match parsed {
-            Ok(event) => event,
-            Err(error) => {
-                // Retrying cannot fix bytes; skipping (and committing) keeps one bad
-                // message from blocking its partition for good.
-                tracing::error!(
-                    group = %self.group_id,
-                    topic = message.topic(),
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    %error,
-                    "skipping a kafka message that is not a domain event"
-                );
-                summary.malformed += 1;
-                return Outcome::Done;
+        let mut events = Vec::with_capacity(messages.len());
+        for message in messages {
+            let parsed = message
+                .payload()
+                .ok_or_else(|| "empty message".to_string())
+                .and_then(|bytes| {
+                    serde_json::from_slice::<DomainEvent>(bytes).map_err(|e| e.to_string())
+                });
+            match parsed {
+                Ok(event) if self.handler.wants(&event.event_type) => events.push(event),
+                Ok(_) => summary.ignored += 1,
+                Err(error) => {
+                    // Retrying cannot fix bytes; skipping (and committing) keeps one bad
+                    // message from blocking its partition for good.
+                    tracing::error!(
+                        group = %self.group_id,
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        %error,
+                        "skipping a kafka message that is not a domain event"
+                    );
+                    summary.malformed += 1;
+                }
             }
-        };
-        if !self.handler.wants(&event.event_type) {
-            summary.ignored += 1;
+        }
+        if events.is_empty() {
             return Outcome::Done;
         }
+        let events: Vec<&DomainEvent> = events.iter().collect();
         let mut backoff = FIRST_BACKOFF;
         let mut attempt = 1u32;
         loop {
-            match self.handler.handle(&event).await {
-                Ok(()) => {
-                    summary.handled += 1;
-                    return Outcome::Done;
-                }
-                Err(error @ jangteo_core::CoreError::Internal(_)) => {
-                    // The handler says the event itself is unusable (a payload it can
-                    // never apply): retrying would stall the partition for good, and a
-                    // stalled member is eventually evicted and the next one stalls too.
-                    tracing::error!(
-                        group = %self.group_id,
-                        event_id = %event.id,
-                        event_type = %event.event_type,
-                        %error,
-                        "event cannot be applied; skipped"
-                    );
-                    summary.malformed += 1;
+            // An event the handler calls unusable (a payload it can never apply) is
+            // skipped inside: retrying it would stall the partition for good, and a
+            // stalled member is eventually evicted and the next one stalls too.
+            match apply_batch(self.handler.as_ref(), &events).await {
+                Ok(done) => {
+                    summary.handled += done.applied as u64;
+                    summary.malformed += done.skipped as u64;
                     return Outcome::Done;
                 }
                 Err(error) => {
                     tracing::warn!(
                         group = %self.group_id,
-                        event_id = %event.id,
-                        event_type = %event.event_type,
+                        first_event_id = %events[0].id,
+                        events = events.len(),
                         attempt,
                         retry_in = ?backoff,
                         %error,
-                        "event handler failed; retrying the same event"
+                        "event handler failed; retrying the same events"
                     );
                     summary.retries += 1;
                     tokio::select! {
@@ -262,6 +281,18 @@ impl KafkaConsumer {
                 }
             }
         }
+    }
+}
+
+/// Polls `future` once: its output if it is ready now, else `None` (and the future is
+/// dropped). Used on `recv`, which is cancellation safe, to take messages librdkafka has
+/// already fetched without waiting for more.
+fn ready_now<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
     }
 }
 

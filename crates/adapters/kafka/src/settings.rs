@@ -127,6 +127,19 @@ impl KafkaSettings {
             .collect()
     }
 
+    /// The full topic names holding events of `aggregate_types` (`None`: every topic),
+    /// each once, in [`TOPIC_NAMES`](crate::TOPIC_NAMES) order.
+    pub fn topics_of(&self, aggregate_types: Option<&[&str]>) -> Vec<String> {
+        let Some(types) = aggregate_types else {
+            return self.all_topics();
+        };
+        crate::topics::TOPIC_NAMES
+            .iter()
+            .filter(|name| types.iter().any(|t| crate::topics::topic_for(t) == **name))
+            .map(|name| format!("{}{}", self.topic_prefix, name))
+            .collect()
+    }
+
     /// Consumer group id of a handler: `group_prefix` + handler name.
     pub fn group_id(&self, handler_name: &str) -> String {
         format!("{}{}", self.group_prefix, handler_name)
@@ -200,6 +213,19 @@ mod tests {
                 "jangteo.misc"
             ]
         );
+    }
+
+    #[test]
+    fn a_handler_reads_the_topics_of_its_aggregates_only() {
+        let s = KafkaSettings::new("localhost:9092");
+        assert_eq!(s.topics_of(Some(&["order"])), ["jangteo.orders"]);
+        assert_eq!(
+            s.topics_of(Some(&["country", "product", "inventory", "exchange_rates"])),
+            ["jangteo.products", "jangteo.inventory", "jangteo.misc"],
+            "unmapped types share `misc`, listed once"
+        );
+        assert_eq!(s.topics_of(None), s.all_topics());
+        assert!(s.topics_of(Some(&[])).is_empty());
     }
 
     #[test]

@@ -200,3 +200,49 @@ async fn handler_filter_skips_unwanted_types_and_unknown_aggregates_go_to_misc()
     );
     assert_eq!((summary.handled, summary.ignored), (2, 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_reads_only_the_topics_of_its_aggregate_types() {
+    let settings = settings("aggregates");
+    ensure_topics(&settings).await.expect("create topics");
+    let publisher = KafkaPublisher::new(&settings).expect("publisher");
+    let published = events(&aggregates(8), 40);
+    publisher.publish(&published).await.expect("publish");
+    let orders: Vec<_> = published
+        .iter()
+        .filter(|e| e.aggregate_type == "order")
+        .collect();
+    assert_eq!(orders.len(), 10);
+
+    let recorder = Recorder::new("orders-only");
+    recorder.only_aggregates(&["order"]);
+    let consumer = KafkaConsumer::new(&settings, recorder.clone()).expect("consumer");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(consumer.run(async {
+        let _ = stopped.await;
+    }));
+    wait_for("the order events", Duration::from_secs(30), || {
+        recorder.applied_ids().len() >= orders.len()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = stop.send(());
+    let summary = run.await.expect("consumer task");
+    // The other 30 events were never fetched: not even read and dropped as unwanted.
+    assert_eq!((summary.handled, summary.ignored), (10, 0), "{summary:?}");
+    assert!(recorder
+        .applied()
+        .iter()
+        .all(|e| e.aggregate_type == "order"));
+    let committed = committed(&settings, &settings.group_id("orders-only"));
+    let orders_topic = settings.topic("order");
+    let with_offsets: Vec<_> = committed
+        .iter()
+        .filter(|(_, offset)| offset.is_some_and(|o| o > 0))
+        .map(|((topic, _), _)| topic.as_str())
+        .collect();
+    assert!(
+        !with_offsets.is_empty() && with_offsets.iter().all(|t| *t == orders_topic),
+        "offsets only on {orders_topic}: {committed:?}"
+    );
+}

@@ -106,6 +106,8 @@ pub async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> b
 pub struct Recorder {
     name: String,
     state: Mutex<RecorderState>,
+    /// Aggregate types it declares (`EventHandler::aggregate_types`); unset = any.
+    aggregates: std::sync::OnceLock<Vec<&'static str>>,
 }
 
 #[derive(Debug, Default)]
@@ -125,6 +127,7 @@ impl Recorder {
         Arc::new(Recorder {
             name: name.to_string(),
             state: Mutex::new(RecorderState::default()),
+            aggregates: std::sync::OnceLock::new(),
         })
     }
 
@@ -143,6 +146,11 @@ impl Recorder {
             .unwrap()
             .wants
             .push(event_type.to_string());
+    }
+
+    /// Declares the aggregate types the handler reads (before its consumer is made).
+    pub fn only_aggregates(&self, types: &[&'static str]) {
+        self.aggregates.set(types.to_vec()).expect("declared once");
     }
 
     pub fn applied(&self) -> Vec<DomainEvent> {
@@ -183,6 +191,10 @@ impl EventHandler for Recorder {
     fn wants(&self, event_type: &str) -> bool {
         let state = self.state.lock().unwrap();
         state.wants.is_empty() || state.wants.iter().any(|w| w == event_type)
+    }
+
+    fn aggregate_types(&self) -> Option<&[&str]> {
+        self.aggregates.get().map(|types| types.as_slice())
     }
 
     async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {

@@ -6,6 +6,7 @@ use jangteo_core::ids::{EventId, ProductId};
 use jangteo_core::ports::{NotificationRecord, ProjectionWrite, SalesRow};
 use jangteo_core::CoreResult;
 use sqlx::{PgConnection, Row};
+use uuid::Uuid;
 
 use super::{Conn, PgReader, PgTx};
 use crate::error::map;
@@ -109,27 +110,78 @@ impl ProjectionWrite for PgTx {
         Ok(r.rows_affected() == 1)
     }
 
-    async fn add_sales(&mut self, rows: &[SalesRow]) -> CoreResult<()> {
-        for s in rows {
-            sqlx::query(
-                "INSERT INTO sales_daily (day, country, product_id, currency, orders, units, revenue_minor)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (day, country, product_id, currency) DO UPDATE SET
-                   orders = sales_daily.orders + excluded.orders,
-                   units = sales_daily.units + excluded.units,
-                   revenue_minor = sales_daily.revenue_minor + excluded.revenue_minor",
-            )
-            .bind(s.day)
-            .bind(&s.country)
-            .bind(s.product_id.0)
-            .bind(&s.currency)
-            .bind(s.orders)
-            .bind(s.units)
-            .bind(s.revenue_minor)
-            .execute(self.conn())
-            .await
-            .map_err(map)?;
+    /// One statement for all rows (a consumer's batch): one round trip, not one per row.
+    async fn mark_applied_many(
+        &mut self,
+        consumer: &str,
+        events: &[EventId],
+        at: DateTime<Utc>,
+    ) -> CoreResult<Vec<EventId>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
         }
+        let ids: Vec<Uuid> = events.iter().map(|e| e.0).collect();
+        // DO NOTHING also absorbs an id repeated within the array; RETURNING lists the
+        // rows this statement inserted.
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO processed_events (consumer, event_id, applied_at)
+             SELECT $1, e, $3 FROM unnest($2::uuid[]) AS e
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(consumer)
+        .bind(&ids)
+        .bind(at)
+        .fetch_all(self.conn())
+        .await
+        .map_err(map)?;
+        let mut fresh: Vec<EventId> = Vec::with_capacity(inserted.len());
+        for event in events {
+            if inserted.contains(&event.0) && !fresh.contains(event) {
+                fresh.push(*event);
+            }
+        }
+        Ok(fresh)
+    }
+
+    async fn add_sales(&mut self, rows: &[SalesRow]) -> CoreResult<()> {
+        // Summed per key first: one upsert statement may not touch a row twice.
+        let mut sums: Vec<SalesRow> = Vec::with_capacity(rows.len());
+        for r in rows {
+            match sums.iter_mut().find(|s| {
+                s.day == r.day
+                    && s.product_id == r.product_id
+                    && s.country == r.country
+                    && s.currency == r.currency
+            }) {
+                Some(s) => {
+                    s.orders += r.orders;
+                    s.units += r.units;
+                    s.revenue_minor += r.revenue_minor;
+                }
+                None => sums.push(r.clone()),
+            }
+        }
+        if sums.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO sales_daily (day, country, product_id, currency, orders, units, revenue_minor)
+             SELECT * FROM unnest($1::date[], $2::text[], $3::uuid[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+             ON CONFLICT (day, country, product_id, currency) DO UPDATE SET
+               orders = sales_daily.orders + excluded.orders,
+               units = sales_daily.units + excluded.units,
+               revenue_minor = sales_daily.revenue_minor + excluded.revenue_minor",
+        )
+        .bind(sums.iter().map(|s| s.day).collect::<Vec<_>>())
+        .bind(sums.iter().map(|s| s.country.as_str()).collect::<Vec<_>>())
+        .bind(sums.iter().map(|s| s.product_id.0).collect::<Vec<_>>())
+        .bind(sums.iter().map(|s| s.currency.as_str()).collect::<Vec<_>>())
+        .bind(sums.iter().map(|s| s.orders).collect::<Vec<_>>())
+        .bind(sums.iter().map(|s| s.units).collect::<Vec<_>>())
+        .bind(sums.iter().map(|s| s.revenue_minor).collect::<Vec<_>>())
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
         Ok(())
     }
 
@@ -146,6 +198,36 @@ impl ProjectionWrite for PgTx {
         .bind(&n.subject)
         .bind(&n.body)
         .bind(n.created_at)
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(())
+    }
+
+    /// One statement for a consumer's batch.
+    async fn insert_notifications(&mut self, messages: &[NotificationRecord]) -> CoreResult<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let col = |f: fn(&NotificationRecord) -> &str| messages.iter().map(f).collect::<Vec<_>>();
+        // WITH ORDINALITY keeps the given order in the ids (newest last), and DO
+        // NOTHING absorbs a message repeated within the batch.
+        sqlx::query(
+            "INSERT INTO notifications (event_id, channel, recipient, locale, template, subject, body, created_at)
+             SELECT e, c, r, l, t, s, b, at
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+                  WITH ORDINALITY AS m(e, c, r, l, t, s, b, at, n)
+             ORDER BY n
+             ON CONFLICT (event_id, channel) DO NOTHING",
+        )
+        .bind(messages.iter().map(|m| m.event_id.0).collect::<Vec<_>>())
+        .bind(col(|m| &m.channel))
+        .bind(col(|m| &m.recipient))
+        .bind(col(|m| &m.locale))
+        .bind(col(|m| &m.template))
+        .bind(col(|m| &m.subject))
+        .bind(col(|m| &m.body))
+        .bind(messages.iter().map(|m| m.created_at).collect::<Vec<_>>())
         .execute(self.conn())
         .await
         .map_err(map)?;
