@@ -50,8 +50,9 @@ pub struct RunSummary {
 /// apply a batch in one transaction. A handler error retries the same batch with a
 /// doubling backoff until it succeeds or the run is shut down: an event that failed to
 /// apply is never skipped, so a handler that fails for good stalls its group and says
-/// so in the logs. If that lasts longer than `max.poll.interval.ms` (5 min) librdkafka leaves the
-/// group; the partitions go elsewhere and the uncommitted event is delivered again.
+/// so in the logs. If that lasts longer than `max.poll.interval.ms` (5 min) librdkafka
+/// leaves the group; the partitions go elsewhere and the uncommitted events are
+/// delivered again.
 pub struct KafkaConsumer {
     consumer: StreamConsumer<TracingContext>,
     handler: Arc<dyn EventHandler>,
