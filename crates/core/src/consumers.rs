@@ -1,12 +1,14 @@
 //! Event consumers: buyer notifications, sales statistics, catalog cache invalidation.
 //!
-//! Each is an [`EventHandler`]. Transports deliver every event at least once (the Kafka
-//! consumer groups in production, [`FanOut`] in the embedded setup); the handlers make a
-//! second delivery harmless. Statistics record the event id in the same transaction as
-//! their effect ([`ProjectionWrite::mark_applied`]), so a sale counts once; notifications
-//! are sent before their mark, so an external notifier may see an event twice (with the
-//! same event id to dedupe on) while the store notifier keeps one. Applied ids are kept
-//! for the pruning window (`prune`'s `keys_before`).
+//! Each is an [`EventHandler`]. Transports deliver every event at least once, in batches
+//! (the Kafka consumer groups in production, [`FanOut`] in the embedded setup); the
+//! handlers make a second delivery harmless, and apply a batch in one transaction where
+//! they write. Statistics record the event ids in the same transaction as their effect
+//! ([`ProjectionWrite::mark_applied_many`](crate::ports::ProjectionWrite::mark_applied_many)),
+//! so a sale counts once; notifications are sent before their mark, so an external
+//! notifier may see an event twice (with the same event id to dedupe on) while the store
+//! notifier keeps one. Applied ids are kept for the pruning window (`prune`'s
+//! `keys_before`).
 //!
 //! Errors: `CoreError::Internal` means "this event can never be applied" (a malformed
 //! payload) and transports skip it; any other error means "try again later".
@@ -68,9 +70,7 @@ impl StoreNotifier {
 #[async_trait]
 impl Notifier for StoreNotifier {
     async fn send(&self, message: &NotificationRecord) -> CoreResult<()> {
-        let mut tx = self.store.begin().await?;
-        tx.insert_notification(message).await?;
-        tx.commit().await
+        self.send_many(std::slice::from_ref(message)).await
     }
 
     /// One transaction for the whole batch: a commit per message was most of what
@@ -367,19 +367,7 @@ impl EventHandler for SalesStatistics {
     }
 
     async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {
-        let rows = Self::rows(event)?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.store.begin().await?;
-        if !tx
-            .mark_applied(Self::NAME, event.id, chrono::Utc::now())
-            .await?
-        {
-            return Ok(());
-        }
-        tx.add_sales(&rows).await?;
-        tx.commit().await
+        self.handle_batch(&[event]).await
     }
 
     /// One transaction for the batch: the events are marked applied together (a
@@ -455,14 +443,7 @@ impl EventHandler for CatalogCacheInvalidation {
     }
 
     async fn handle(&self, event: &DomainEvent) -> CoreResult<()> {
-        if event.event_type.starts_with("compliance.") {
-            // Rules or rates changed on some instance: re-read them here too, and drop
-            // listings filtered by the old ones.
-            self.engine.rules_changed().await;
-        } else {
-            self.engine.invalidate_catalog_cache_everywhere().await;
-        }
-        Ok(())
+        self.handle_batch(&[event]).await
     }
 
     /// A batch of catalog events needs one invalidation, not one per event.
@@ -471,7 +452,8 @@ impl EventHandler for CatalogCacheInvalidation {
             .iter()
             .any(|e| e.event_type.starts_with("compliance."))
         {
-            // Re-reads the rules and drops every cached page as well.
+            // Rules or rates changed on some instance: re-read them here too; this
+            // also drops every cached page, listings filtered by the old ones included.
             self.engine.rules_changed().await;
         } else if !events.is_empty() {
             self.engine.invalidate_catalog_cache_everywhere().await;

@@ -3,7 +3,7 @@
 //! Unit prices come from the variant's price in the cart currency, or, when it has
 //! none, from its base-currency price converted with the operator's exchange-rate table
 //! and rounded once by the cart currency. Tax comes from the destination's
-//! [`TaxPolicy`](crate::compliance::TaxPolicy); shipping from a [`ShippingHook`].
+//! [`TaxPolicy`]; shipping from a [`ShippingHook`].
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -134,13 +134,13 @@ impl ProjectionWrite for PgTx {
         .fetch_all(self.conn())
         .await
         .map_err(map)?;
-        let mut fresh: Vec<EventId> = Vec::with_capacity(inserted.len());
-        for event in events {
-            if inserted.contains(&event.0) && !fresh.contains(event) {
-                fresh.push(*event);
-            }
-        }
-        Ok(fresh)
+        // In the caller's order, each once: taken out of the set when first met.
+        let mut inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+        Ok(events
+            .iter()
+            .filter(|e| inserted.remove(&e.0))
+            .copied()
+            .collect())
     }
 
     async fn add_sales(&mut self, rows: &[SalesRow]) -> CoreResult<()> {
