@@ -248,8 +248,28 @@ impl OutboxRelay {
 
     /// Publishes everything pending now; returns how many events were sent. Does
     /// nothing while another relay holds the outbox lease.
+    ///
+    /// Batches overlap: while one batch waits for the broker's acknowledgements, the
+    /// previous one is marked sent and the next one is read (leaving out the batch in
+    /// flight), so the database work hides behind the broker's. A batch is still
+    /// published only after the one before it was acknowledged, which keeps each
+    /// entity's events in order.
     pub async fn drain(&self) -> CoreResult<usize> {
         let mut sent = 0;
+        // Acknowledged, not yet marked sent.
+        let mut acked: Vec<i64> = Vec::new();
+        let result = self.drain_overlapped(&mut sent, &mut acked).await;
+        // What the broker acknowledged is marked even when a later step failed, so it
+        // is not published again.
+        if !acked.is_empty() {
+            self.store.outbox_mark_sent(&acked).await?;
+            sent += acked.len();
+        }
+        result.map(|()| sent)
+    }
+
+    async fn drain_overlapped(&self, sent: &mut usize, acked: &mut Vec<i64>) -> CoreResult<()> {
+        let mut next = None;
         loop {
             // Renewed before every batch: a relay that stalls longer than the lease
             // loses it, and the one that takes over may publish a batch again, which
@@ -259,17 +279,52 @@ impl OutboxRelay {
                 .outbox_lease(&self.holder, self.lease_ttl)
                 .await?
             {
-                return Ok(sent);
+                return Ok(());
             }
-            let rows = self.store.outbox_pending(self.batch).await?;
+            let rows = match next.take() {
+                Some(rows) => rows,
+                None => {
+                    self.store
+                        .outbox_pending_skipping(self.batch, acked)
+                        .await?
+                }
+            };
             if rows.is_empty() {
-                return Ok(sent);
+                return Ok(());
             }
+            let t0 = std::time::Instant::now();
             let events: Vec<DomainEvent> = rows.iter().map(|r| r.event.clone()).collect();
-            self.publisher.publish(&events).await?;
-            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-            self.store.outbox_mark_sent(&seqs).await?;
-            sent += rows.len();
+            let in_flight: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+            let behind = async {
+                if !acked.is_empty() {
+                    self.store.outbox_mark_sent(acked).await?;
+                    *sent += acked.len();
+                    acked.clear();
+                }
+                // A full batch suggests more: read it now, leaving out the one in flight.
+                let more = if rows.len() as u32 >= self.batch {
+                    Some(
+                        self.store
+                            .outbox_pending_skipping(self.batch, &in_flight)
+                            .await?,
+                    )
+                } else {
+                    None
+                };
+                Ok::<_, crate::CoreError>((t0.elapsed(), more))
+            };
+            let publish = async { (self.publisher.publish(&events).await, t0.elapsed()) };
+            let ((published, published_in), behind) = tokio::join!(publish, behind);
+            let (behind_in, more) = behind?;
+            published?;
+            *acked = in_flight;
+            next = more;
+            tracing::debug!(
+                rows = rows.len(),
+                publish_ms = published_in.as_millis() as u64,
+                mark_and_read_ms = behind_in.as_millis() as u64,
+                "relay batch"
+            );
         }
     }
 

@@ -57,7 +57,10 @@ pub trait CatalogWrite: Send {
 /// Reading carts.
 #[async_trait]
 pub trait CartRead: Send {
-    /// A cart by id.
+    /// A cart by id. Inside a transaction ([`Tx`]) the read also locks the cart until
+    /// commit or rollback, because every such read is followed by a write of the same
+    /// cart: two checkouts of one cart then run one after the other, and the second
+    /// sees it completed (PostgreSQL: `FOR UPDATE`; SQLite: its single writer).
     async fn cart(&mut self, id: CartId) -> CoreResult<Option<Cart>>;
 }
 
@@ -411,8 +414,42 @@ pub trait Tx:
     + ProjectionWrite
     + ComplianceWrite
 {
+    /// Writes what a checkout produces once its stock is taken: the new order, the
+    /// completed cart, the idempotency key (if any) and the events. Returns false,
+    /// with the transaction to be dropped, when the key is already stored (another
+    /// request recorded it first): the caller then replays that request's answer.
+    ///
+    /// The default calls the single-purpose writes; a backend with round trips
+    /// (PostgreSQL) writes all of it in one statement, as checkout is the hottest
+    /// write path.
+    async fn place_order(&mut self, placed: &PlacedOrder<'_>) -> CoreResult<bool> {
+        if let Some(key) = placed.idempotency {
+            if self.idempotency(&key.scope, &key.key).await?.is_some() {
+                return Ok(false);
+            }
+            self.put_idempotency(key).await?;
+        }
+        self.insert_order(placed.order).await?;
+        self.save_cart(placed.cart).await?;
+        self.append_events(placed.events).await?;
+        Ok(true)
+    }
+
     /// Makes every change visible at once.
     async fn commit(self: Box<Self>) -> CoreResult<()>;
+}
+
+/// The writes of one checkout, for [`Tx::place_order`].
+#[derive(Debug, Clone, Copy)]
+pub struct PlacedOrder<'a> {
+    /// The new order.
+    pub order: &'a Order,
+    /// Its cart, now completed and pointing at the order.
+    pub cart: &'a Cart,
+    /// The client's Idempotency-Key, when it sent one.
+    pub idempotency: Option<&'a IdempotencyRecord>,
+    /// The order's events, starting with `order.placed`.
+    pub events: &'a [DomainEvent],
 }
 
 /// A storage backend.
@@ -424,6 +461,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn read(&self) -> CoreResult<Box<dyn Reads>>;
     /// Unsent outbox rows, oldest first.
     async fn outbox_pending(&self, limit: u32) -> CoreResult<Vec<OutboxRow>>;
+    /// Unsent outbox rows, oldest first, leaving out `skip` (rows published but not
+    /// yet marked sent): the relay reads its next batch while it marks the last one.
+    /// The default reads `skip.len()` more rows and drops those.
+    async fn outbox_pending_skipping(
+        &self,
+        limit: u32,
+        skip: &[i64],
+    ) -> CoreResult<Vec<OutboxRow>> {
+        if skip.is_empty() {
+            return self.outbox_pending(limit).await;
+        }
+        let extra = u32::try_from(skip.len()).unwrap_or(u32::MAX);
+        let skip: std::collections::HashSet<i64> = skip.iter().copied().collect();
+        let rows = self.outbox_pending(limit.saturating_add(extra)).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| !skip.contains(&r.seq))
+            .take(limit as usize)
+            .collect())
+    }
     /// Marks rows sent after the publisher acknowledged them.
     async fn outbox_mark_sent(&self, seqs: &[i64]) -> CoreResult<()>;
     /// Takes or renews the outbox lease for `ttl`; true when `holder` has it. Several

@@ -1657,7 +1657,9 @@ macro_rules! storage_contract_tests {
             outbox_lease_has_one_holder, projections_apply_once, store_notifications_apply_once,
             consumer_batches_apply_once, product_facts_round_trip,
             rule_documents_are_versioned, buyer_orders_add_up_one_buyer,
-            lock_buyer_serializes_a_buyer);
+            lock_buyer_serializes_a_buyer, a_cart_read_in_a_transaction_holds_it,
+            place_order_writes_all_or_yields_to_a_stored_key, outbox_pending_skips_rows_in_flight,
+            relay_publishes_in_order_and_marks_what_was_acknowledged);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1668,4 +1670,244 @@ macro_rules! storage_contract_tests {
             }
         )*
     };
+}
+
+/// A cart read inside a transaction holds the cart until commit, and the second reader
+/// then sees what the first wrote (two checkouts of one cart place one order).
+pub async fn a_cart_read_in_a_transaction_holds_it(store: Arc<dyn Store>) {
+    let c = cart(Duration::hours(1));
+    let mut tx = store.begin().await.unwrap();
+    tx.save_cart(&c).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut first = store.begin().await.unwrap();
+    let mut mine = first.cart(c.id).await.unwrap().unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let second = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let seen = tx.cart(c.id).await.unwrap().unwrap();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(tx);
+            seen.status
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !done.load(std::sync::atomic::Ordering::SeqCst),
+        "a second transaction reading the cart waits"
+    );
+    mine.status = CartStatus::Completed;
+    first.save_cart(&mine).await.unwrap();
+    first.commit().await.unwrap();
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), second)
+        .await
+        .expect("the second transaction goes on after the first commits")
+        .unwrap();
+    assert_eq!(seen, CartStatus::Completed, "it reads the committed cart");
+}
+
+/// An open cart, stored, and a paid order for it with the cart as checkout leaves it
+/// (completed, pointing at the order; not stored).
+async fn open_cart_and_its_order(store: &Arc<dyn Store>) -> (Cart, Order) {
+    let mut c = cart(Duration::hours(1));
+    let mut tx = store.begin().await.unwrap();
+    tx.save_cart(&c).await.unwrap();
+    tx.commit().await.unwrap();
+    let o = order(None, OrderStatus::Paid, Duration::minutes(30));
+    c.status = CartStatus::Completed;
+    c.order_id = Some(o.id);
+    (c, o)
+}
+
+/// `Tx::place_order` writes the order, the cart, the key and the events together, and
+/// yields (returns false) to a key another request stored.
+pub async fn place_order_writes_all_or_yields_to_a_stored_key(store: Arc<dyn Store>) {
+    let (c, o) = open_cart_and_its_order(&store).await;
+    let events: Vec<_> = ["order.placed", "order.paid"]
+        .into_iter()
+        .map(|t| DomainEvent::new(t, "order", o.id, now(), serde_json::json!({"t": t})))
+        .collect();
+    let key = IdempotencyRecord {
+        scope: "checkout".into(),
+        key: "place-1".into(),
+        fingerprint: c.id.to_string(),
+        resource_id: o.id.to_string(),
+        created_at: now(),
+    };
+    let placed = crate::ports::PlacedOrder {
+        order: &o,
+        cart: &c,
+        idempotency: Some(&key),
+        events: &events,
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.place_order(&placed).await.unwrap(), "a new key");
+    tx.commit().await.unwrap();
+    let mut r = store.read().await.unwrap();
+    assert_eq!(r.order(o.id).await.unwrap().unwrap(), o);
+    assert_eq!(r.cart(c.id).await.unwrap().unwrap(), c);
+    assert_eq!(
+        r.idempotency("checkout", "place-1").await.unwrap(),
+        Some(key.clone())
+    );
+    drop(r);
+    let rows = store.outbox_pending(10).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.event.clone()).collect::<Vec<_>>(),
+        events,
+        "the events, in order"
+    );
+
+    // The same key again (a retry that raced the first): nothing of it is kept.
+    let (other_cart, second) = open_cart_and_its_order(&store).await;
+    let more = vec![DomainEvent::new(
+        "order.placed",
+        "order",
+        second.id,
+        now(),
+        serde_json::json!({}),
+    )];
+    let mut tx = store.begin().await.unwrap();
+    let yielded = tx
+        .place_order(&crate::ports::PlacedOrder {
+            order: &second,
+            cart: &other_cart,
+            idempotency: Some(&key),
+            events: &more,
+        })
+        .await
+        .unwrap();
+    assert!(!yielded, "the key was stored by the first request");
+    drop(tx);
+    let mut r = store.read().await.unwrap();
+    assert!(r.order(second.id).await.unwrap().is_none());
+    assert_eq!(
+        r.cart(other_cart.id).await.unwrap().unwrap().status,
+        CartStatus::Open
+    );
+    drop(r);
+    assert_eq!(store.outbox_pending(10).await.unwrap().len(), 2);
+
+    // Without a key.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx
+        .place_order(&crate::ports::PlacedOrder {
+            order: &second,
+            cart: &other_cart,
+            idempotency: None,
+            events: &more,
+        })
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    let mut r = store.read().await.unwrap();
+    assert_eq!(r.order(second.id).await.unwrap().unwrap(), second);
+    assert_eq!(r.cart(other_cart.id).await.unwrap().unwrap(), other_cart);
+    drop(r);
+    assert_eq!(store.outbox_pending(10).await.unwrap().len(), 3);
+}
+
+/// Publishes batches and records them; the `fail_at`-th call fails (the broker down).
+#[derive(Debug, Default)]
+struct RecordingPublisher {
+    batches: std::sync::Mutex<Vec<Vec<EventId>>>,
+    calls: std::sync::atomic::AtomicUsize,
+    fail_at: Option<usize>,
+}
+
+#[async_trait::async_trait]
+impl crate::events::EventPublisher for RecordingPublisher {
+    async fn publish(&self, events: &[DomainEvent]) -> crate::CoreResult<()> {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if Some(call) == self.fail_at {
+            return Err(CoreError::Unavailable("broker down".into()));
+        }
+        self.batches
+            .lock()
+            .unwrap()
+            .push(events.iter().map(|e| e.id).collect());
+        Ok(())
+    }
+}
+
+/// `outbox_pending_skipping` leaves out the rows in flight and still fills the batch.
+pub async fn outbox_pending_skips_rows_in_flight(store: Arc<dyn Store>) {
+    let events: Vec<_> = (0..10)
+        .map(|i| {
+            DomainEvent::new(
+                "order.placed",
+                "order",
+                format!("o{i}"),
+                now(),
+                serde_json::json!({}),
+            )
+        })
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    tx.append_events(&events).await.unwrap();
+    tx.commit().await.unwrap();
+    let first = store.outbox_pending(4).await.unwrap();
+    let in_flight: Vec<i64> = first.iter().map(|r| r.seq).collect();
+    let next = store.outbox_pending_skipping(4, &in_flight).await.unwrap();
+    assert_eq!(
+        next.iter().map(|r| r.event.id).collect::<Vec<_>>(),
+        events[4..8].iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+    let skip_some = [in_flight[1], in_flight[3]];
+    let rows = store.outbox_pending_skipping(3, &skip_some).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.event.id).collect::<Vec<_>>(),
+        vec![events[0].id, events[2].id, events[4].id]
+    );
+}
+
+/// The relay (whose batches overlap) publishes every row in commit order, marks what
+/// the broker acknowledged even when a later batch fails, and sends the rest next time.
+pub async fn relay_publishes_in_order_and_marks_what_was_acknowledged(store: Arc<dyn Store>) {
+    let events: Vec<_> = (0..1050)
+        .map(|i| {
+            DomainEvent::new(
+                "order.placed",
+                "order",
+                format!("o{}", i % 37),
+                now(),
+                serde_json::json!({"i": i}),
+            )
+        })
+        .collect();
+    for chunk in events.chunks(350) {
+        let mut tx = store.begin().await.unwrap();
+        tx.append_events(chunk).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let publisher = Arc::new(RecordingPublisher {
+        fail_at: Some(4),
+        ..Default::default()
+    });
+    let relay = crate::events::OutboxRelay::new(
+        store.clone(),
+        publisher.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+    )
+    .batch(100);
+    relay.drain().await.unwrap_err();
+    assert_eq!(
+        publisher.batches.lock().unwrap().concat().len(),
+        300,
+        "three batches before the failure"
+    );
+    assert_eq!(
+        store.outbox_pending(2000).await.unwrap().len(),
+        750,
+        "the acknowledged batches are marked sent"
+    );
+    assert_eq!(relay.drain().await.unwrap(), 750, "the broker is back");
+    assert!(store.outbox_pending(10).await.unwrap().is_empty());
+    assert_eq!(
+        publisher.batches.lock().unwrap().concat(),
+        events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        "every event once, in commit order"
+    );
 }

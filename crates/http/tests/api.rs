@@ -411,6 +411,29 @@ async fn buyer_flow_search_cart_pay_list_cancel() {
     );
     assert_eq!(again.headers["idempotent-replayed"], "true");
     assert_eq!(app.stock(&pid).await, 7, "stock was taken once");
+    // The key again for another cart: refused, and that cart keeps its stock.
+    let other = app.ready_cart(Some(&buyer), &vid, 1).await;
+    let reused = send(
+        &app.store,
+        Method::POST,
+        &format!("/store/carts/{other}/complete"),
+        Some(&buyer),
+        None,
+        &[("idempotency-key", "checkout-1")],
+    )
+    .await;
+    assert_eq!(
+        reused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reused.body
+    );
+    assert_eq!(reused.body["code"], "idempotency_key_reused");
+    assert_eq!(app.stock(&pid).await, 7, "the refused attempt kept nothing");
+    let r = app
+        .get(&format!("/store/carts/{other}"), Some(&buyer))
+        .await;
+    assert_eq!(r.body["status"], "open", "{}", r.body);
 
     let r = app.get("/store/orders", Some(&buyer)).await;
     assert_eq!(r.body["orders"].as_array().unwrap().len(), 1);

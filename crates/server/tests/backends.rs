@@ -78,6 +78,58 @@ fn postgres_checkout_never_oversells_200_buyers_for_50_units() {
     );
 }
 
+/// A double-clicked "place order" (and retries racing it, with and without the same
+/// Idempotency-Key) on PostgreSQL: one order, stock taken once, every answer that order.
+#[test]
+fn postgres_one_cart_completed_twenty_times_at_once_is_one_order() {
+    let db = fresh_database(&postgres_admin_url());
+    let srv = start_with(
+        &data_dir("one-cart"),
+        &env(&[("JANGTEO__DATABASE__URL", db.clone())]),
+    );
+    let token = login(&srv);
+    let (pid, variant) = product(&srv, &token, "double-click", 10);
+    let cart = ready_cart(&srv, &variant, 2);
+    let srv = Arc::new(srv);
+    let barrier = Arc::new(std::sync::Barrier::new(20));
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            let (srv, barrier, cart) = (srv.clone(), barrier.clone(), cart.clone());
+            thread::spawn(move || {
+                let key: &[(&str, &str)] = if i % 2 == 0 {
+                    &[]
+                } else {
+                    &[("Idempotency-Key", "double-click-1")]
+                };
+                barrier.wait();
+                let r = try_http(
+                    &srv.store,
+                    "POST",
+                    &format!("/store/carts/{cart}/complete"),
+                    None,
+                    Some(r#"{"payment":{"provider":"manual"}}"#),
+                    key,
+                )
+                .expect("complete");
+                assert_eq!(r.status, 201, "{}", r.body);
+                json(&r.body)["id"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    let ids: std::collections::BTreeSet<String> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(ids.len(), 1, "every answer is the one order: {ids:?}");
+    assert_eq!(stock(&srv, &token, &pid), 8, "stock was taken once");
+    assert_eq!(psql(&db, "SELECT count(*) FROM orders"), "1");
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM outbox WHERE event_type = 'order.placed'"
+        ),
+        "1"
+    );
+}
+
 /// Counts of what the consumers built, through the admin API.
 fn consumer_totals(srv: &Server, token: &str) -> (usize, i64) {
     let (st, b) = http(

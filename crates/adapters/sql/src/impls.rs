@@ -56,14 +56,14 @@ macro_rules! catalog_read {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! commerce_read {
-    (@ $t:ty; $($aw:tt)*) => {
+    (@ $t:ty; $cart:ident; $($aw:tt)*) => {
         #[::async_trait::async_trait]
         impl ::jangteo_core::ports::CartRead for $t {
             async fn cart(
                 &mut self,
                 id: ::jangteo_core::ids::CartId,
             ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::cart::Cart>> {
-                cart(self.conn(), id) $($aw)*
+                $cart(self.conn(), id) $($aw)*
             }
         }
 
@@ -141,10 +141,14 @@ macro_rules! commerce_read {
         }
     };
     ($t:ty) => {
-        $crate::commerce_read!(@ $t; .await);
+        $crate::commerce_read!(@ $t; cart; .await);
+    };
+    // A transaction whose cart reads lock the row (`cart_for_update`), see `CartRead`.
+    ($t:ty, locking) => {
+        $crate::commerce_read!(@ $t; cart_for_update; .await);
     };
     ($t:ty, sync) => {
-        $crate::commerce_read!(@ $t;);
+        $crate::commerce_read!(@ $t; cart;);
     };
 }
 

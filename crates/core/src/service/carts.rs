@@ -73,7 +73,7 @@ impl Engine {
     }
 
     /// Carts of signed-in buyers are theirs alone; guest carts are reached by id.
-    fn check_owner(cart: &Cart, caller: Option<&Principal>) -> CoreResult<()> {
+    pub(crate) fn check_owner(cart: &Cart, caller: Option<&Principal>) -> CoreResult<()> {
         match (cart.customer_id, caller) {
             (Some(owner), Some(p)) if owner == p.id => Ok(()),
             (Some(_), _) => Err(CoreError::NotFound { entity: "cart" }),

@@ -33,7 +33,7 @@ use crate::order::{
     Actor, Order, OrderLine, OrderStatus, PaymentInfo, PaymentStatus, StatusChange,
 };
 use crate::payment::{NextAction, PaymentOutcome, PaymentRequest};
-use crate::ports::IdempotencyRecord;
+use crate::ports::{IdempotencyRecord, PlacedOrder};
 
 /// Payment choice sent with a completion.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,29 +141,30 @@ impl Engine {
         let rules = self.rules_snapshot().await;
 
         let mut tx = self.0.store.begin().await?;
-        if let Some(key) = idempotency_key {
-            if let Some(rec) = tx.idempotency(SCOPE, key).await? {
-                drop(tx);
-                return self.replay(rec, cart_id, caller).await;
+        // The key is not looked up first: a stored key means a retry, and a retry
+        // finds its cart completed (or loses the key insert below), so a lookup would
+        // only cost every first attempt a round trip.
+        let Some(mut cart) = tx.cart(cart_id).await? else {
+            drop(tx);
+            // A key used for another cart is refused even when this one is gone.
+            if let Some(stored) = self.replay_stored(idempotency_key, cart_id, caller).await? {
+                return Ok(stored);
             }
-        }
-        let mut cart = tx
-            .cart(cart_id)
-            .await?
-            .ok_or(CoreError::NotFound { entity: "cart" })?;
-        match (cart.customer_id, caller) {
-            (Some(owner), Some(p)) if owner == p.id => {}
-            (Some(_), _) => return Err(CoreError::NotFound { entity: "cart" }),
-            _ => {}
-        }
+            return Err(CoreError::NotFound { entity: "cart" });
+        };
         if cart.status == CartStatus::Completed {
+            drop(tx);
+            if let Some(stored) = self.replay_stored(idempotency_key, cart_id, caller).await? {
+                return Ok(stored);
+            }
             // A retry without a key (or with a new one) still gets the first order.
+            Self::check_owner(&cart, caller)?;
             let order_id = cart
                 .order_id
                 .ok_or_else(|| CoreError::Internal("completed cart without order".into()))?;
-            drop(tx);
             return self.replayed_order(order_id).await;
         }
+        Self::check_owner(&cart, caller)?;
         cart.ensure_open(now)?;
         let email = cart.email.clone().ok_or_else(|| {
             CoreError::invalid_field("email", "required", "set an e-mail on the cart first")
@@ -310,22 +311,37 @@ impl Engine {
                 now,
             )?);
         }
-        tx.insert_order(&order).await?;
         cart.status = CartStatus::Completed;
         cart.order_id = Some(order_id);
         cart.updated_at = now;
-        tx.save_cart(&cart).await?;
-        if let Some(key) = idempotency_key {
-            tx.put_idempotency(&IdempotencyRecord {
-                scope: SCOPE.into(),
-                key: key.to_string(),
-                fingerprint: cart_id.to_string(),
-                resource_id: order_id.to_string(),
-                created_at: now,
-            })
-            .await?;
+        let key = idempotency_key.map(|key| IdempotencyRecord {
+            scope: SCOPE.into(),
+            key: key.to_string(),
+            fingerprint: cart_id.to_string(),
+            resource_id: order_id.to_string(),
+            created_at: now,
+        });
+        let placed = PlacedOrder {
+            order: &order,
+            cart: &cart,
+            idempotency: key.as_ref(),
+            events: &events,
+        };
+        if !tx.place_order(&placed).await? {
+            // Another request stored this key first (a concurrent retry, or the key
+            // reused for another cart): nothing of this attempt is kept.
+            drop(tx);
+            return match self.replay_stored(idempotency_key, cart_id, caller).await? {
+                Some(stored) => Ok(stored),
+                // Stored and pruned since: rare enough that the client may retry.
+                None => Err(CoreError::conflict(
+                    "idempotency_conflict",
+                    "another request used this Idempotency-Key; retry",
+                )),
+            };
         }
-        self.commit(tx, &events).await?;
+        self.commit(tx, &[]).await?;
+        self.0.relay_wake.notify_one();
         if order.status == OrderStatus::Paid {
             return Ok(CheckoutResult {
                 order,
@@ -453,6 +469,21 @@ impl Engine {
             self.invalidate_catalog_cache();
         }
         Ok((order, next))
+    }
+
+    /// The stored answer for `key`, if a request with it was recorded.
+    async fn replay_stored(
+        &self,
+        key: Option<&str>,
+        cart_id: CartId,
+        caller: Option<&Principal>,
+    ) -> CoreResult<Option<CheckoutResult>> {
+        let Some(key) = key else { return Ok(None) };
+        let stored = self.0.store.read().await?.idempotency(SCOPE, key).await?;
+        match stored {
+            Some(rec) => self.replay(rec, cart_id, caller).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn replay(

@@ -10,7 +10,7 @@ use jangteo_core::ids::{CartId, CustomerId, OrderId};
 use jangteo_core::order::{Order, OrderQuery, OrderStatus};
 use jangteo_core::ports::{
     AuditEntry, AuditWrite, CartWrite, CustomerWrite, EventWrite, IdempotencyRecord,
-    IdempotencyWrite, OrderWrite,
+    IdempotencyWrite, OrderWrite, PlacedOrder,
 };
 use jangteo_core::CoreResult;
 use sqlx::postgres::PgRow;
@@ -36,8 +36,29 @@ fn customer_from_row(r: &PgRow) -> CoreResult<Customer> {
 }
 
 async fn cart(conn: &mut PgConnection, id: CartId) -> CoreResult<Option<Cart>> {
-    let row = sqlx::query("SELECT doc::text AS doc FROM carts WHERE id = $1")
-        .bind(id.0)
+    doc_by_id(
+        conn,
+        "SELECT doc::text AS doc FROM carts WHERE id = $1",
+        id.0,
+    )
+    .await
+}
+
+/// A cart read inside a transaction: it is written back before commit, so the row is
+/// locked, and a second checkout of the same cart waits, then sees it completed
+/// (READ COMMITTED alone would let both place an order).
+async fn cart_for_update(conn: &mut PgConnection, id: CartId) -> CoreResult<Option<Cart>> {
+    let sql = "SELECT doc::text AS doc FROM carts WHERE id = $1 FOR UPDATE";
+    doc_by_id(conn, sql, id.0).await
+}
+
+async fn doc_by_id<T: serde::de::DeserializeOwned>(
+    conn: &mut PgConnection,
+    sql: &'static str,
+    id: Uuid,
+) -> CoreResult<Option<T>> {
+    let row = sqlx::query(sql)
+        .bind(id)
         .fetch_optional(conn)
         .await
         .map_err(map)?;
@@ -45,12 +66,12 @@ async fn cart(conn: &mut PgConnection, id: CartId) -> CoreResult<Option<Cart>> {
 }
 
 async fn order(conn: &mut PgConnection, id: OrderId) -> CoreResult<Option<Order>> {
-    let row = sqlx::query("SELECT doc::text AS doc FROM orders WHERE id = $1")
-        .bind(id.0)
-        .fetch_optional(conn)
-        .await
-        .map_err(map)?;
-    row.as_ref().map(doc).transpose()
+    doc_by_id(
+        conn,
+        "SELECT doc::text AS doc FROM orders WHERE id = $1",
+        id.0,
+    )
+    .await
 }
 
 async fn orders(conn: &mut PgConnection, q: &OrderQuery) -> CoreResult<Vec<Order>> {
@@ -203,7 +224,7 @@ async fn audit_entries(
         .collect()
 }
 
-crate::commerce_read!(PgTx);
+crate::commerce_read!(PgTx, locking);
 crate::commerce_read!(PgReader);
 
 #[async_trait]
@@ -255,7 +276,7 @@ impl CartWrite for PgTx {
         )
         .bind(c.id.0)
         .bind(c.customer_id.map(|x| x.0))
-        .bind(if c.status == CartStatus::Open { "open" } else { "completed" })
+        .bind(cart_status(c))
         .bind(c.expires_at)
         .bind(Json(c))
         .execute(self.conn())
@@ -277,19 +298,13 @@ impl CartWrite for PgTx {
 #[async_trait]
 impl OrderWrite for PgTx {
     async fn insert_order(&mut self, o: &Order) -> CoreResult<()> {
-        sqlx::query(
-            "INSERT INTO orders (id, number, cart_id, customer_id, status, payment_expires_at, created_at, buyer_key, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        bind_order(
+            sqlx::query(
+                "INSERT INTO orders (id, number, cart_id, customer_id, status, payment_expires_at, created_at, buyer_key, doc)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            ),
+            o,
         )
-        .bind(o.id.0)
-        .bind(&o.number)
-        .bind(o.cart_id.0)
-        .bind(o.customer_id.map(|c| c.0))
-        .bind(o.status.as_str())
-        .bind(o.payment_expires_at)
-        .bind(o.created_at)
-        .bind(&o.buyer_key)
-        .bind(Json(o))
         .execute(self.conn())
         .await
         .map_err(map)?;
@@ -367,42 +382,145 @@ impl CustomerWrite for PgTx {
     }
 }
 
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds an order's columns: id, number, cart_id, customer_id, status,
+/// payment_expires_at, created_at, buyer_key, doc.
+fn bind_order<'q>(q: PgQuery<'q>, o: &'q Order) -> PgQuery<'q> {
+    q.bind(o.id.0)
+        .bind(&o.number)
+        .bind(o.cart_id.0)
+        .bind(o.customer_id.map(|c| c.0))
+        .bind(o.status.as_str())
+        .bind(o.payment_expires_at)
+        .bind(o.created_at)
+        .bind(&o.buyer_key)
+        .bind(Json(o))
+}
+
+/// Events as the column arrays one `INSERT ... SELECT FROM unnest(...)` takes: one
+/// statement for a whole batch, because it runs inside the business transaction and
+/// fewer round trips mean shorter row locks.
+struct EventColumns<'a> {
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    aggregates: Vec<&'a str>,
+    aggregate_ids: Vec<&'a str>,
+    times: Vec<DateTime<Utc>>,
+    envelopes: Vec<String>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn of(events: &'a [DomainEvent]) -> CoreResult<Self> {
+        let mut c = EventColumns {
+            ids: Vec::with_capacity(events.len()),
+            types: Vec::with_capacity(events.len()),
+            aggregates: Vec::with_capacity(events.len()),
+            aggregate_ids: Vec::with_capacity(events.len()),
+            times: Vec::with_capacity(events.len()),
+            envelopes: Vec::with_capacity(events.len()),
+        };
+        for e in events {
+            c.ids.push(e.id.0);
+            c.types.push(e.event_type.as_str());
+            c.aggregates.push(e.aggregate_type.as_str());
+            c.aggregate_ids.push(e.aggregate_id.as_str());
+            c.times.push(e.occurred_at);
+            c.envelopes.push(serde_json::to_string(e).map_err(json)?);
+        }
+        Ok(c)
+    }
+
+    fn bind<'q>(&'q self, q: PgQuery<'q>) -> PgQuery<'q> {
+        q.bind(&self.ids)
+            .bind(&self.types)
+            .bind(&self.aggregates)
+            .bind(&self.aggregate_ids)
+            .bind(&self.times)
+            .bind(&self.envelopes)
+    }
+}
+
+/// The outbox insert, its arrays bound from parameter `$first` on; `ORDER BY n` keeps
+/// the events' order in `seq`.
+fn outbox_insert(first: usize) -> String {
+    let p: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, occurred_at, envelope)
+         SELECT a, b, c, d, e, f FROM unnest({}::uuid[], {}::text[], {}::text[], {}::text[], {}::timestamptz[], {}::text[])
+         WITH ORDINALITY AS t(a, b, c, d, e, f, n) ORDER BY n",
+        p[0], p[1], p[2], p[3], p[4], p[5]
+    )
+}
+
+static APPEND_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| outbox_insert(1));
+
+/// Checkout's writes in one statement (see `Tx::place_order`): the data-modifying
+/// CTEs all run, and the counts tell whether the key was new and the cart was there.
+static PLACE_ORDER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH k AS (
+            INSERT INTO idempotency_keys (scope, key, fingerprint, resource_id, created_at)
+            SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz WHERE $1::text IS NOT NULL
+            ON CONFLICT DO NOTHING RETURNING 1
+         ), o AS (
+            INSERT INTO orders (id, number, cart_id, customer_id, status, payment_expires_at, created_at, buyer_key, doc)
+            VALUES ($6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ), c AS (
+            UPDATE carts SET customer_id = $15, status = $16, expires_at = $17, doc = $18 WHERE id = $19
+            RETURNING 1
+         ), e AS ({})
+         SELECT (SELECT count(*) FROM k) AS keys, (SELECT count(*) FROM c) AS carts",
+        outbox_insert(20)
+    )
+});
+
+pub(crate) async fn place_order(conn: &mut PgConnection, p: &PlacedOrder<'_>) -> CoreResult<bool> {
+    let (o, cart, key) = (p.order, p.cart, p.idempotency);
+    let events = EventColumns::of(p.events)?;
+    let q = sqlx::query(PLACE_ORDER.as_str())
+        .bind(key.map(|k| k.scope.as_str()))
+        .bind(key.map(|k| k.key.as_str()))
+        .bind(key.map(|k| k.fingerprint.as_str()))
+        .bind(key.map(|k| k.resource_id.as_str()))
+        .bind(key.map(|k| k.created_at));
+    let q = bind_order(q, o)
+        .bind(cart.customer_id.map(|x| x.0))
+        .bind(cart_status(cart))
+        .bind(cart.expires_at)
+        .bind(Json(cart))
+        .bind(cart.id.0);
+    let row = events.bind(q).fetch_one(conn).await.map_err(map)?;
+    let keys: i64 = row.try_get("keys").map_err(map)?;
+    let carts: i64 = row.try_get("carts").map_err(map)?;
+    if carts != 1 {
+        return Err(jangteo_core::CoreError::Internal(
+            "checkout: the cart was not stored".into(),
+        ));
+    }
+    Ok(key.is_none() || keys == 1)
+}
+
+fn cart_status(c: &Cart) -> &'static str {
+    if c.status == CartStatus::Open {
+        "open"
+    } else {
+        "completed"
+    }
+}
+
 #[async_trait]
 impl EventWrite for PgTx {
     async fn append_events(&mut self, events: &[DomainEvent]) -> CoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
-        // One statement for the whole batch, with arrays: it runs inside the business
-        // transaction, so fewer round trips mean shorter row locks.
-        let mut ids = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        let mut aggregates = Vec::with_capacity(events.len());
-        let mut aggregate_ids = Vec::with_capacity(events.len());
-        let mut times = Vec::with_capacity(events.len());
-        let mut envelopes = Vec::with_capacity(events.len());
-        for e in events {
-            ids.push(e.id.0);
-            types.push(e.event_type.as_str());
-            aggregates.push(e.aggregate_type.as_str());
-            aggregate_ids.push(e.aggregate_id.as_str());
-            times.push(e.occurred_at);
-            envelopes.push(serde_json::to_string(e).map_err(json)?);
-        }
-        sqlx::query(
-            "INSERT INTO outbox (event_id, event_type, aggregate_type, aggregate_id, occurred_at, envelope)
-             SELECT a, b, c, d, e, f FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
-             WITH ORDINALITY AS t(a, b, c, d, e, f, n) ORDER BY n",
-        )
-        .bind(&ids)
-        .bind(&types)
-        .bind(&aggregates)
-        .bind(&aggregate_ids)
-        .bind(&times)
-        .bind(&envelopes)
-        .execute(self.conn())
-        .await
-        .map_err(map)?;
+        let columns = EventColumns::of(events)?;
+        columns
+            .bind(sqlx::query(APPEND_EVENTS.as_str()))
+            .execute(self.conn())
+            .await
+            .map_err(map)?;
         Ok(())
     }
 }

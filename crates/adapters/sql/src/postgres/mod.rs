@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jangteo_core::ports::{OutboxRow, Reads, Store, Tx};
+use jangteo_core::ports::{OutboxRow, PlacedOrder, Reads, Store, Tx};
 use jangteo_core::CoreResult;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -187,6 +187,10 @@ impl Conn for PgReader {
 
 #[async_trait]
 impl Tx for PgTx {
+    async fn place_order(&mut self, placed: &PlacedOrder<'_>) -> CoreResult<bool> {
+        commerce::place_order(self.conn(), placed).await
+    }
+
     async fn commit(self: Box<Self>) -> CoreResult<()> {
         self.tx.commit().await.map_err(map)
     }
@@ -207,9 +211,17 @@ impl Store for PostgresStore {
     }
 
     async fn outbox_pending(&self, limit: u32) -> CoreResult<Vec<OutboxRow>> {
+        self.outbox_pending_skipping(limit, &[]).await
+    }
+
+    async fn outbox_pending_skipping(
+        &self,
+        limit: u32,
+        skip: &[i64],
+    ) -> CoreResult<Vec<OutboxRow>> {
         self.ensure_migrated().await?;
         let mut conn = self.pool.acquire().await.map_err(map)?;
-        outbox::pending(&mut conn, limit).await
+        outbox::pending(&mut conn, limit, skip).await
     }
 
     async fn outbox_mark_sent(&self, seqs: &[i64]) -> CoreResult<()> {

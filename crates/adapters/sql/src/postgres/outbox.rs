@@ -8,11 +8,17 @@ use sqlx::PgConnection;
 
 use crate::error::map;
 
-pub(crate) async fn pending(conn: &mut PgConnection, limit: u32) -> CoreResult<Vec<OutboxRow>> {
+/// Unsent rows, oldest first, without `skip` (a batch in flight).
+pub(crate) async fn pending(
+    conn: &mut PgConnection,
+    limit: u32,
+    skip: &[i64],
+) -> CoreResult<Vec<OutboxRow>> {
     let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT seq, envelope FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT $1",
+        "SELECT seq, envelope FROM outbox WHERE sent_at IS NULL AND seq <> ALL($2) ORDER BY seq LIMIT $1",
     )
     .bind(i64::from(limit))
+    .bind(skip)
     .fetch_all(conn)
     .await
     .map_err(map)?;
