@@ -1043,14 +1043,36 @@ async fn declined_and_pending_payments() {
     let (pid, vid) = app.product(&admin, "pay-test", 5).await;
 
     let cart = app.ready_cart(None, &vid, 2).await;
-    let r = app
-        .post(
-            &format!("/store/carts/{cart}/complete"),
-            None,
-            json!({"payment": {"provider": "manual", "card_number": "4000000000000002"}}),
-        )
-        .await;
+    let attempt = |key: &'static str, card: &'static str| {
+        let (store, cart) = (app.store.clone(), cart.clone());
+        async move {
+            send(
+                &store,
+                Method::POST,
+                &format!("/store/carts/{cart}/complete"),
+                None,
+                Some(json!({"payment": {"provider": "manual", "card_number": card}})),
+                &[("idempotency-key", key)],
+            )
+            .await
+        }
+    };
+    let r = attempt("pay-1", "4000000000000002").await;
     assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED, "{}", r.body);
+    // The same key again is the same attempt: declined again, even with another card,
+    // and nothing is placed or reserved for it.
+    let again = attempt("pay-1", "4242424242424242").await;
+    assert_eq!(again.status, StatusCode::PAYMENT_REQUIRED, "{}", again.body);
+    assert_eq!(again.body["decline_code"], "card_declined");
+    assert_eq!(
+        app.engine
+            .admin_orders(None, 100, None)
+            .await
+            .unwrap()
+            .orders
+            .len(),
+        1
+    );
     assert_eq!(r.body["code"], "payment_declined");
     assert_eq!(
         r.body["decline_code"], "card_declined",
