@@ -1013,18 +1013,23 @@ pub async fn accounts_tokens_idempotency_audit(store: Arc<dyn Store>) {
     ));
 }
 
-pub async fn outbox_keeps_commit_order(store: Arc<dyn Store>) {
-    let events: Vec<_> = (0..5)
+/// `n` `order.placed` events over `aggregates` orders (`o0`, `o1`, ...), payload `{"i": i}`.
+fn placed_events(n: usize, aggregates: usize) -> Vec<DomainEvent> {
+    (0..n)
         .map(|i| {
             DomainEvent::new(
                 "order.placed",
                 "order",
-                format!("o{i}"),
+                format!("o{}", i % aggregates),
                 now(),
                 serde_json::json!({"i": i}),
             )
         })
-        .collect();
+        .collect()
+}
+
+pub async fn outbox_keeps_commit_order(store: Arc<dyn Store>) {
+    let events = placed_events(5, 5);
     let mut tx = store.begin().await.unwrap();
     tx.append_events(&events[..3]).await.unwrap();
     tx.commit().await.unwrap();
@@ -1834,17 +1839,7 @@ impl crate::events::EventPublisher for RecordingPublisher {
 
 /// `outbox_pending_skipping` leaves out the rows in flight and still fills the batch.
 pub async fn outbox_pending_skips_rows_in_flight(store: Arc<dyn Store>) {
-    let events: Vec<_> = (0..10)
-        .map(|i| {
-            DomainEvent::new(
-                "order.placed",
-                "order",
-                format!("o{i}"),
-                now(),
-                serde_json::json!({}),
-            )
-        })
-        .collect();
+    let events = placed_events(10, 10);
     let mut tx = store.begin().await.unwrap();
     tx.append_events(&events).await.unwrap();
     tx.commit().await.unwrap();
@@ -1866,17 +1861,7 @@ pub async fn outbox_pending_skips_rows_in_flight(store: Arc<dyn Store>) {
 /// The relay (whose batches overlap) publishes every row in commit order, marks what
 /// the broker acknowledged even when a later batch fails, and sends the rest next time.
 pub async fn relay_publishes_in_order_and_marks_what_was_acknowledged(store: Arc<dyn Store>) {
-    let events: Vec<_> = (0..1050)
-        .map(|i| {
-            DomainEvent::new(
-                "order.placed",
-                "order",
-                format!("o{}", i % 37),
-                now(),
-                serde_json::json!({"i": i}),
-            )
-        })
-        .collect();
+    let events = placed_events(1050, 37);
     for chunk in events.chunks(350) {
         let mut tx = store.begin().await.unwrap();
         tx.append_events(chunk).await.unwrap();

@@ -340,7 +340,8 @@ impl Engine {
                 )),
             };
         }
-        self.commit(tx, &[]).await?;
+        // The events went in with `place_order`: commit and wake the relay.
+        tx.commit().await?;
         self.0.relay_wake.notify_one();
         if order.status == OrderStatus::Paid {
             return Ok(CheckoutResult {
