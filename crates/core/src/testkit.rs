@@ -138,6 +138,49 @@ pub async fn products_round_trip(store: Arc<dyn Store>) {
     assert_eq!(*snaps[0].facts, ProductFacts::default());
 }
 
+/// A hundred products read at once (a full listing page, a cart of `MAX_LINES` lines):
+/// every variant comes back once, with its own product's data and its variants in
+/// order, however the store splits the ids into statements.
+pub async fn a_hundred_products_read_at_once(store: Arc<dyn Store>) {
+    let mut made = Vec::new();
+    for i in 0..100 {
+        let p = product(
+            &format!("bulk-{i:03}"),
+            &[("en", "Bulk")],
+            &[(&format!("B{i:03}-A"), 1000 + i, i), (&format!("B{i:03}-B"), 2000 + i, 1)],
+        );
+        insert(&store, &p).await;
+        made.push(p);
+    }
+    let mut r = store.read().await.unwrap();
+    let page = r.products(&query()).await.unwrap();
+    assert_eq!(page.products.len(), 100);
+    for p in &page.products {
+        let want = made.iter().find(|m| m.id == p.id).expect("a product made here");
+        let skus: Vec<_> = p.variants.iter().map(|v| v.sku.as_str()).collect();
+        let want_skus: Vec<_> = want.variants.iter().map(|v| v.sku.as_str()).collect();
+        assert_eq!(skus, want_skus, "{}: its own variants, in order", p.handle);
+    }
+    // One variant of each product, the first id repeated and an unknown one added.
+    let mut ids: Vec<VariantId> = made.iter().map(|p| p.variants[0].id).collect();
+    ids.push(ids[0]);
+    ids.push(VariantId::new());
+    let snaps = r.variants(&ids).await.unwrap();
+    assert_eq!(snaps.len(), 100, "each known variant once");
+    for p in &made {
+        let s = snaps
+            .iter()
+            .find(|s| s.variant.id == p.variants[0].id)
+            .unwrap_or_else(|| panic!("{} missing", p.variants[0].sku));
+        assert_eq!(s.product_id, p.id);
+        assert_eq!(s.variant.stock, p.variants[0].stock);
+        assert_eq!(s.variant.prices, p.variants[0].prices);
+    }
+    // Three ids, padded in PostgreSQL to four placeholders: still three rows.
+    let snaps = r.variants(&ids[..3]).await.unwrap();
+    assert_eq!(snaps.len(), 3);
+}
+
 fn date(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
@@ -1664,7 +1707,8 @@ macro_rules! storage_contract_tests {
             rule_documents_are_versioned, buyer_orders_add_up_one_buyer,
             lock_buyer_serializes_a_buyer, a_cart_read_in_a_transaction_holds_it,
             place_order_writes_all_or_yields_to_a_stored_key, outbox_pending_skips_rows_in_flight,
-            relay_publishes_in_order_and_marks_what_was_acknowledged);
+            relay_publishes_in_order_and_marks_what_was_acknowledged,
+            a_hundred_products_read_at_once);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

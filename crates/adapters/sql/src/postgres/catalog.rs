@@ -19,7 +19,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use super::{Conn, PgReader, PgTx};
+use super::{in_list, Conn, PgReader, PgTx};
 use crate::error::{json, map};
 use crate::time::{parse, ts};
 
@@ -91,14 +91,17 @@ async fn attach_variants(
         return Ok(products);
     }
     let ids: Vec<Uuid> = products.iter().map(|p| p.id.0).collect();
-    let rows = sqlx::query(&format!(
-        "SELECT v.id, v.product_id, v.sku, v.options::text AS options, v.stock, {PRICES_JSON}
-         FROM variants v WHERE v.product_id = ANY($1) ORDER BY v.product_id, v.position"
-    ))
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(map)?;
+    let mut rows = Vec::new();
+    // A product's variants all come from the chunk that holds its id, in order.
+    for chunk in ids.chunks(in_list::CHUNK) {
+        let (list, size) = in_list::placeholders(1, chunk.len());
+        let sql = format!(
+            "SELECT v.id, v.product_id, v.sku, v.options::text AS options, v.stock, {PRICES_JSON}
+             FROM variants v WHERE v.product_id IN ({list}) ORDER BY v.product_id, v.position"
+        );
+        let q = in_list::bind_padded(sqlx::query(&sql), chunk, size);
+        rows.extend(q.fetch_all(&mut *conn).await.map_err(map)?);
+    }
     let mut by_product: HashMap<Uuid, Vec<Variant>> = HashMap::new();
     for r in &rows {
         let pid: Uuid = r.try_get("product_id").map_err(map)?;
@@ -297,17 +300,22 @@ pub(crate) async fn variants(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = ids.iter().map(|v| v.0).collect();
-    let rows = sqlx::query(&format!(
-        "SELECT v.id, v.sku, v.options::text AS options, v.stock, {PRICES_JSON},
-                p.id AS pid, p.handle, p.status, p.title::text AS title,
-                p.countries::text AS countries, p.compliance::text AS compliance
-         FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id = ANY($1)"
-    ))
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(map)?;
+    let mut ids: Vec<Uuid> = ids.iter().map(|v| v.0).collect();
+    // A repeated id in two chunks would come back twice.
+    ids.sort_unstable();
+    ids.dedup();
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(in_list::CHUNK) {
+        let (list, size) = in_list::placeholders(1, chunk.len());
+        let sql = format!(
+            "SELECT v.id, v.sku, v.options::text AS options, v.stock, {PRICES_JSON},
+                    p.id AS pid, p.handle, p.status, p.title::text AS title,
+                    p.countries::text AS countries, p.compliance::text AS compliance
+             FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN ({list})"
+        );
+        let q = in_list::bind_padded(sqlx::query(&sql), chunk, size);
+        rows.extend(q.fetch_all(&mut *conn).await.map_err(map)?);
+    }
     let mut out = Vec::with_capacity(rows.len());
     // Variants of one product share its facts, decoded once.
     let mut facts: HashMap<Uuid, Arc<ProductFacts>> = HashMap::new();

@@ -25,6 +25,7 @@ use crate::PoolSettings;
 mod catalog;
 mod commerce;
 mod compliance;
+mod in_list;
 mod outbox;
 mod projections;
 
