@@ -147,7 +147,10 @@ pub async fn a_hundred_products_read_at_once(store: Arc<dyn Store>) {
         let p = product(
             &format!("bulk-{i:03}"),
             &[("en", "Bulk")],
-            &[(&format!("B{i:03}-A"), 1000 + i, i), (&format!("B{i:03}-B"), 2000 + i, 1)],
+            &[
+                (&format!("B{i:03}-A"), 1000 + i, i),
+                (&format!("B{i:03}-B"), 2000 + i, 1),
+            ],
         );
         insert(&store, &p).await;
         made.push(p);
@@ -156,7 +159,10 @@ pub async fn a_hundred_products_read_at_once(store: Arc<dyn Store>) {
     let page = r.products(&query()).await.unwrap();
     assert_eq!(page.products.len(), 100);
     for p in &page.products {
-        let want = made.iter().find(|m| m.id == p.id).expect("a product made here");
+        let want = made
+            .iter()
+            .find(|m| m.id == p.id)
+            .expect("a product made here");
         let skus: Vec<_> = p.variants.iter().map(|v| v.sku.as_str()).collect();
         let want_skus: Vec<_> = want.variants.iter().map(|v| v.sku.as_str()).collect();
         assert_eq!(skus, want_skus, "{}: its own variants, in order", p.handle);
@@ -777,6 +783,61 @@ pub async fn carts_round_trip_and_expire(store: Arc<dyn Store>) {
         r.cart(done.id).await.unwrap().is_some(),
         "completed carts stay with their order"
     );
+}
+
+/// Checkout's first read: the cart with the snapshots of its lines' variants, unknown
+/// variants left out, the cart itself as saved, nothing for a missing cart.
+pub async fn cart_for_checkout_reads_cart_and_variants(store: Arc<dyn Store>) {
+    let a = product(
+        "checkout-a",
+        &[("en", "A")],
+        &[("CA-1", 1000, 7), ("CA-2", 2000, 3)],
+    );
+    let b = product("checkout-b", &[("en", "B")], &[("CB-1", 3000, 5)]);
+    insert(&store, &a).await;
+    insert(&store, &b).await;
+    let mut full = cart(Duration::hours(1));
+    full.lines = [a.variants[1].id, b.variants[0].id, VariantId::new()]
+        .into_iter()
+        .map(|variant_id| LineItem {
+            id: LineId::new(),
+            variant_id,
+            quantity: 1,
+        })
+        .collect();
+    let mut empty = cart(Duration::hours(1));
+    empty.lines.clear();
+    let mut tx = store.begin().await.unwrap();
+    tx.save_cart(&full).await.unwrap();
+    tx.save_cart(&empty).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let (got, snaps) = tx
+        .cart_for_checkout(full.id)
+        .await
+        .unwrap()
+        .expect("the cart");
+    assert_eq!(got, full);
+    let mut skus: Vec<_> = snaps.iter().map(|s| s.variant.sku.as_str()).collect();
+    skus.sort();
+    assert_eq!(
+        skus,
+        ["CA-2", "CB-1"],
+        "the lines' known variants, each once"
+    );
+    let cb = snaps.iter().find(|s| s.variant.sku == "CB-1").unwrap();
+    assert_eq!(cb.product_id, b.id);
+    assert_eq!(cb.variant.stock, 5);
+    assert_eq!(cb.variant.prices, b.variants[0].prices);
+    let (got, snaps) = tx
+        .cart_for_checkout(empty.id)
+        .await
+        .unwrap()
+        .expect("the empty cart");
+    assert_eq!(got, empty);
+    assert!(snaps.is_empty());
+    assert!(tx.cart_for_checkout(CartId::new()).await.unwrap().is_none());
 }
 
 /// A pending order for tests.
@@ -1708,7 +1769,7 @@ macro_rules! storage_contract_tests {
             lock_buyer_serializes_a_buyer, a_cart_read_in_a_transaction_holds_it,
             place_order_writes_all_or_yields_to_a_stored_key, outbox_pending_skips_rows_in_flight,
             relay_publishes_in_order_and_marks_what_was_acknowledged,
-            a_hundred_products_read_at_once);
+            a_hundred_products_read_at_once, cart_for_checkout_reads_cart_and_variants);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1736,7 +1797,8 @@ pub async fn a_cart_read_in_a_transaction_holds_it(store: Arc<dyn Store>) {
         let (store, done) = (store.clone(), done.clone());
         tokio::spawn(async move {
             let mut tx = store.begin().await.unwrap();
-            let seen = tx.cart(c.id).await.unwrap().unwrap();
+            // Checkout's read, which must wait on the lock as `cart` does.
+            let (seen, _) = tx.cart_for_checkout(c.id).await.unwrap().unwrap();
             done.store(true, std::sync::atomic::Ordering::SeqCst);
             drop(tx);
             seen.status

@@ -144,7 +144,9 @@ impl Engine {
         // The key is not looked up first: a stored key means a retry, and a retry
         // finds its cart completed (or loses the key insert below), so a lookup would
         // only cost every first attempt a round trip.
-        let Some(mut cart) = tx.cart(cart_id).await? else {
+        // The variants come with the cart (one round trip on PostgreSQL); they are
+        // only used once the cart turns out to be open and ready.
+        let Some((mut cart, snaps)) = tx.cart_for_checkout(cart_id).await? else {
             drop(tx);
             // A key used for another cart is refused even when this one is gone.
             if let Some(stored) = self.replay_stored(idempotency_key, cart_id, caller).await? {
@@ -180,8 +182,6 @@ impl Engine {
             return Err(CoreError::invalid("cart_empty", "the cart has no lines"));
         }
 
-        let ids: Vec<_> = cart.lines.iter().map(|l| l.variant_id).collect();
-        let snaps = tx.variants(&ids).await?;
         // Yearly limits read the buyer's past orders under a lock on the buyer, in this
         // transaction, so two checkouts of one buyer cannot both pass the limit.
         let (history, buyer_key) = self.buyer_history(&rules, tx.as_mut(), &cart).await?;

@@ -307,19 +307,33 @@ pub(crate) async fn variants(
     let mut rows = Vec::new();
     for chunk in ids.chunks(in_list::CHUNK) {
         let (list, size) = in_list::placeholders(1, chunk.len());
-        let sql = format!(
-            "SELECT v.id, v.sku, v.options::text AS options, v.stock, {PRICES_JSON},
-                    p.id AS pid, p.handle, p.status, p.title::text AS title,
-                    p.countries::text AS countries, p.compliance::text AS compliance
-             FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id IN ({list})"
-        );
+        let sql = format!("{} WHERE v.id IN ({list})", snapshot_select());
         let q = in_list::bind_padded(sqlx::query(&sql), chunk, size);
         rows.extend(q.fetch_all(&mut *conn).await.map_err(map)?);
     }
+    snapshots_from_rows(&rows)
+}
+
+/// The query behind a [`VariantSnapshot`], to be completed with a `WHERE` on `v.id`.
+pub(crate) fn snapshot_select() -> String {
+    format!(
+        "SELECT v.id, v.sku, v.options::text AS options, v.stock, {PRICES_JSON},
+                p.id AS pid, p.handle, p.status, p.title::text AS title,
+                p.countries::text AS countries, p.compliance::text AS compliance
+         FROM variants v JOIN products p ON p.id = v.product_id"
+    )
+}
+
+/// Snapshots from rows of [`snapshot_select`]; rows whose `id` is NULL (an outer join
+/// that found no variant) are skipped.
+pub(crate) fn snapshots_from_rows(rows: &[PgRow]) -> CoreResult<Vec<VariantSnapshot>> {
     let mut out = Vec::with_capacity(rows.len());
     // Variants of one product share its facts, decoded once.
     let mut facts: HashMap<Uuid, Arc<ProductFacts>> = HashMap::new();
-    for r in &rows {
+    for r in rows {
+        if r.try_get::<Option<Uuid>, _>("id").map_err(map)?.is_none() {
+            continue;
+        }
         let pid: Uuid = r.try_get("pid").map_err(map)?;
         let shared = match facts.get(&pid) {
             Some(f) => f.clone(),

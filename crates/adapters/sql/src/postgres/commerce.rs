@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use jangteo_core::cart::{Cart, CartStatus};
+use jangteo_core::catalog::VariantSnapshot;
 use jangteo_core::customer::{Customer, RefreshToken, Role};
 use jangteo_core::events::DomainEvent;
 use jangteo_core::ids::{CartId, CustomerId, OrderId};
@@ -50,6 +51,34 @@ async fn cart(conn: &mut PgConnection, id: CartId) -> CoreResult<Option<Cart>> {
 async fn cart_for_update(conn: &mut PgConnection, id: CartId) -> CoreResult<Option<Cart>> {
     let sql = "SELECT doc::text AS doc FROM carts WHERE id = $1 FOR UPDATE";
     doc_by_id(conn, sql, id.0).await
+}
+
+/// The cart locked as [`cart_for_update`] locks it, and the snapshots of its lines'
+/// variants, in one statement: one row per variant found (the cart's document repeated)
+/// or a single row with no variant when none is.
+pub(crate) async fn cart_for_checkout(
+    conn: &mut PgConnection,
+    id: CartId,
+) -> CoreResult<Option<(Cart, Vec<VariantSnapshot>)>> {
+    // The variant ids come out of the locked row's document, so they are the ids of
+    // the cart as it is now, not as a racing writer left it before the lock.
+    let sql = format!(
+        "WITH c AS (SELECT doc FROM carts WHERE id = $1 FOR UPDATE)
+         SELECT c.doc::text AS doc, s.* FROM c LEFT JOIN LATERAL ({} WHERE v.id IN (
+             SELECT (l->>'variant_id')::uuid FROM jsonb_array_elements(c.doc->'lines') l)
+         ) s ON TRUE",
+        super::catalog::snapshot_select()
+    );
+    let rows = sqlx::query(&sql)
+        .bind(id.0)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let cart: Cart = doc(first)?;
+    Ok(Some((cart, super::catalog::snapshots_from_rows(&rows)?)))
 }
 
 async fn doc_by_id<T: serde::de::DeserializeOwned>(

@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use jangteo_core::cart::Cart;
+use jangteo_core::catalog::VariantSnapshot;
+use jangteo_core::ids::CartId;
 use jangteo_core::ports::{OutboxRow, PlacedOrder, Reads, Store, Tx};
 use jangteo_core::CoreResult;
 use sqlx::pool::PoolConnection;
@@ -47,13 +50,8 @@ impl PostgresStore {
     /// Every connection gets `statement_timeout` (a runaway query is cancelled rather
     /// than holding a connection forever) and `idle_in_transaction_session_timeout`.
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<Self, SqlError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections.max(1))
+        let pool = pool_options(settings)
             .min_connections(settings.min_connections.min(settings.max_connections))
-            .acquire_timeout(settings.acquire_timeout)
-            // A connection that died with a server restart is noticed here and
-            // replaced, so the pool heals without restarting the process.
-            .test_before_acquire(true)
             .idle_timeout(Some(Duration::from_secs(300)))
             .max_lifetime(Some(Duration::from_secs(1800)))
             .connect_with(connect_options(url, settings)?)
@@ -71,11 +69,7 @@ impl PostgresStore {
     /// run on the first [`Store::ping`] that reaches the server. The server uses this
     /// when the database is down at start, so it comes up not-ready and heals.
     pub fn open_lazy(url: &str, settings: &PoolSettings) -> Result<Self, SqlError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections.max(1))
-            .acquire_timeout(settings.acquire_timeout)
-            .test_before_acquire(true)
-            .connect_lazy_with(connect_options(url, settings)?);
+        let pool = pool_options(settings).connect_lazy_with(connect_options(url, settings)?);
         Ok(PostgresStore {
             pool,
             migrated: Arc::new(AtomicBool::new(false)),
@@ -128,6 +122,33 @@ impl PostgresStore {
         url.push_str(name);
         Ok(url)
     }
+}
+
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_WHEN_IDLE: Duration = Duration::from_secs(1);
+
+/// Pool sizing and how a connection is checked before use.
+///
+/// A connection that died with a server restart must be noticed and replaced, so the
+/// pool heals without restarting the process. sqlx's `test_before_acquire` pings on
+/// every acquire: a round trip for each transaction, about one in eight of a checkout's
+/// (sqlx also pings on release, in the background). Only connections that sat idle
+/// are pinged instead: a restart leaves connections idle for longer than the second
+/// it takes, and one still used within that second fails its statement, answers 503
+/// with `Retry-After`, and is closed when its release ping fails.
+fn pool_options(settings: &PoolSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections.max(1))
+        .acquire_timeout(settings.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Connection options: the URL plus the session settings every connection gets.
@@ -188,6 +209,13 @@ impl Conn for PgReader {
 
 #[async_trait]
 impl Tx for PgTx {
+    async fn cart_for_checkout(
+        &mut self,
+        id: CartId,
+    ) -> CoreResult<Option<(Cart, Vec<VariantSnapshot>)>> {
+        commerce::cart_for_checkout(self.conn(), id).await
+    }
+
     async fn place_order(&mut self, placed: &PlacedOrder<'_>) -> CoreResult<bool> {
         commerce::place_order(self.conn(), placed).await
     }
