@@ -416,7 +416,12 @@ pub trait Tx:
 {
     /// Checkout's first read: the cart, locked as [`CartRead::cart`] locks it, and the
     /// snapshots of the variants on its lines (unknown ids left out, as
-    /// [`CatalogRead::variants`] does).
+    /// [`CatalogRead::variants`] does). The variants' stock must not change under the
+    /// transaction until it ends: checkout decides from it whether there is enough and
+    /// what is left (for `inventory.low`), and [`Tx::place_order`] then takes it.
+    /// PostgreSQL locks the variant rows (`FOR UPDATE`, in variant id order, so two
+    /// checkouts sharing variants cannot deadlock); SQLite's single writer already
+    /// keeps every other writer out.
     ///
     /// The default makes the two reads; PostgreSQL makes them in one statement, a
     /// round trip less on the hottest write path.
@@ -436,25 +441,37 @@ pub trait Tx:
         Ok(Some((cart, snaps)))
     }
 
-    /// Writes what a checkout produces once its stock is taken: the new order, the
-    /// completed cart, the idempotency key (if any) and the events. Returns false,
-    /// with the transaction to be dropped, when the key is already stored (another
-    /// request recorded it first): the caller then replays that request's answer.
+    /// Writes what a checkout produces: takes the stock, writes the new order, the
+    /// completed cart, the idempotency key (if any) and the events. Anything but
+    /// [`Placement::Placed`] means the transaction is to be dropped, whatever was
+    /// written: the key was stored by another request first (the caller replays that
+    /// request's answer), or a variant had less stock than the order takes (which
+    /// cannot happen when [`Tx::cart_for_checkout`] keeps its promise; the conditional
+    /// decrement stays as the guard that stock never goes below zero).
     ///
     /// The default calls the single-purpose writes; a backend with round trips
     /// (PostgreSQL) writes all of it in one statement, as checkout is the hottest
     /// write path.
-    async fn place_order(&mut self, placed: &PlacedOrder<'_>) -> CoreResult<bool> {
+    async fn place_order(&mut self, placed: &PlacedOrder<'_>) -> CoreResult<Placement> {
         if let Some(key) = placed.idempotency {
             if self.idempotency(&key.scope, &key.key).await?.is_some() {
-                return Ok(false);
+                return Ok(Placement::KeyTaken);
             }
             self.put_idempotency(key).await?;
+        }
+        for take in placed.stock {
+            if self
+                .take_stock(take.variant, take.quantity)
+                .await?
+                .is_none()
+            {
+                return Ok(Placement::OutOfStock(take.variant));
+            }
         }
         self.insert_order(placed.order).await?;
         self.save_cart(placed.cart).await?;
         self.append_events(placed.events).await?;
-        Ok(true)
+        Ok(Placement::Placed)
     }
 
     /// Makes every change visible at once.
@@ -472,6 +489,29 @@ pub struct PlacedOrder<'a> {
     pub idempotency: Option<&'a IdempotencyRecord>,
     /// The order's events, starting with `order.placed`.
     pub events: &'a [DomainEvent],
+    /// The stock the order takes: one entry per variant, in variant id order (the
+    /// order every checkout locks variants in).
+    pub stock: &'a [StockTake],
+}
+
+/// Units one checkout takes from one variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockTake {
+    /// The variant.
+    pub variant: VariantId,
+    /// How many units; positive.
+    pub quantity: i64,
+}
+
+/// What [`Tx::place_order`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Everything is written; commit.
+    Placed,
+    /// The idempotency key was already stored; drop the transaction.
+    KeyTaken,
+    /// This variant had less stock than the order takes; drop the transaction.
+    OutOfStock(VariantId),
 }
 
 /// A storage backend.

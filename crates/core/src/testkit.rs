@@ -1767,7 +1767,8 @@ macro_rules! storage_contract_tests {
             consumer_batches_apply_once, product_facts_round_trip,
             rule_documents_are_versioned, buyer_orders_add_up_one_buyer,
             lock_buyer_serializes_a_buyer, a_cart_read_in_a_transaction_holds_it,
-            place_order_writes_all_or_yields_to_a_stored_key, outbox_pending_skips_rows_in_flight,
+            place_order_writes_all_or_yields_to_a_stored_key, cart_for_checkout_holds_the_variants_stock,
+            outbox_pending_skips_rows_in_flight,
             relay_publishes_in_order_and_marks_what_was_acknowledged,
             a_hundred_products_read_at_once, cart_for_checkout_reads_cart_and_variants);
     };
@@ -1832,9 +1833,34 @@ async fn open_cart_and_its_order(store: &Arc<dyn Store>) -> (Cart, Order) {
     (c, o)
 }
 
-/// `Tx::place_order` writes the order, the cart, the key and the events together, and
-/// yields (returns false) to a key another request stored.
+/// `Tx::place_order` takes the stock and writes the order, the cart, the key and the
+/// events together; it yields to a key another request stored, and reports a variant
+/// without enough stock; either way nothing of the attempt is kept.
 pub async fn place_order_writes_all_or_yields_to_a_stored_key(store: Arc<dyn Store>) {
+    use crate::ports::{PlacedOrder, Placement, StockTake};
+    let p = product(
+        "place-order",
+        &[("en", "Placed")],
+        &[("PO-1", 1000, 5), ("PO-2", 1000, 2)],
+    );
+    insert(&store, &p).await;
+    let (v1, v2) = (p.variants[0].id, p.variants[1].id);
+    let mut takes = [
+        StockTake {
+            variant: v1,
+            quantity: 2,
+        },
+        StockTake {
+            variant: v2,
+            quantity: 1,
+        },
+    ];
+    takes.sort_by_key(|t| t.variant);
+    let stock_of = |store: Arc<dyn Store>, v: VariantId| async move {
+        let mut r = store.read().await.unwrap();
+        r.variants(&[v]).await.unwrap()[0].variant.stock
+    };
+
     let (c, o) = open_cart_and_its_order(&store).await;
     let events: Vec<_> = ["order.placed", "order.paid"]
         .into_iter()
@@ -1847,14 +1873,19 @@ pub async fn place_order_writes_all_or_yields_to_a_stored_key(store: Arc<dyn Sto
         resource_id: o.id.to_string(),
         created_at: now(),
     };
-    let placed = crate::ports::PlacedOrder {
+    let placed = PlacedOrder {
         order: &o,
         cart: &c,
         idempotency: Some(&key),
         events: &events,
+        stock: &takes,
     };
     let mut tx = store.begin().await.unwrap();
-    assert!(tx.place_order(&placed).await.unwrap(), "a new key");
+    assert_eq!(
+        tx.place_order(&placed).await.unwrap(),
+        Placement::Placed,
+        "a new key, stock enough"
+    );
     tx.commit().await.unwrap();
     let mut r = store.read().await.unwrap();
     assert_eq!(r.order(o.id).await.unwrap().unwrap(), o);
@@ -1864,6 +1895,8 @@ pub async fn place_order_writes_all_or_yields_to_a_stored_key(store: Arc<dyn Sto
         Some(key.clone())
     );
     drop(r);
+    assert_eq!(stock_of(store.clone(), v1).await, 3, "two taken");
+    assert_eq!(stock_of(store.clone(), v2).await, 1, "one taken");
     let rows = store.outbox_pending(10).await.unwrap();
     assert_eq!(
         rows.iter().map(|r| r.event.clone()).collect::<Vec<_>>(),
@@ -1882,15 +1915,20 @@ pub async fn place_order_writes_all_or_yields_to_a_stored_key(store: Arc<dyn Sto
     )];
     let mut tx = store.begin().await.unwrap();
     let yielded = tx
-        .place_order(&crate::ports::PlacedOrder {
+        .place_order(&PlacedOrder {
             order: &second,
             cart: &other_cart,
             idempotency: Some(&key),
             events: &more,
+            stock: &takes,
         })
         .await
         .unwrap();
-    assert!(!yielded, "the key was stored by the first request");
+    assert_eq!(
+        yielded,
+        Placement::KeyTaken,
+        "the key was stored by the first request"
+    );
     drop(tx);
     let mut r = store.read().await.unwrap();
     assert!(r.order(second.id).await.unwrap().is_none());
@@ -1900,24 +1938,123 @@ pub async fn place_order_writes_all_or_yields_to_a_stored_key(store: Arc<dyn Sto
     );
     drop(r);
     assert_eq!(store.outbox_pending(10).await.unwrap().len(), 2);
+    assert_eq!(stock_of(store.clone(), v1).await, 3, "nothing taken");
 
-    // Without a key.
+    // More than is left of one variant: reported, and nothing is kept.
+    let mut short = takes;
+    for t in &mut short {
+        if t.variant == v2 {
+            t.quantity = 2;
+        }
+    }
     let mut tx = store.begin().await.unwrap();
-    assert!(tx
-        .place_order(&crate::ports::PlacedOrder {
+    let got = tx
+        .place_order(&PlacedOrder {
             order: &second,
             cart: &other_cart,
             idempotency: None,
             events: &more,
+            stock: &short,
         })
         .await
-        .unwrap());
+        .unwrap();
+    assert_eq!(got, Placement::OutOfStock(v2));
+    drop(tx);
+    assert_eq!(
+        stock_of(store.clone(), v1).await,
+        3,
+        "the other line rolled back"
+    );
+    assert_eq!(stock_of(store.clone(), v2).await, 1, "never below zero");
+    assert!(store
+        .read()
+        .await
+        .unwrap()
+        .order(second.id)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Without a key, and without stock (an order of nothing but the write).
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.place_order(&PlacedOrder {
+            order: &second,
+            cart: &other_cart,
+            idempotency: None,
+            events: &more,
+            stock: &[],
+        })
+        .await
+        .unwrap(),
+        Placement::Placed
+    );
     tx.commit().await.unwrap();
     let mut r = store.read().await.unwrap();
     assert_eq!(r.order(second.id).await.unwrap().unwrap(), second);
     assert_eq!(r.cart(other_cart.id).await.unwrap().unwrap(), other_cart);
     drop(r);
     assert_eq!(store.outbox_pending(10).await.unwrap().len(), 3);
+}
+
+/// The stock `Tx::cart_for_checkout` read stays as read until the transaction ends: a
+/// second transaction taking from the same variant waits, then sees what the first
+/// left.
+pub async fn cart_for_checkout_holds_the_variants_stock(store: Arc<dyn Store>) {
+    use crate::ports::{PlacedOrder, Placement, StockTake};
+    let p = product("held-stock", &[("en", "Held")], &[("HS-1", 1000, 3)]);
+    insert(&store, &p).await;
+    let v = p.variants[0].id;
+    let (mut c, o) = open_cart_and_its_order(&store).await;
+    c.lines[0].variant_id = v;
+    c.lines[0].quantity = 3;
+    c.status = CartStatus::Open;
+    let mut tx = store.begin().await.unwrap();
+    tx.save_cart(&c).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut first = store.begin().await.unwrap();
+    let (_, snaps) = first.cart_for_checkout(c.id).await.unwrap().unwrap();
+    assert_eq!(snaps[0].variant.stock, 3);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let second = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut tx = store.begin().await.unwrap();
+            let got = tx.take_stock(v, 1).await.unwrap();
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            tx.commit().await.unwrap();
+            got
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !done.load(std::sync::atomic::Ordering::SeqCst),
+        "a second transaction taking the same variant's stock waits"
+    );
+    c.status = CartStatus::Completed;
+    c.order_id = Some(o.id);
+    let placed = PlacedOrder {
+        order: &o,
+        cart: &c,
+        idempotency: None,
+        events: &[],
+        stock: &[StockTake {
+            variant: v,
+            quantity: 3,
+        }],
+    };
+    assert_eq!(
+        first.place_order(&placed).await.unwrap(),
+        Placement::Placed,
+        "all three, as read"
+    );
+    first.commit().await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), second)
+        .await
+        .expect("the second transaction goes on after the first commits")
+        .unwrap();
+    assert_eq!(got, None, "nothing was left for it");
 }
 
 /// Publishes batches and records them; the `fail_at`-th call fails (the broker down).

@@ -1,8 +1,9 @@
 //! Checkout: a cart becomes an order.
 //!
-//! 1. One transaction takes the stock of every line (a conditional decrement that never
-//!    goes below zero), writes the order as `pending`, marks the cart completed, stores
-//!    the idempotency key and appends `order.placed`. Either all of it commits or none.
+//! 1. One transaction reads the cart with its variants' stock locked, checks there is
+//!    enough, takes it (a conditional decrement that never goes below zero), writes the
+//!    order as `pending`, marks the cart completed, stores the idempotency key and
+//!    appends `order.placed`. Either all of it commits or none.
 //! 2. Outside any transaction the payment provider is asked to collect. A database write
 //!    lock is never held across a network call.
 //! 3. A second transaction records the answer: captured -> `paid`; pending -> the order
@@ -28,12 +29,12 @@ use crate::cart::CartStatus;
 use crate::engine::Engine;
 use crate::error::{CoreError, CoreResult};
 use crate::events::DomainEvent;
-use crate::ids::{CartId, OrderId};
+use crate::ids::{CartId, OrderId, VariantId};
 use crate::order::{
     Actor, Order, OrderLine, OrderStatus, PaymentInfo, PaymentStatus, StatusChange,
 };
 use crate::payment::{NextAction, PaymentOutcome, PaymentRequest};
-use crate::ports::{IdempotencyRecord, PlacedOrder};
+use crate::ports::{IdempotencyRecord, PlacedOrder, Placement, StockTake};
 
 /// Payment choice sent with a completion.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -192,35 +193,46 @@ impl Engine {
             return Err(CoreError::Compliance(priced.compliance.violations));
         }
 
-        let mut events = Vec::new();
-        // Stock is taken in one global order (by variant id), so two checkouts that
-        // share variants lock their rows in the same order and cannot deadlock.
+        // The snapshots' stock is locked until commit (`Tx::cart_for_checkout`), so
+        // whether there is enough, and what is left, is decided here; `place_order`
+        // then takes it. Variant id order is the lock order every checkout shares.
         let mut by_variant: Vec<_> = priced.lines.iter().collect();
         by_variant.sort_by_key(|l| l.variant_id);
-        for line in by_variant {
-            match tx.take_stock(line.variant_id, line.quantity).await? {
-                Some(left) => {
-                    events.extend(self.low_stock_event(
-                        line.product_id,
-                        line.variant_id,
-                        &line.sku,
-                        left,
-                    ));
-                }
-                None => {
-                    // Dropping the transaction rolls back the lines already taken.
-                    let available = snaps
-                        .iter()
-                        .find(|s| s.variant.id == line.variant_id)
-                        .map(|s| s.variant.stock)
-                        .unwrap_or(0);
-                    return Err(CoreError::OutOfStock {
-                        variant_id: line.variant_id.to_string(),
-                        requested: line.quantity,
-                        available: available.min(line.quantity - 1).max(0),
-                    });
-                }
+        let mut stock: Vec<StockTake> = Vec::with_capacity(by_variant.len());
+        for line in &by_variant {
+            match stock.last_mut() {
+                Some(t) if t.variant == line.variant_id => t.quantity += line.quantity,
+                _ => stock.push(StockTake {
+                    variant: line.variant_id,
+                    quantity: line.quantity,
+                }),
             }
+        }
+        let on_hand = |variant: VariantId| {
+            snaps
+                .iter()
+                .find(|s| s.variant.id == variant)
+                .map_or(0, |s| s.variant.stock)
+        };
+        let mut events = Vec::new();
+        for (take, line) in stock.iter().filter_map(|t| {
+            let line = by_variant.iter().find(|l| l.variant_id == t.variant)?;
+            Some((t, line))
+        }) {
+            let available = on_hand(take.variant);
+            if available < take.quantity {
+                return Err(CoreError::OutOfStock {
+                    variant_id: take.variant.to_string(),
+                    requested: take.quantity,
+                    available: available.max(0),
+                });
+            }
+            events.extend(self.low_stock_event(
+                line.product_id,
+                line.variant_id,
+                &line.sku,
+                available - take.quantity,
+            ));
         }
 
         let order_id = OrderId::new();
@@ -326,19 +338,37 @@ impl Engine {
             cart: &cart,
             idempotency: key.as_ref(),
             events: &events,
+            stock: &stock,
         };
-        if !tx.place_order(&placed).await? {
-            // Another request stored this key first (a concurrent retry, or the key
-            // reused for another cart): nothing of this attempt is kept.
-            drop(tx);
-            return match self.replay_stored(idempotency_key, cart_id, caller).await? {
-                Some(stored) => Ok(stored),
-                // Stored and pruned since: rare enough that the client may retry.
-                None => Err(CoreError::conflict(
-                    "idempotency_conflict",
-                    "another request used this Idempotency-Key; retry",
-                )),
-            };
+        match tx.place_order(&placed).await? {
+            Placement::Placed => {}
+            Placement::KeyTaken => {
+                // Another request stored this key first (a concurrent retry, or the
+                // key reused for another cart): nothing of this attempt is kept.
+                drop(tx);
+                return match self.replay_stored(idempotency_key, cart_id, caller).await? {
+                    Some(stored) => Ok(stored),
+                    // Stored and pruned since: rare enough that the client may retry.
+                    None => Err(CoreError::conflict(
+                        "idempotency_conflict",
+                        "another request used this Idempotency-Key; retry",
+                    )),
+                };
+            }
+            Placement::OutOfStock(variant) => {
+                // Only a store that does not hold the stock it read gets here; the
+                // guard kept stock from going below zero, and nothing is kept.
+                drop(tx);
+                let requested = stock
+                    .iter()
+                    .find(|t| t.variant == variant)
+                    .map_or(0, |t| t.quantity);
+                return Err(CoreError::OutOfStock {
+                    variant_id: variant.to_string(),
+                    requested,
+                    available: 0,
+                });
+            }
         }
         // The events went in with `place_order`: commit and wake the relay.
         tx.commit().await?;

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use jangteo_core::cart::Cart;
 use jangteo_core::catalog::VariantSnapshot;
 use jangteo_core::ids::CartId;
-use jangteo_core::ports::{OutboxRow, PlacedOrder, Reads, Store, Tx};
+use jangteo_core::ports::{OutboxRow, PlacedOrder, Placement, Reads, Store, Tx};
 use jangteo_core::CoreResult;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -216,7 +216,7 @@ impl Tx for PgTx {
         commerce::cart_for_checkout(self.conn(), id).await
     }
 
-    async fn place_order(&mut self, placed: &PlacedOrder<'_>) -> CoreResult<bool> {
+    async fn place_order(&mut self, placed: &PlacedOrder<'_>) -> CoreResult<Placement> {
         commerce::place_order(self.conn(), placed).await
     }
 
