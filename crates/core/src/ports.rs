@@ -416,12 +416,8 @@ pub trait Tx:
 {
     /// Checkout's first read: the cart, locked as [`CartRead::cart`] locks it, and the
     /// snapshots of the variants on its lines (unknown ids left out, as
-    /// [`CatalogRead::variants`] does). The variants' stock must not change under the
-    /// transaction until it ends: checkout decides from it whether there is enough and
-    /// what is left (for `inventory.low`), and [`Tx::place_order`] then takes it.
-    /// PostgreSQL locks the variant rows (`FOR UPDATE`, in variant id order, so two
-    /// checkouts sharing variants cannot deadlock); SQLite's single writer already
-    /// keeps every other writer out.
+    /// [`CatalogRead::variants`] does). The variants are not locked: their stock is
+    /// what it was when read, and [`Tx::place_order`]'s decrement decides.
     ///
     /// The default makes the two reads; PostgreSQL makes them in one statement, a
     /// round trip less on the hottest write path.
@@ -441,13 +437,12 @@ pub trait Tx:
         Ok(Some((cart, snaps)))
     }
 
-    /// Writes what a checkout produces: takes the stock, writes the new order, the
-    /// completed cart, the idempotency key (if any) and the events. Anything but
+    /// Writes what a checkout produces: takes the stock (each entry a conditional
+    /// decrement, as [`CatalogWrite::take_stock`]), writes the new order, the completed
+    /// cart, the idempotency key (if any) and the events. Anything but
     /// [`Placement::Placed`] means the transaction is to be dropped, whatever was
     /// written: the key was stored by another request first (the caller replays that
-    /// request's answer), or a variant had less stock than the order takes (which
-    /// cannot happen when [`Tx::cart_for_checkout`] keeps its promise; the conditional
-    /// decrement stays as the guard that stock never goes below zero).
+    /// request's answer), or a variant had less stock than the order takes.
     ///
     /// The default calls the single-purpose writes; a backend with round trips
     /// (PostgreSQL) writes all of it in one statement, as checkout is the hottest
@@ -459,19 +454,17 @@ pub trait Tx:
             }
             self.put_idempotency(key).await?;
         }
+        let mut stock_left = Vec::with_capacity(placed.stock.len());
         for take in placed.stock {
-            if self
-                .take_stock(take.variant, take.quantity)
-                .await?
-                .is_none()
-            {
-                return Ok(Placement::OutOfStock(take.variant));
+            match self.take_stock(take.variant, take.quantity).await? {
+                Some(left) => stock_left.push(left),
+                None => return Ok(Placement::OutOfStock(take.variant)),
             }
         }
         self.insert_order(placed.order).await?;
         self.save_cart(placed.cart).await?;
         self.append_events(placed.events).await?;
-        Ok(Placement::Placed)
+        Ok(Placement::Placed { stock_left })
     }
 
     /// Makes every change visible at once.
@@ -489,8 +482,8 @@ pub struct PlacedOrder<'a> {
     pub idempotency: Option<&'a IdempotencyRecord>,
     /// The order's events, starting with `order.placed`.
     pub events: &'a [DomainEvent],
-    /// The stock the order takes: one entry per variant, in variant id order (the
-    /// order every checkout locks variants in).
+    /// The stock the order takes: one entry per variant, in variant id order, the
+    /// order every checkout locks variant rows in, so two cannot deadlock.
     pub stock: &'a [StockTake],
 }
 
@@ -504,10 +497,14 @@ pub struct StockTake {
 }
 
 /// What [`Tx::place_order`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
-    /// Everything is written; commit.
-    Placed,
+    /// Everything is written; commit (after any `inventory.low` the stock left calls
+    /// for).
+    Placed {
+        /// The stock left of each [`PlacedOrder::stock`] entry, in the same order.
+        stock_left: Vec<i64>,
+    },
     /// The idempotency key was already stored; drop the transaction.
     KeyTaken,
     /// This variant had less stock than the order takes; drop the transaction.

@@ -1767,7 +1767,7 @@ macro_rules! storage_contract_tests {
             consumer_batches_apply_once, product_facts_round_trip,
             rule_documents_are_versioned, buyer_orders_add_up_one_buyer,
             lock_buyer_serializes_a_buyer, a_cart_read_in_a_transaction_holds_it,
-            place_order_writes_all_or_yields_to_a_stored_key, cart_for_checkout_holds_the_variants_stock,
+            place_order_writes_all_or_yields_to_a_stored_key,
             outbox_pending_skips_rows_in_flight,
             relay_publishes_in_order_and_marks_what_was_acknowledged,
             a_hundred_products_read_at_once, cart_for_checkout_reads_cart_and_variants);
@@ -1881,10 +1881,13 @@ pub async fn place_order_writes_all_or_yields_to_a_stored_key(store: Arc<dyn Sto
         stock: &takes,
     };
     let mut tx = store.begin().await.unwrap();
+    let left = |v: VariantId| if v == v1 { 3 } else { 1 };
     assert_eq!(
         tx.place_order(&placed).await.unwrap(),
-        Placement::Placed,
-        "a new key, stock enough"
+        Placement::Placed {
+            stock_left: takes.iter().map(|t| left(t.variant)).collect()
+        },
+        "a new key, stock enough; what is left, in the order of the takes"
     );
     tx.commit().await.unwrap();
     let mut r = store.read().await.unwrap();
@@ -1987,7 +1990,7 @@ pub async fn place_order_writes_all_or_yields_to_a_stored_key(store: Arc<dyn Sto
         })
         .await
         .unwrap(),
-        Placement::Placed
+        Placement::Placed { stock_left: vec![] }
     );
     tx.commit().await.unwrap();
     let mut r = store.read().await.unwrap();
@@ -1995,66 +1998,6 @@ pub async fn place_order_writes_all_or_yields_to_a_stored_key(store: Arc<dyn Sto
     assert_eq!(r.cart(other_cart.id).await.unwrap().unwrap(), other_cart);
     drop(r);
     assert_eq!(store.outbox_pending(10).await.unwrap().len(), 3);
-}
-
-/// The stock `Tx::cart_for_checkout` read stays as read until the transaction ends: a
-/// second transaction taking from the same variant waits, then sees what the first
-/// left.
-pub async fn cart_for_checkout_holds_the_variants_stock(store: Arc<dyn Store>) {
-    use crate::ports::{PlacedOrder, Placement, StockTake};
-    let p = product("held-stock", &[("en", "Held")], &[("HS-1", 1000, 3)]);
-    insert(&store, &p).await;
-    let v = p.variants[0].id;
-    let (mut c, o) = open_cart_and_its_order(&store).await;
-    c.lines[0].variant_id = v;
-    c.lines[0].quantity = 3;
-    c.status = CartStatus::Open;
-    let mut tx = store.begin().await.unwrap();
-    tx.save_cart(&c).await.unwrap();
-    tx.commit().await.unwrap();
-
-    let mut first = store.begin().await.unwrap();
-    let (_, snaps) = first.cart_for_checkout(c.id).await.unwrap().unwrap();
-    assert_eq!(snaps[0].variant.stock, 3);
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let second = {
-        let (store, done) = (store.clone(), done.clone());
-        tokio::spawn(async move {
-            let mut tx = store.begin().await.unwrap();
-            let got = tx.take_stock(v, 1).await.unwrap();
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            tx.commit().await.unwrap();
-            got
-        })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        !done.load(std::sync::atomic::Ordering::SeqCst),
-        "a second transaction taking the same variant's stock waits"
-    );
-    c.status = CartStatus::Completed;
-    c.order_id = Some(o.id);
-    let placed = PlacedOrder {
-        order: &o,
-        cart: &c,
-        idempotency: None,
-        events: &[],
-        stock: &[StockTake {
-            variant: v,
-            quantity: 3,
-        }],
-    };
-    assert_eq!(
-        first.place_order(&placed).await.unwrap(),
-        Placement::Placed,
-        "all three, as read"
-    );
-    first.commit().await.unwrap();
-    let got = tokio::time::timeout(std::time::Duration::from_secs(10), second)
-        .await
-        .expect("the second transaction goes on after the first commits")
-        .unwrap();
-    assert_eq!(got, None, "nothing was left for it");
 }
 
 /// Publishes batches and records them; the `fail_at`-th call fails (the broker down).

@@ -1033,6 +1033,16 @@ async fn fifty_buyers_racing_for_ten_units_get_exactly_ten_orders() {
             .count(),
         10
     );
+    // One `inventory.low` per order that left 5 or fewer (the default threshold):
+    // stock 5, 4, 3, 2, 1 and 0.
+    assert_eq!(
+        app.events()
+            .await
+            .iter()
+            .filter(|e| *e == "inventory.low")
+            .count(),
+        6
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,8 @@
 //! Checkout: a cart becomes an order.
 //!
-//! 1. One transaction reads the cart with its variants' stock locked, checks there is
-//!    enough, takes it (a conditional decrement that never goes below zero), writes the
-//!    order as `pending`, marks the cart completed, stores the idempotency key and
-//!    appends `order.placed`. Either all of it commits or none.
+//! 1. One transaction takes the stock of every line (a conditional decrement that never
+//!    goes below zero), writes the order as `pending`, marks the cart completed, stores
+//!    the idempotency key and appends `order.placed`. Either all of it commits or none.
 //! 2. Outside any transaction the payment provider is asked to collect. A database write
 //!    lock is never held across a network call.
 //! 3. A second transaction records the answer: captured -> `paid`; pending -> the order
@@ -29,7 +28,7 @@ use crate::cart::CartStatus;
 use crate::engine::Engine;
 use crate::error::{CoreError, CoreResult};
 use crate::events::DomainEvent;
-use crate::ids::{CartId, OrderId, VariantId};
+use crate::ids::{CartId, OrderId};
 use crate::order::{
     Actor, Order, OrderLine, OrderStatus, PaymentInfo, PaymentStatus, StatusChange,
 };
@@ -193,9 +192,9 @@ impl Engine {
             return Err(CoreError::Compliance(priced.compliance.violations));
         }
 
-        // The snapshots' stock is locked until commit (`Tx::cart_for_checkout`), so
-        // whether there is enough, and what is left, is decided here; `place_order`
-        // then takes it. Variant id order is the lock order every checkout shares.
+        // `place_order` takes the stock, one conditional decrement per variant, in one
+        // global order (by variant id): two checkouts that share variants lock their
+        // rows in the same order and cannot deadlock.
         let mut by_variant: Vec<_> = priced.lines.iter().collect();
         by_variant.sort_by_key(|l| l.variant_id);
         let mut stock: Vec<StockTake> = Vec::with_capacity(by_variant.len());
@@ -208,32 +207,7 @@ impl Engine {
                 }),
             }
         }
-        let on_hand = |variant: VariantId| {
-            snaps
-                .iter()
-                .find(|s| s.variant.id == variant)
-                .map_or(0, |s| s.variant.stock)
-        };
         let mut events = Vec::new();
-        for (take, line) in stock.iter().filter_map(|t| {
-            let line = by_variant.iter().find(|l| l.variant_id == t.variant)?;
-            Some((t, line))
-        }) {
-            let available = on_hand(take.variant);
-            if available < take.quantity {
-                return Err(CoreError::OutOfStock {
-                    variant_id: take.variant.to_string(),
-                    requested: take.quantity,
-                    available: available.max(0),
-                });
-            }
-            events.extend(self.low_stock_event(
-                line.product_id,
-                line.variant_id,
-                &line.sku,
-                available - take.quantity,
-            ));
-        }
 
         let order_id = OrderId::new();
         let customer_id = cart.customer_id.or(caller.map(|p| p.id));
@@ -341,7 +315,21 @@ impl Engine {
             stock: &stock,
         };
         match tx.place_order(&placed).await? {
-            Placement::Placed => {}
+            Placement::Placed { stock_left } => {
+                // `inventory.low` needs the stock left, known only now: a write of its
+                // own in the same transaction, made only when stock fell that low.
+                let low: Vec<DomainEvent> = stock
+                    .iter()
+                    .zip(&stock_left)
+                    .filter_map(|(take, left)| {
+                        let line = by_variant.iter().find(|l| l.variant_id == take.variant)?;
+                        self.low_stock_event(line.product_id, take.variant, &line.sku, *left)
+                    })
+                    .collect();
+                if !low.is_empty() {
+                    tx.append_events(&low).await?;
+                }
+            }
             Placement::KeyTaken => {
                 // Another request stored this key first (a concurrent retry, or the
                 // key reused for another cart): nothing of this attempt is kept.
@@ -356,17 +344,22 @@ impl Engine {
                 };
             }
             Placement::OutOfStock(variant) => {
-                // Only a store that does not hold the stock it read gets here; the
-                // guard kept stock from going below zero, and nothing is kept.
+                // Dropping the transaction undoes whatever was taken or written.
                 drop(tx);
                 let requested = stock
                     .iter()
                     .find(|t| t.variant == variant)
                     .map_or(0, |t| t.quantity);
+                // What was on hand when the cart was read, capped below the request:
+                // stock the failed decrement proves was not there.
+                let available = snaps
+                    .iter()
+                    .find(|s| s.variant.id == variant)
+                    .map_or(0, |s| s.variant.stock);
                 return Err(CoreError::OutOfStock {
                     variant_id: variant.to_string(),
                     requested,
-                    available: 0,
+                    available: available.min(requested - 1).max(0),
                 });
             }
         }
