@@ -1767,7 +1767,7 @@ macro_rules! storage_contract_tests {
             consumer_batches_apply_once, product_facts_round_trip,
             rule_documents_are_versioned, buyer_orders_add_up_one_buyer,
             lock_buyer_serializes_a_buyer, a_cart_read_in_a_transaction_holds_it,
-            place_order_writes_all_or_yields_to_a_stored_key,
+            place_order_writes_all_or_yields_to_a_stored_key, place_order_takes_every_line_of_a_full_cart,
             outbox_pending_skips_rows_in_flight,
             relay_publishes_in_order_and_marks_what_was_acknowledged,
             a_hundred_products_read_at_once, cart_for_checkout_reads_cart_and_variants);
@@ -1998,6 +1998,98 @@ pub async fn place_order_writes_all_or_yields_to_a_stored_key(store: Arc<dyn Sto
     assert_eq!(r.cart(other_cart.id).await.unwrap().unwrap(), other_cart);
     drop(r);
     assert_eq!(store.outbox_pending(10).await.unwrap().len(), 3);
+}
+
+/// `Tx::place_order` with as many stock rows as a cart can hold (`MAX_LINES`) and with
+/// a count that is not a power of two: every row is taken once, the stock left comes
+/// back in the order of the takes, and a short row anywhere refuses the whole order.
+pub async fn place_order_takes_every_line_of_a_full_cart(store: Arc<dyn Store>) {
+    use crate::ports::{PlacedOrder, Placement, StockTake};
+    let n = crate::cart::MAX_LINES;
+    let variants: Vec<(String, i64, i64)> = (0..n)
+        .map(|i| (format!("FULL-{i:03}"), 1000, 10 + i as i64))
+        .collect();
+    let refs: Vec<(&str, i64, i64)> = variants
+        .iter()
+        .map(|(sku, krw, stock)| (sku.as_str(), *krw, *stock))
+        .collect();
+    let p = product("full-cart", &[("en", "Full")], &refs);
+    insert(&store, &p).await;
+    let mut takes: Vec<StockTake> = p
+        .variants
+        .iter()
+        .map(|v| StockTake {
+            variant: v.id,
+            quantity: 2,
+        })
+        .collect();
+    takes.sort_by_key(|t| t.variant);
+    let stock_before = |v: VariantId| p.variants.iter().find(|x| x.id == v).unwrap().stock;
+
+    for count in [n, 3] {
+        let (c, o) = open_cart_and_its_order(&store).await;
+        let mut tx = store.begin().await.unwrap();
+        let got = tx
+            .place_order(&PlacedOrder {
+                order: &o,
+                cart: &c,
+                idempotency: None,
+                events: &[],
+                stock: &takes[..count],
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            Placement::Placed {
+                stock_left: takes[..count]
+                    .iter()
+                    .map(|t| stock_before(t.variant) - 2 * if count == 3 { 2 } else { 1 })
+                    .collect()
+            },
+            "{count} rows"
+        );
+        tx.commit().await.unwrap();
+    }
+
+    // One row in the middle asks for one unit more than is left: refused, and
+    // nothing kept, though the other 99 rows had enough.
+    let short = takes[n / 2].variant;
+    let mut third = takes.clone();
+    third[n / 2].quantity = stock_before(short) - 2 + 1;
+    let (c, o) = open_cart_and_its_order(&store).await;
+    let mut tx = store.begin().await.unwrap();
+    let got = tx
+        .place_order(&PlacedOrder {
+            order: &o,
+            cart: &c,
+            idempotency: None,
+            events: &[],
+            stock: &third,
+        })
+        .await
+        .unwrap();
+    assert_eq!(got, Placement::OutOfStock(short));
+    drop(tx);
+    let mut r = store.read().await.unwrap();
+    assert!(r.order(o.id).await.unwrap().is_none());
+    let ids: Vec<VariantId> = takes.iter().map(|t| t.variant).collect();
+    let snaps = r.variants(&ids).await.unwrap();
+    assert_eq!(snaps.len(), n);
+    let taken_twice: Vec<VariantId> = takes[..3].iter().map(|t| t.variant).collect();
+    for s in snaps {
+        let taken = if taken_twice.contains(&s.variant.id) {
+            4
+        } else {
+            2
+        };
+        assert_eq!(
+            s.variant.stock,
+            stock_before(s.variant.id) - taken,
+            "{}: the refused order took nothing",
+            s.variant.sku
+        );
+    }
 }
 
 /// Publishes batches and records them; the `fail_at`-th call fails (the broker down).

@@ -494,11 +494,12 @@ static APPEND_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 /// The stock left comes back for `inventory.low`.
 ///
 /// The stock rows are a `VALUES` list padded with NULLs (which match no variant) to a
-/// power of two, not `unnest` of two arrays: the generic plan estimates an array
-/// parameter at a hundred rows, looked costlier than the custom plan for one row, and
-/// PostgreSQL planned the whole statement again on every call (9,333 plans for 9,301
-/// calls, 0.2 ms each, `pg_stat_statements`). A list states its length, so the cached
-/// generic plan is used; there are at most eight shapes (a cart has at most 100 lines).
+/// power of two, not `unnest` of two arrays: a generic plan cannot know the arrays'
+/// length, it looked costlier than a custom plan for one row, and PostgreSQL planned
+/// the whole statement again on every call (9,333 plans for 9,301 calls, 0.2 ms each,
+/// `pg_stat_statements`). A list states its length, so the cached generic plan is
+/// used; there are at most eight shapes (a cart has at most 100 lines; more would
+/// still work, with a statement built per call).
 fn place_order_sql(slots: usize) -> std::borrow::Cow<'static, str> {
     static BUILT: [std::sync::OnceLock<String>; 8] = [const { std::sync::OnceLock::new() }; 8];
     let build = || {
