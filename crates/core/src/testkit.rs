@@ -2026,19 +2026,28 @@ pub async fn place_order_takes_every_line_of_a_full_cart(store: Arc<dyn Store>) 
     takes.sort_by_key(|t| t.variant);
     let stock_before = |v: VariantId| p.variants.iter().find(|x| x.id == v).unwrap().stock;
 
-    for count in [n, 3] {
-        let (c, o) = open_cart_and_its_order(&store).await;
+    // A new order for a new cart taking `stock`, in a transaction left open.
+    async fn attempt(
+        store: &Arc<dyn Store>,
+        stock: &[StockTake],
+    ) -> (Box<dyn crate::ports::Tx>, OrderId, Placement) {
+        let (c, o) = open_cart_and_its_order(store).await;
         let mut tx = store.begin().await.unwrap();
-        let got = tx
+        let placement = tx
             .place_order(&PlacedOrder {
                 order: &o,
                 cart: &c,
                 idempotency: None,
                 events: &[],
-                stock: &takes[..count],
+                stock,
             })
             .await
             .unwrap();
+        (tx, o.id, placement)
+    }
+
+    for count in [n, 3] {
+        let (tx, _, got) = attempt(&store, &takes[..count]).await;
         assert_eq!(
             got,
             Placement::Placed {
@@ -2057,22 +2066,11 @@ pub async fn place_order_takes_every_line_of_a_full_cart(store: Arc<dyn Store>) 
     let short = takes[n / 2].variant;
     let mut third = takes.clone();
     third[n / 2].quantity = stock_before(short) - 2 + 1;
-    let (c, o) = open_cart_and_its_order(&store).await;
-    let mut tx = store.begin().await.unwrap();
-    let got = tx
-        .place_order(&PlacedOrder {
-            order: &o,
-            cart: &c,
-            idempotency: None,
-            events: &[],
-            stock: &third,
-        })
-        .await
-        .unwrap();
+    let (tx, order, got) = attempt(&store, &third).await;
     assert_eq!(got, Placement::OutOfStock(short));
     drop(tx);
     let mut r = store.read().await.unwrap();
-    assert!(r.order(o.id).await.unwrap().is_none());
+    assert!(r.order(order).await.unwrap().is_none());
     let ids: Vec<VariantId> = takes.iter().map(|t| t.variant).collect();
     let snaps = r.variants(&ids).await.unwrap();
     assert_eq!(snaps.len(), n);
