@@ -343,8 +343,13 @@ impl OutboxRelay {
             }
             tokio::select! {
                 _ = &mut shutdown => {
-                    // Last drain so events of the final requests are not left behind.
+                    // Last drain so events of the final requests are not left behind,
+                    // then the lease goes, so a relay elsewhere (the replacement in a
+                    // rolling restart) takes over now rather than when it runs out.
                     let _ = self.drain().await;
+                    if let Err(e) = self.store.outbox_release_lease(&self.holder).await {
+                        tracing::warn!(error = %e, "outbox lease not released; it runs out by itself");
+                    }
                     return;
                 }
                 _ = self.wake.notified() => {}

@@ -548,6 +548,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// that dies, or stalls longer than `ttl`, loses the lease; its last batch may then
     /// be published again by the next holder (at least once; consumers dedupe).
     async fn outbox_lease(&self, holder: &str, ttl: std::time::Duration) -> CoreResult<bool>;
+    /// Gives the outbox lease up if `holder` has it (a relay that stops), so the next
+    /// relay takes over at once instead of after the lease's `ttl`: without it a
+    /// rolling restart holds every event back for up to 15 s. Another holder's lease
+    /// is left alone. The default does nothing, which is correct but slow: the lease
+    /// then runs out by itself.
+    async fn outbox_release_lease(&self, holder: &str) -> CoreResult<()> {
+        let _ = holder;
+        Ok(())
+    }
     /// Answers when the database is reachable (readiness).
     async fn ping(&self) -> CoreResult<()>;
     /// Deletes what is no longer needed: outbox rows sent before `sent_before`,

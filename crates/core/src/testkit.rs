@@ -1234,6 +1234,27 @@ pub async fn outbox_lease_has_one_holder(store: Arc<dyn Store>) {
     assert_eq!(winners, 1);
 }
 
+/// Only the holder gives the lease up, and then it is free at once, not after its TTL.
+pub async fn outbox_lease_is_released_by_its_holder_only(store: Arc<dyn Store>) {
+    let ttl = std::time::Duration::from_secs(60);
+    assert!(store.outbox_lease("a", ttl).await.unwrap());
+    store.outbox_release_lease("b").await.unwrap();
+    assert!(
+        !store.outbox_lease("b", ttl).await.unwrap(),
+        "another holder's release leaves the lease alone"
+    );
+    store.outbox_release_lease("a").await.unwrap();
+    assert!(
+        store.outbox_lease("b", ttl).await.unwrap(),
+        "a released lease is free before its TTL ran out"
+    );
+    store.outbox_release_lease("a").await.unwrap();
+    assert!(
+        !store.outbox_lease("a", ttl).await.unwrap(),
+        "releasing a lease one no longer holds changes nothing"
+    );
+}
+
 pub async fn projections_apply_once(store: Arc<dyn Store>) {
     let event = EventId::new();
     let at = now();
@@ -1763,7 +1784,8 @@ macro_rules! storage_contract_tests {
             search_finds_korean_english_and_indonesian, filters_sorts_and_pages, stock_never_goes_negative,
             concurrent_reservations_are_exact, dropped_transactions_roll_back, carts_round_trip_and_expire,
             orders_round_trip_list_and_expire, accounts_tokens_idempotency_audit, outbox_keeps_commit_order,
-            outbox_lease_has_one_holder, projections_apply_once, store_notifications_apply_once,
+            outbox_lease_has_one_holder, outbox_lease_is_released_by_its_holder_only,
+            a_stopped_relay_hands_the_lease_over, projections_apply_once, store_notifications_apply_once,
             consumer_batches_apply_once, product_facts_round_trip,
             rule_documents_are_versioned, buyer_orders_add_up_one_buyer,
             lock_buyer_serializes_a_buyer, a_cart_read_in_a_transaction_holds_it,
@@ -2111,6 +2133,52 @@ impl crate::events::EventPublisher for RecordingPublisher {
             .push(events.iter().map(|e| e.id).collect());
         Ok(())
     }
+}
+
+/// A relay that stops hands the lease over: the next relay (a rolling restart's
+/// replacement) publishes at once instead of waiting out the stopped one's 15 s lease.
+pub async fn a_stopped_relay_hands_the_lease_over(store: Arc<dyn Store>) {
+    let append = |events: Vec<DomainEvent>| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.append_events(&events).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    let first = Arc::new(RecordingPublisher::default());
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let relay = crate::events::OutboxRelay::new(store.clone(), first.clone(), wake.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(relay.run(std::time::Duration::from_millis(50), async move {
+        let _ = stopped.await;
+    }));
+    append(placed_events(5, 5)).await;
+    wake.notify_one();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while first.batches.lock().unwrap().concat().len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first relay never published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    running.await.unwrap();
+
+    append(placed_events(3, 3)).await;
+    let second = Arc::new(RecordingPublisher::default());
+    let next = crate::events::OutboxRelay::new(
+        store.clone(),
+        second.clone(),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    assert_eq!(
+        next.drain().await.unwrap(),
+        3,
+        "the next relay publishes at once (the stopped one's lease would run 15 s)"
+    );
+    assert_eq!(second.batches.lock().unwrap().concat().len(), 3);
 }
 
 /// `outbox_pending_skipping` leaves out the rows in flight and still fills the batch.

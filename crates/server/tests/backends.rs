@@ -566,13 +566,40 @@ impl Drop for Kill {
     }
 }
 
-#[test]
-fn two_workers_and_a_server_publish_each_event_once() {
-    let brokers = std::env::var("JANGTEO_TEST_KAFKA_BROKERS").expect(
+/// `jangteo worker` (relay and consumers only) with these settings.
+fn worker(vars: &[(&'static str, String)], tag: &str) -> Kill {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jangteo"));
+    cmd.arg("worker")
+        .env("JANGTEO__SERVER__DATA_DIR", data_dir(tag))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    Kill(cmd.spawn().expect("start jangteo worker"))
+}
+
+/// The shared test broker (started by ./scripts/test).
+fn kafka_brokers() -> String {
+    std::env::var("JANGTEO_TEST_KAFKA_BROKERS").expect(
         "JANGTEO_TEST_KAFKA_BROKERS is not set: run ./scripts/test, or `scripts/stack up` and source its env",
-    );
+    )
+}
+
+/// A split deployment on a fresh database and topics of its own: an API-only server
+/// (`events.run_workers = false`) and the settings for `jangteo worker`s beside it.
+struct Split {
+    db: String,
+    brokers: String,
+    prefix: String,
+    vars: Vec<(&'static str, String)>,
+    srv: Server,
+}
+
+fn split_deployment(tag: &str) -> Split {
+    let brokers = kafka_brokers();
     let db = fresh_database(&postgres_admin_url());
-    let prefix = format!("w{}.", uuid_ish());
+    let prefix = format!("{tag}{}.", uuid_ish());
     let vars = env(&[
         ("JANGTEO__DATABASE__URL", db.clone()),
         ("JANGTEO__EVENTS__KAFKA_BROKERS", brokers.clone()),
@@ -580,22 +607,30 @@ fn two_workers_and_a_server_publish_each_event_once() {
         ("JANGTEO__EVENTS__GROUP_PREFIX", prefix.clone()),
         ("JANGTEO__EVENTS__RELAY_POLL_MS", "100".to_string()),
     ]);
-    // The API process does not relay; two workers compete for the outbox lease.
     let mut api_vars = vars.clone();
     api_vars.push(("JANGTEO__EVENTS__RUN_WORKERS", "false".to_string()));
-    let srv = start_with(&data_dir("split-api"), &api_vars);
+    let srv = start_with(&data_dir(&format!("{tag}-api")), &api_vars);
+    Split {
+        db,
+        brokers,
+        prefix,
+        vars,
+        srv,
+    }
+}
+
+#[test]
+fn two_workers_and_a_server_publish_each_event_once() {
+    // The API process does not relay; two workers compete for the outbox lease.
+    let Split {
+        db,
+        brokers,
+        prefix,
+        vars,
+        srv,
+    } = split_deployment("w");
     let workers: Vec<Kill> = (0..2)
-        .map(|i| {
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jangteo"));
-            cmd.arg("worker")
-                .env("JANGTEO__SERVER__DATA_DIR", data_dir(&format!("worker{i}")))
-                .env("RUST_LOG", "warn")
-                .stdout(std::process::Stdio::null());
-            for (k, v) in &vars {
-                cmd.env(k, v);
-            }
-            Kill(cmd.spawn().expect("start jangteo worker"))
-        })
+        .map(|i| worker(&vars, &format!("worker{i}")))
         .collect();
     let token = login(&srv);
     let (_, variant) = product(&srv, &token, "split-deploy", 100);
@@ -641,11 +676,46 @@ fn two_workers_and_a_server_publish_each_event_once() {
     drop(workers);
 }
 
+/// A rolling restart of the relay: the worker stopped with SIGTERM gives the outbox
+/// lease up on its way out, so its replacement publishes at once instead of holding
+/// every event back until the old lease (15 s) runs out.
+#[test]
+fn a_worker_stopped_with_sigterm_hands_the_relay_over() {
+    let Split { db, vars, srv, .. } = split_deployment("handover");
+    let token = login(&srv);
+    let (_, variant) = product(&srv, &token, "relay-handover", 100);
+    let unsent = || psql(&db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL");
+    let place = |n: usize| {
+        for _ in 0..n {
+            let r = complete(&srv, &ready_cart(&srv, &variant, 1)).unwrap();
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+    };
+
+    let mut old = worker(&vars, "handover-old");
+    place(3);
+    eventually(60, "the first worker published", || unsent() == "0");
+    let lease = "SELECT count(*) FROM outbox_leases WHERE name = 'relay'";
+    assert_eq!(psql(&db, lease), "1", "the first worker holds the lease");
+
+    let status = terminate(&mut old.0);
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(
+        psql(&db, lease),
+        "0",
+        "a worker that stops gives the relay lease up"
+    );
+
+    place(3);
+    let _new = worker(&vars, "handover-new");
+    eventually(60, "the replacement published the new events", || {
+        unsent() == "0"
+    });
+}
+
 #[test]
 fn an_admin_change_on_one_instance_shows_on_another_within_a_second() {
-    let brokers = std::env::var("JANGTEO_TEST_KAFKA_BROKERS").expect(
-        "JANGTEO_TEST_KAFKA_BROKERS is not set: run ./scripts/test, or `scripts/stack up` and source its env",
-    );
+    let brokers = kafka_brokers();
     let redis = std::env::var("JANGTEO_TEST_REDIS_URL").expect(
         "JANGTEO_TEST_REDIS_URL is not set: run ./scripts/test, or `scripts/stack up` and source its env",
     );

@@ -3,7 +3,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::{http, json, login, start};
 
@@ -35,21 +34,8 @@ fn demo_store_serves_restarts_and_stops_gracefully() {
     assert!(json(&doc)["paths"].get("/admin/products").is_some());
 
     // SIGTERM: the process drains and exits cleanly.
-    let pid = srv.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
     let mut srv = srv;
-    let deadline = Instant::now() + Duration::from_secs(25);
-    let status = loop {
-        if let Some(s) = srv.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = common::terminate(&mut srv.child);
     assert!(status.success(), "exit status {status}");
     drop(srv);
 

@@ -264,6 +264,11 @@ impl Store for PostgresStore {
         outbox::lease(&mut conn, holder, ttl).await
     }
 
+    async fn outbox_release_lease(&self, holder: &str) -> CoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(map)?;
+        outbox::release(&mut conn, holder).await
+    }
+
     async fn prune(
         &self,
         sent_before: chrono::DateTime<chrono::Utc>,

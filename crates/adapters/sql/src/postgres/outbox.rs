@@ -55,3 +55,13 @@ pub(crate) async fn lease(
     .map_err(map)?;
     Ok(got.is_some())
 }
+
+/// Gives the relay lease up if `holder` has it.
+pub(crate) async fn release(conn: &mut PgConnection, holder: &str) -> CoreResult<()> {
+    sqlx::query("DELETE FROM outbox_leases WHERE name = 'relay' AND holder = $1")
+        .bind(holder)
+        .execute(conn)
+        .await
+        .map_err(map)?;
+    Ok(())
+}

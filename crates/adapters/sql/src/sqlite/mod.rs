@@ -305,6 +305,12 @@ impl Store for SqliteStore {
         Ok(got)
     }
 
+    async fn outbox_release_lease(&self, holder: &str) -> CoreResult<()> {
+        let mut tx = self.begin_tx().await?;
+        outbox::release(tx.conn(), holder)?;
+        Box::new(tx).commit().await
+    }
+
     async fn prune(
         &self,
         sent_before: chrono::DateTime<chrono::Utc>,

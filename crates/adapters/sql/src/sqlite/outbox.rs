@@ -48,3 +48,13 @@ pub(crate) fn lease(
     )?;
     Ok(got.is_some())
 }
+
+/// Gives the relay lease up if `holder` has it.
+pub(crate) fn release(conn: &Connection, holder: &str) -> CoreResult<()> {
+    q::exec(
+        conn,
+        "DELETE FROM outbox_leases WHERE name = 'relay' AND holder = ?1",
+        params![holder],
+    )?;
+    Ok(())
+}
