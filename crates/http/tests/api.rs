@@ -1025,24 +1025,12 @@ async fn fifty_buyers_racing_for_ten_units_get_exactly_ten_orders() {
     assert_eq!(app.stock(&pid).await, 0);
     let orders = app.engine.admin_orders(None, 100, None).await.unwrap();
     assert_eq!(orders.orders.len(), 10);
-    assert_eq!(
-        app.events()
-            .await
-            .iter()
-            .filter(|e| *e == "order.placed")
-            .count(),
-        10
-    );
+    let events = app.events().await;
+    let count = |t: &str| events.iter().filter(|e| *e == t).count();
+    assert_eq!(count("order.placed"), 10);
     // One `inventory.low` per order that left 5 or fewer (the default threshold):
     // stock 5, 4, 3, 2, 1 and 0.
-    assert_eq!(
-        app.events()
-            .await
-            .iter()
-            .filter(|e| *e == "inventory.low")
-            .count(),
-        6
-    );
+    assert_eq!(count("inventory.low"), 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
