@@ -186,15 +186,25 @@ impl TokenService {
     }
 }
 
-/// Counts failed attempts per key in a window (login rate limiting). Only failures
-/// count, so many buyers behind one address who sign in correctly are never blocked.
+/// Counts failed attempts per key in fixed windows (login rate limiting). An attempt is
+/// counted when it starts, in the same atomic step as the check, and taken back when it
+/// succeeds: so attempts sent all at once cannot each pass a check made before any of
+/// them failed, and still only failures remain counted (many buyers behind one address
+/// who sign in correctly are never blocked).
 #[async_trait]
 pub trait RateLimiter: Send + Sync + std::fmt::Debug {
-    /// `Err(RateLimited)` when the key already has `limit` failures in the window.
+    /// `Err(RateLimited)` when the key already has `limit` attempts counted in the
+    /// window; counts nothing (a probe).
     async fn check(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()>;
-    /// Records one failure.
-    async fn record_failure(&self, key: &str, window: Duration) -> CoreResult<()>;
-    /// Forgets a key (after a successful login).
+    /// Checks and counts one attempt atomically: `Err(RateLimited)`, with nothing
+    /// counted, when `limit` attempts already count in the window. The window starts
+    /// with the first attempt counted. The attempt counts as a failure until
+    /// [`release`](Self::release) takes it back.
+    async fn acquire(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()>;
+    /// Takes back one attempt counted by `acquire` (it succeeded, or the engine failed
+    /// before it could tell). Nothing when the key has no count left in its window.
+    async fn release(&self, key: &str) -> CoreResult<()>;
+    /// Forgets a key (an account's failures, after it signed in).
     async fn reset(&self, key: &str) -> CoreResult<()>;
 }
 
@@ -219,7 +229,7 @@ impl RateLimiter for InMemoryRateLimiter {
         }
     }
 
-    async fn record_failure(&self, key: &str, window: Duration) -> CoreResult<()> {
+    async fn acquire(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()> {
         let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if map.len() > 100_000 {
@@ -230,7 +240,21 @@ impl RateLimiter for InMemoryRateLimiter {
         if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
+        if entry.1 >= limit {
+            let retry = window.saturating_sub(now.duration_since(entry.0));
+            return Err(CoreError::RateLimited {
+                retry_after_secs: retry.as_secs().max(1),
+            });
+        }
         entry.1 += 1;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> CoreResult<()> {
+        let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = map.get_mut(key) {
+            entry.1 = entry.1.saturating_sub(1);
+        }
         Ok(())
     }
 
@@ -307,16 +331,39 @@ mod tests {
     async fn limiter_blocks_after_limit_failures() {
         let l = InMemoryRateLimiter::default();
         let w = Duration::from_secs(60);
+        let limited = |r: CoreResult<()>| matches!(r, Err(CoreError::RateLimited { .. }));
         for _ in 0..3 {
             l.check("k", 3, w).await.unwrap();
-            l.record_failure("k", w).await.unwrap();
+            l.acquire("k", 3, w).await.unwrap();
         }
-        assert!(matches!(
-            l.check("k", 3, w).await,
-            Err(CoreError::RateLimited { .. })
-        ));
+        assert!(limited(l.check("k", 3, w).await));
+        assert!(
+            limited(l.acquire("k", 3, w).await),
+            "refused, and not counted"
+        );
         l.check("other", 3, w).await.unwrap();
+        l.release("k").await.unwrap();
+        l.acquire("k", 3, w).await.unwrap();
+        assert!(limited(l.acquire("k", 3, w).await));
         l.reset("k").await.unwrap();
         l.check("k", 3, w).await.unwrap();
+        l.release("never-seen").await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn attempts_at_once_pass_only_up_to_the_limit() {
+        let l = std::sync::Arc::new(InMemoryRateLimiter::default());
+        let w = Duration::from_secs(60);
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let l = l.clone();
+                tokio::spawn(async move { l.acquire("k", 10, w).await.is_ok() })
+            })
+            .collect();
+        let mut passed = 0;
+        for t in tasks {
+            passed += usize::from(t.await.unwrap());
+        }
+        assert_eq!(passed, 10);
     }
 }

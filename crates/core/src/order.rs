@@ -121,6 +121,10 @@ pub struct PaymentInfo {
     /// The provider's reason when the payment failed (`card_declined`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_code: Option<String>,
+    /// References of payments the provider confirmed after the order was canceled
+    /// (paid after expiry): money that must be refunded by hand, one entry per payment.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub late_references: Vec<String>,
 }
 
 /// Shipping details once fulfilled.

@@ -76,7 +76,10 @@ pub trait CartWrite: Send {
 /// Reading orders.
 #[async_trait]
 pub trait OrderRead: Send {
-    /// An order by id.
+    /// An order by id. Inside a transaction ([`Tx`]) the read also locks the order until
+    /// commit or rollback, as [`CartRead::cart`] does: the order is written back after,
+    /// and two writers (a webhook delivered twice at once, the expiry sweeper) must not
+    /// both act on what they read (PostgreSQL: `FOR UPDATE`; SQLite: its single writer).
     async fn order(&mut self, id: OrderId) -> CoreResult<Option<Order>>;
     /// Orders, newest first.
     async fn orders(&mut self, query: &OrderQuery) -> CoreResult<Vec<Order>>;

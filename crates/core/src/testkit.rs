@@ -887,6 +887,7 @@ pub fn order(customer: Option<CustomerId>, status: OrderStatus, expires_in: Dura
             status: PaymentStatus::Pending,
             amount: price,
             failure_code: None,
+            late_references: Vec::new(),
         },
         fulfillment: None,
         history: vec![StatusChange {
@@ -1774,6 +1775,151 @@ pub async fn lock_buyer_serializes_a_buyer(store: Arc<dyn Store>) {
     assert!(done.load(std::sync::atomic::Ordering::SeqCst));
 }
 
+/// A provider whose every webhook says "paid" for one order, as a provider redelivering
+/// one notification would.
+#[derive(Debug)]
+struct RedeliveringProvider {
+    order: OrderId,
+    amount: Money,
+}
+
+#[async_trait::async_trait]
+impl crate::payment::PaymentProvider for RedeliveringProvider {
+    fn name(&self) -> &str {
+        "redelivering"
+    }
+    async fn authorize(
+        &self,
+        _: &crate::payment::PaymentRequest,
+    ) -> crate::CoreResult<crate::payment::PaymentOutcome> {
+        Err(CoreError::Internal("not used".into()))
+    }
+    async fn refund(&self, _: &crate::payment::RefundRequest) -> crate::CoreResult<String> {
+        Err(CoreError::Internal("not used".into()))
+    }
+    /// The body is the payment's reference.
+    async fn verify_webhook(
+        &self,
+        _: &std::collections::HashMap<String, String>,
+        body: &[u8],
+    ) -> crate::CoreResult<crate::payment::WebhookEvent> {
+        Ok(crate::payment::WebhookEvent::Paid {
+            order_id: self.order,
+            reference: String::from_utf8_lossy(body).into_owned(),
+            amount: self.amount,
+        })
+    }
+}
+
+/// Two late payments (paid after the order was canceled), each delivered four times at
+/// once, through the engine: each is recorded on the order and announced exactly once,
+/// neither write lost to the other (on PostgreSQL this needs `OrderRead::order`'s lock).
+pub async fn late_payment_deliveries_race_to_one_event(store: Arc<dyn Store>) {
+    let order = order(None, OrderStatus::Canceled, Duration::hours(-1));
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_order(&order).await.unwrap();
+    tx.commit().await.unwrap();
+    let engine = crate::EngineBuilder::new(store.clone(), vec![7u8; 32])
+        .payments(
+            crate::payment::PaymentRegistry::new().register(Arc::new(RedeliveringProvider {
+                order: order.id,
+                amount: order.payment.amount,
+            })),
+        )
+        .build()
+        .unwrap();
+    let deliveries: Vec<_> = (0..8)
+        .map(|i| {
+            let engine = engine.clone();
+            let reference = if i % 2 == 0 { "pay-a" } else { "pay-b" };
+            tokio::spawn(async move {
+                engine
+                    .handle_payment_webhook(
+                        "redelivering",
+                        &Default::default(),
+                        reference.as_bytes(),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for d in deliveries {
+        d.await.unwrap().expect("every delivery is acknowledged");
+    }
+    let rows = store.outbox_pending(100).await.unwrap();
+    let mut late: Vec<_> = rows
+        .iter()
+        .filter(|r| r.event.event_type == "order.payment_after_cancel")
+        .map(|r| r.event.payload["late_payment"]["reference"].clone())
+        .collect();
+    late.sort_by_key(|r| r.to_string());
+    assert_eq!(
+        late,
+        ["pay-a", "pay-b"],
+        "one event per late payment: {rows:?}"
+    );
+    let stored = store
+        .read()
+        .await
+        .unwrap()
+        .order(order.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, OrderStatus::Canceled);
+    let mut refs = stored.payment.late_references;
+    refs.sort();
+    assert_eq!(refs, ["pay-a", "pay-b"], "no delivery's write is lost");
+}
+
+/// A refresh token presented twice at once (a stolen copy racing its owner): one call
+/// rotates it, the other is a replay that revokes the family, and the successor the
+/// first call handed out must be revoked with it, whichever call the store ran first.
+pub async fn a_refresh_token_replayed_at_once_leaves_no_valid_successor(store: Arc<dyn Store>) {
+    // The builder wants a payment provider; none is used here.
+    let engine = crate::EngineBuilder::new(store, vec![7u8; 32])
+        .payments(
+            crate::payment::PaymentRegistry::new().register(Arc::new(RedeliveringProvider {
+                order: OrderId::new(),
+                amount: Money::zero(Currency::KRW),
+            })),
+        )
+        .build()
+        .unwrap();
+    engine
+        .register("racer@example.com", "racer-password-1")
+        .await
+        .unwrap();
+    for round in 0..8 {
+        let pair = engine
+            .login(crate::service::users::LoginAttempt {
+                email: "racer@example.com",
+                password: "racer-password-1",
+                client_ip: None,
+                staff_only: false,
+            })
+            .await
+            .unwrap();
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let (engine, token) = (engine.clone(), pair.refresh_token.clone());
+                tokio::spawn(async move { engine.refresh(&token).await })
+            })
+            .collect();
+        let mut successors = Vec::new();
+        for r in racers {
+            if let Ok(p) = r.await.unwrap() {
+                successors.push(p.refresh_token);
+            }
+        }
+        assert_eq!(successors.len(), 1, "round {round}: one rotation wins");
+        assert!(
+            engine.refresh(&successors[0]).await.is_err(),
+            "round {round}: the replay revoked the successor too"
+        );
+    }
+}
+
 /// Expands to one `#[tokio::test]` per contract check. `$make` is an async expression
 /// evaluating to a fresh, empty `Arc<dyn Store>`.
 #[macro_export]
@@ -1792,7 +1938,9 @@ macro_rules! storage_contract_tests {
             place_order_writes_all_or_yields_to_a_stored_key, place_order_takes_every_line_of_a_full_cart,
             outbox_pending_skips_rows_in_flight,
             relay_publishes_in_order_and_marks_what_was_acknowledged,
-            a_hundred_products_read_at_once, cart_for_checkout_reads_cart_and_variants);
+            a_hundred_products_read_at_once, cart_for_checkout_reads_cart_and_variants,
+            an_order_read_in_a_transaction_holds_it, late_payment_deliveries_race_to_one_event,
+            a_refresh_token_replayed_at_once_leaves_no_valid_successor);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -1815,31 +1963,78 @@ pub async fn a_cart_read_in_a_transaction_holds_it(store: Arc<dyn Store>) {
 
     let mut first = store.begin().await.unwrap();
     let mut mine = first.cart(c.id).await.unwrap().unwrap();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let second = {
-        let (store, done) = (store.clone(), done.clone());
-        tokio::spawn(async move {
-            let mut tx = store.begin().await.unwrap();
+    let reader = store.clone();
+    let seen = second_reader_waits(
+        async move {
+            let mut tx = reader.begin().await.unwrap();
             // Checkout's read, which must wait on the lock as `cart` does.
             let (seen, _) = tx.cart_for_checkout(c.id).await.unwrap().unwrap();
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            drop(tx);
             seen.status
+        },
+        async move {
+            mine.status = CartStatus::Completed;
+            first.save_cart(&mine).await.unwrap();
+            first.commit().await.unwrap();
+        },
+    )
+    .await;
+    assert_eq!(seen, CartStatus::Completed, "it reads the committed cart");
+}
+
+/// An order read inside a transaction holds the order until commit, and the second
+/// reader then sees what the first wrote (a webhook delivered twice at once applies once).
+pub async fn an_order_read_in_a_transaction_holds_it(store: Arc<dyn Store>) {
+    let o = order(None, OrderStatus::Pending, Duration::hours(1));
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_order(&o).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut first = store.begin().await.unwrap();
+    let mut mine = first.order(o.id).await.unwrap().unwrap();
+    let reader = store.clone();
+    let seen = second_reader_waits(
+        async move {
+            let mut tx = reader.begin().await.unwrap();
+            tx.order(o.id).await.unwrap().unwrap().status
+        },
+        async move {
+            mine.status = OrderStatus::Paid;
+            assert!(first
+                .update_order_if(&mine, OrderStatus::Pending)
+                .await
+                .unwrap());
+            first.commit().await.unwrap();
+        },
+    )
+    .await;
+    assert_eq!(seen, OrderStatus::Paid, "it reads the committed order");
+}
+
+/// Runs `read` (a second transaction reading a row the first one holds) beside the
+/// first: asserts that it waits until `commit_first` has run, and returns what it read.
+async fn second_reader_waits<T: Send + 'static>(
+    read: impl std::future::Future<Output = T> + Send + 'static,
+    commit_first: impl std::future::Future<Output = ()>,
+) -> T {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let second = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let seen = read.await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            seen
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(
         !done.load(std::sync::atomic::Ordering::SeqCst),
-        "a second transaction reading the cart waits"
+        "a second transaction reading the row waits"
     );
-    mine.status = CartStatus::Completed;
-    first.save_cart(&mine).await.unwrap();
-    first.commit().await.unwrap();
-    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), second)
+    commit_first.await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), second)
         .await
         .expect("the second transaction goes on after the first commits")
-        .unwrap();
-    assert_eq!(seen, CartStatus::Completed, "it reads the committed cart");
+        .unwrap()
 }
 
 /// An open cart, stored, and a paid order for it with the cart as checkout leaves it

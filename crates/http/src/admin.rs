@@ -15,7 +15,7 @@ use jangteo_core::order::OrderStatus;
 use jangteo_core::service::orders::FulfillInput;
 
 use crate::dto::*;
-use crate::extract::{parse_id, AdminOnly, ApiJson, ApiQuery, ClientIp, Staff};
+use crate::extract::{parse_id, AdminOnly, ApiJson, ApiQuery, ClientIp, OptionalJson, Staff};
 use crate::problem::{ApiError, Problem};
 use crate::store::{login_as, order_cursor, order_list, parse_cancel, search_of};
 use crate::AppState;
@@ -273,9 +273,9 @@ pub(crate) async fn cancel_order(
     State(s): State<AppState>,
     Staff(p): Staff,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(body): OptionalJson<CancelBody>,
 ) -> ApiResult<axum::Json<OrderDto>> {
-    let reason = parse_cancel(&body)?;
+    let reason = parse_cancel(body)?;
     Ok(axum::Json(OrderDto::from(
         &s.engine.cancel_by_staff(&p, order_id(&id)?, reason).await?,
     )))
@@ -291,9 +291,8 @@ pub(crate) async fn confirm_payment(
     State(s): State<AppState>,
     Staff(p): Staff,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(b): OptionalJson<ConfirmPaymentBody>,
 ) -> ApiResult<axum::Json<OrderDto>> {
-    let b: ConfirmPaymentBody = crate::store::optional_json(&body)?;
     let o = s
         .engine
         .confirm_manual_payment(&p, order_id(&id)?, b.reference)
@@ -309,9 +308,9 @@ pub(crate) async fn refund_order(
     State(s): State<AppState>,
     Staff(p): Staff,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(body): OptionalJson<CancelBody>,
 ) -> ApiResult<axum::Json<OrderDto>> {
-    let reason = parse_cancel(&body)?;
+    let reason = parse_cancel(body)?;
     Ok(axum::Json(OrderDto::from(
         &s.engine.refund_order(&p, order_id(&id)?, reason).await?,
     )))

@@ -848,6 +848,9 @@ pub struct PaymentDto {
     pub amount: MoneyDto,
     /// A pending payment must complete before this moment.
     pub expires_at: Option<DateTime<Utc>>,
+    /// References of payments the provider confirmed after the order was canceled
+    /// (paid after expiry): each is money to refund by hand. Usually empty.
+    pub late_references: Vec<String>,
 }
 
 /// Shipping details.
@@ -957,6 +960,7 @@ impl From<&Order> for OrderDto {
                 reference: o.payment.reference.clone(),
                 amount: o.payment.amount.into(),
                 expires_at: o.payment_expires_at,
+                late_references: o.payment.late_references.clone(),
             },
             fulfillment: o.fulfillment.as_ref().map(|f| FulfillmentDto {
                 carrier: f.carrier.clone(),

@@ -18,6 +18,68 @@ use crate::AppState;
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub(crate) struct ApiJson<T>(pub T);
 
+/// An optional JSON body (a cancel reason, checkout's payment choice): no body, or only
+/// whitespace, is `T::default()`; anything else must be a JSON object sent as
+/// `application/json`, like every other body (`415`, or `422 invalid_body`).
+#[derive(Debug)]
+pub(crate) struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::rejection::JsonRejection;
+        use axum::http::StatusCode;
+        let headers = req.headers().clone();
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::from(JsonRejection::from(e)))?;
+        let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
+            return Ok(OptionalJson(T::default()));
+        };
+        if !is_json(&headers) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body with `Content-Type: application/json`",
+            ));
+        }
+        if *first != b'{' {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
+        let mut again = axum::extract::Request::new(axum::body::Body::from(bytes));
+        *again.headers_mut() = headers;
+        let axum::Json(value) = axum::Json::<T>::from_request(again, state).await?;
+        Ok(OptionalJson(value))
+    }
+}
+
+/// `application/json` or `application/<anything>+json`, as `axum::Json` accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(v) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = v
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 /// `axum::extract::Query` with problem-document rejections.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]

@@ -16,7 +16,7 @@ use jangteo_core::service::orders::OrderAccess;
 use jangteo_core::service::users::LoginAttempt;
 
 use crate::dto::*;
-use crate::extract::{parse_id, ApiJson, ApiQuery, Auth, ClientIp, Locale};
+use crate::extract::{parse_id, ApiJson, ApiQuery, Auth, ClientIp, Locale, OptionalJson};
 use crate::problem::{ApiError, Problem};
 use crate::AppState;
 
@@ -272,10 +272,9 @@ pub(crate) async fn complete_cart(
     auth: Option<Auth>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    OptionalJson(b): OptionalJson<CompleteBody>,
 ) -> ApiResult<impl IntoResponse> {
     let id: CartId = parse_id(&id, "cart")?;
-    let b: CompleteBody = optional_json(&body)?;
     let key = match headers.get("idempotency-key") {
         Some(v) => Some(v.to_str().map_err(|_| {
             ApiError::new(
@@ -468,10 +467,10 @@ pub(crate) async fn cancel_order(
     auth: Option<Auth>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(body): OptionalJson<CancelBody>,
 ) -> ApiResult<axum::Json<OrderDto>> {
     let id: OrderId = parse_id(&id, "order")?;
-    let reason = parse_cancel(&body)?;
+    let reason = parse_cancel(body)?;
     let o = s
         .engine
         .cancel_by_customer(id, access(&auth, &headers)?, reason)
@@ -479,27 +478,8 @@ pub(crate) async fn cancel_order(
     Ok(axum::Json(OrderDto::from(&o)))
 }
 
-/// Parses an optional JSON body: empty means the defaults. Errors are classified as the
-/// JSON extractor does (400 malformed, 422 wrong shape).
-pub(crate) fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_syntax() || e.is_eof() {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string())
-        } else {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
-                e.to_string(),
-            )
-        }
-    })
-}
-
-pub(crate) fn parse_cancel(body: &[u8]) -> ApiResult<Option<String>> {
-    let b: CancelBody = optional_json(body)?;
+/// A cancel or refund reason, checked.
+pub(crate) fn parse_cancel(b: CancelBody) -> ApiResult<Option<String>> {
     if b.reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(jangteo_core::CoreError::invalid_field(
             "reason",

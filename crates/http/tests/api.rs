@@ -1,5 +1,6 @@
 //! End-to-end tests of the store and admin APIs through the real routers, on SQLite.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -9,7 +10,12 @@ use chrono::NaiveDate;
 use http_body_util::BodyExt;
 use jangteo_core::clock::{Clock, ManualClock, SystemClock};
 use jangteo_core::compliance::{CountryCompliance, CountryRules, TaxPolicy};
-use jangteo_core::payment::PaymentRegistry;
+use jangteo_core::money::{Currency, Money};
+use jangteo_core::payment::{
+    NextAction, PaymentOutcome, PaymentProvider, PaymentRegistry, PaymentRequest, RefundRequest,
+    WebhookEvent,
+};
+use jangteo_core::{CoreError, CoreResult};
 use jangteo_core::{Engine, EngineBuilder};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -96,6 +102,63 @@ async fn compliance_app() -> App {
     build_app(Arc::new(SystemClock), true).await
 }
 
+/// A provider that confirms later by webhook, as Xendit's callbacks do: a shared token
+/// in a header proves the sender, and a JSON body names the order and what happened.
+/// Its payments stay pending until then (a QR code to scan).
+#[derive(Debug)]
+struct CallbackProvider;
+
+const CALLBACK_TOKEN: &str = "callback-verification-token";
+
+#[async_trait::async_trait]
+impl PaymentProvider for CallbackProvider {
+    fn name(&self) -> &str {
+        "callback"
+    }
+    async fn authorize(&self, req: &PaymentRequest) -> CoreResult<PaymentOutcome> {
+        Ok(PaymentOutcome::Pending {
+            reference: format!("qr_{}", req.order_id),
+            expires_at: None,
+            next_action: Some(NextAction::Qr {
+                qr_string: req.order_number.clone(),
+            }),
+        })
+    }
+    async fn refund(&self, req: &RefundRequest) -> CoreResult<String> {
+        Ok(format!("qr_refund_{}", req.order_id))
+    }
+    async fn verify_webhook(
+        &self,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+    ) -> CoreResult<WebhookEvent> {
+        if headers.get("x-callback-token").map(String::as_str) != Some(CALLBACK_TOKEN) {
+            return Err(CoreError::Unauthorized("invalid callback token".into()));
+        }
+        let malformed = |what: &str| CoreError::invalid("malformed_webhook", what.to_string());
+        let v: Value = serde_json::from_slice(body).map_err(|e| malformed(&e.to_string()))?;
+        let order_id = v["external_id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| malformed("external_id"))?;
+        Ok(match v["status"].as_str() {
+            Some("PAID") => WebhookEvent::Paid {
+                order_id,
+                reference: v["id"].as_str().ok_or_else(|| malformed("id"))?.into(),
+                amount: Money::from_minor(
+                    v["amount"].as_i64().ok_or_else(|| malformed("amount"))?,
+                    Currency::KRW,
+                )?,
+            },
+            Some("EXPIRED") => WebhookEvent::Failed {
+                order_id,
+                reason: "the QR code expired".into(),
+            },
+            _ => WebhookEvent::Ignored,
+        })
+    }
+}
+
 async fn build_app(clock: Arc<dyn Clock>, with_country: bool) -> App {
     let dir = std::env::temp_dir().join(format!("jangteo-http-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -104,7 +167,8 @@ async fn build_app(clock: Arc<dyn Clock>, with_country: bool) -> App {
     let mut builder = EngineBuilder::new(store, vec![42u8; 32])
         .payments(
             PaymentRegistry::new()
-                .register(jangteo_payment_manual::ManualConfig::default().build()),
+                .register(jangteo_payment_manual::ManualConfig::default().build())
+                .register(Arc::new(CallbackProvider)),
         )
         .clock(clock);
     if with_country {
@@ -325,6 +389,21 @@ impl App {
         r.body["variants"][0]["available_quantity"]
             .as_i64()
             .unwrap()
+    }
+    /// Completes `cart` with `payment` as a guest; the order must wait as pending with
+    /// `action` as the buyer's next step. Returns the order.
+    async fn complete_pending(&self, cart: &str, payment: Value, action: &str) -> Value {
+        let r = self
+            .post(
+                &format!("/store/carts/{cart}/complete"),
+                None,
+                json!({ "payment": payment }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        assert_eq!(r.body["status"], "pending");
+        assert_eq!(r.body["next_action"]["type"], action, "{}", r.body);
+        r.body
     }
     async fn events(&self) -> Vec<String> {
         let rows = self.engine.store().outbox_pending(10_000).await.unwrap();
@@ -1098,16 +1177,13 @@ async fn declined_and_pending_payments() {
 
     // A payment that waits (virtual account, redirect) keeps its stock until expiry.
     let cart = app.ready_cart(None, &vid, 3).await;
-    let r = app
-        .post(
-            &format!("/store/carts/{cart}/complete"),
-            None,
-            json!({"payment": {"card_number": "4000000000003220"}}),
+    let body = app
+        .complete_pending(
+            &cart,
+            json!({"card_number": "4000000000003220"}),
+            "virtual_account",
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    assert_eq!(r.body["status"], "pending");
-    assert_eq!(r.body["next_action"]["type"], "virtual_account");
     assert_eq!(app.stock(&pid).await, 0, "pending orders reserve stock");
     assert_eq!(
         app.engine.expire_pending_orders().await.unwrap(),
@@ -1117,8 +1193,8 @@ async fn declined_and_pending_payments() {
     clock.advance(chrono::Duration::hours(2));
     assert_eq!(app.engine.expire_pending_orders().await.unwrap(), 1);
     assert_eq!(app.stock(&pid).await, 3, "expiry released the reservation");
-    let order = r.body["id"].as_str().unwrap();
-    let token = r.body["order_token"].as_str().unwrap();
+    let order = body["id"].as_str().unwrap();
+    let token = body["order_token"].as_str().unwrap();
     let r = send(
         &app.store,
         Method::GET,
@@ -1314,6 +1390,160 @@ async fn failed_logins_are_rate_limited() {
     );
 }
 
+/// A line whose total would pass the largest amount is refused with nothing saved, and
+/// the cart stays readable and usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_too_expensive_to_total_is_refused_and_the_cart_stays_usable() {
+    let app = app().await;
+    let admin = app.admin_token().await;
+    let body = json!({"handle": "gold-bar", "status": "published", "title": {"en": "Gold"},
+        "variants": [{"sku": "GOLD-1", "stock": 1000,
+                      "prices": [{"amount": "600000000000000", "currency": "KRW"}]}]});
+    let r = app
+        .admin(Method::POST, "/admin/products", &admin, Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let gold = r.body["variants"][0]["id"].as_str().unwrap().to_string();
+    let (_, ginseng) = app.product(&admin, "ginseng-ok", 5).await;
+    let cart = app.ready_cart(None, &ginseng, 1).await;
+    let lines = format!("/store/carts/{cart}/line-items");
+    let r = app
+        .post(&lines, None, json!({"variant_id": gold, "quantity": 2}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["code"], "invalid_amount");
+    let r = app.get(&format!("/store/carts/{cart}"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["line_items"].as_array().unwrap().len(),
+        1,
+        "nothing saved"
+    );
+    let r = app
+        .post(&lines, None, json!({"variant_id": gold, "quantity": 1}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "one unit totals fine: {}", r.body);
+    let line = r.body["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["variant_id"] == gold.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = send(
+        &app.store,
+        Method::PATCH,
+        &format!("{lines}/{line}"),
+        None,
+        Some(json!({"quantity": 3})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = app.get(&format!("/store/carts/{cart}"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["totals"]["subtotal"]["amount"], "600000000039000");
+}
+
+/// A guest cart completed by a signed-in buyer: replaying the completion shows the order
+/// to that buyer only, not to whoever else holds the cart id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_completion_shows_a_buyers_order_to_that_buyer_only() {
+    let app = app().await;
+    let admin = app.admin_token().await;
+    let (_, vid) = app.product(&admin, "replay-owner", 5).await;
+    let buyer = app.buyer("owner@example.com").await;
+    let cart = app.ready_cart(None, &vid, 1).await;
+    let complete = format!("/store/carts/{cart}/complete");
+    let r = app.post(&complete, Some(&buyer), json!({})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let order = r.body["id"].clone();
+    let r = app.post(&complete, None, json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let stranger = app.buyer("stranger@example.com").await;
+    let r = app.post(&complete, Some(&stranger), json!({})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = app.post(&complete, Some(&buyer), json!({})).await;
+    assert!(r.status.is_success(), "{}", r.body);
+    assert_eq!(r.body["id"], order);
+}
+
+/// The sales report refuses ranges it cannot answer with a field code, before any
+/// query (PostgreSQL's date type ends where chrono's does not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sales_report_ranges_are_checked() {
+    let app = app().await;
+    let admin = app.admin_token().await;
+    for (query, status, code) in [
+        ("from=2026-11-02&to=2026-11-01", 422, "invalid_range"),
+        ("from=2024-01-01&to=2025-01-01", 422, "range_too_long"),
+        ("from=-4714-11-23&to=-4714-11-23", 422, "invalid_date"),
+        ("from=0000-12-31&to=0001-01-01", 422, "invalid_date"),
+        ("from=2026-13-01&to=2026-12-01", 400, "invalid_query"),
+    ] {
+        let r = app
+            .admin(
+                Method::GET,
+                &format!("/admin/stats/sales?{query}"),
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), status, "{query}: {}", r.body);
+        let got = r.body["errors"][0]["code"]
+            .as_str()
+            .or(r.body["code"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(got, code, "{query}: {}", r.body);
+    }
+    let r = app
+        .admin(
+            Method::GET,
+            "/admin/stats/sales?from=2025-01-01&to=2025-12-31",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+}
+
+/// Wrong passwords sent all at once are limited as if sent one by one: each attempt
+/// is counted when it starts, so no more than the limit (10) is ever checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_wrong_passwords_is_limited_like_a_sequence() {
+    let app = app().await;
+    app.buyer("burst@example.com").await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let store = app.store.clone();
+        attempts.spawn(async move {
+            let body = json!({"email": "burst@example.com", "password": "wrong-password"});
+            send(
+                &store,
+                Method::POST,
+                "/store/auth/login",
+                None,
+                Some(body),
+                &[],
+            )
+            .await
+            .status
+        });
+    }
+    let (mut checked, mut limited) = (0, 0);
+    while let Some(status) = attempts.join_next().await {
+        match status.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((checked, limited), (10, 20));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_problem_documents_never_500() {
     let app = app().await;
@@ -1380,6 +1610,44 @@ async fn bad_input_gets_problem_documents_never_500() {
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Optional bodies follow the same rules when present: JSON objects sent as JSON.
+    for (ct, body, status, code) in [
+        (
+            Some("text/plain"),
+            &br#"{"payment": {"provider": "manual"}}"#[..],
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            None,
+            &br#"{"payment": {"provider": "manual"}}"#[..],
+            415,
+            "unsupported_media_type",
+        ),
+        (Some("application/json"), &b"[]"[..], 422, "invalid_body"),
+        (
+            Some("application/json"),
+            &b" \"manual\""[..],
+            422,
+            "invalid_body",
+        ),
+    ] {
+        let r = raw_post(format!("/store/carts/{cart}/complete"), ct, body.to_vec()).await;
+        assert_eq!(r.status.as_u16(), status, "{ct:?}: {}", r.body);
+        assert_eq!(r.body["code"], code);
+    }
+    let r = raw_post(
+        format!("/store/carts/{cart}/complete"),
+        None,
+        b"  ".to_vec(),
+    )
+    .await;
+    assert_ne!(
+        r.status.as_u16(),
+        415,
+        "a blank body is no body: {}",
+        r.body
+    );
 
     for qty in [
         json!(0),
@@ -2462,7 +2730,8 @@ async fn a_rules_change_on_one_instance_reaches_another_through_its_event() {
         EngineBuilder::new(store.clone(), vec![42u8; 32])
             .payments(
                 PaymentRegistry::new()
-                    .register(jangteo_payment_manual::ManualConfig::default().build()),
+                    .register(jangteo_payment_manual::ManualConfig::default().build())
+                    .register(Arc::new(CallbackProvider)),
             )
             .country(Arc::new(Antarctica))
             .settings(settings)
@@ -2503,4 +2772,151 @@ async fn a_rules_change_on_one_instance_reaches_another_through_its_event() {
     assert!(consumer.wants(&event.event_type));
     consumer.handle(&event).await.unwrap();
     assert_eq!(version(&two).await, 1, "the event made it re-read");
+}
+
+/// Delivers a webhook of the `callback` provider as a provider would.
+async fn callback(store: &Router, token: &str, body: Value) -> Res {
+    send(
+        store,
+        Method::POST,
+        "/store/payments/callback/webhook",
+        None,
+        Some(body),
+        &[("x-callback-token", token)],
+    )
+    .await
+}
+
+/// A won amount of the API (no minor unit) as the integer providers send.
+fn won(money: &Value) -> i64 {
+    assert_eq!(money["currency"], "KRW");
+    money["amount"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_webhooks_settle_pending_orders_once() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = app_with_clock(clock.clone()).await;
+    let admin = app.admin_token().await;
+    let (pid, vid) = app.product(&admin, "qr-pay", 5).await;
+    let pay = |cart: String| {
+        let app = &app;
+        async move {
+            app.complete_pending(&cart, json!({"provider": "callback"}), "qr")
+                .await
+        }
+    };
+    let order_status = |id: String| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let r = app
+                .admin(Method::GET, &format!("/admin/orders/{id}"), admin, None)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body
+        }
+    };
+    let count = |events: &[String], t: &str| events.iter().filter(|e| *e == t).count();
+
+    // Paid: refused until the sender and the amount check out, then applied once.
+    let first = pay(app.ready_cart(None, &vid, 2).await).await;
+    let id = first["id"].as_str().unwrap().to_string();
+    let total = won(&first["totals"]["total"]);
+    assert_eq!(app.stock(&pid).await, 3, "a pending order holds its stock");
+    let paid =
+        json!({"id": format!("qr_{id}"), "external_id": id, "status": "PAID", "amount": total});
+    let r = callback(&app.store, "forged", paid.clone()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/problem+json");
+    let short =
+        json!({"id": format!("qr_{id}"), "external_id": id, "status": "PAID", "amount": total - 1});
+    let r = callback(&app.store, CALLBACK_TOKEN, short).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["code"], "amount_mismatch");
+    let r = callback(&app.store, CALLBACK_TOKEN, json!({"status": "PAID"})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["code"], "malformed_webhook");
+    assert_eq!(order_status(id.clone()).await["status"], "pending");
+    for _ in 0..3 {
+        let r = callback(&app.store, CALLBACK_TOKEN, paid.clone()).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    }
+    let order = order_status(id.clone()).await;
+    assert_eq!(order["status"], "paid");
+    assert_eq!(order["payment"]["reference"], format!("qr_{id}"));
+    assert_eq!(app.stock(&pid).await, 3, "the paid order keeps its stock");
+    assert_eq!(
+        count(&app.events().await, "order.paid"),
+        1,
+        "redeliveries change nothing"
+    );
+
+    // Failed: the order is canceled and its stock comes back.
+    let second = pay(app.ready_cart(None, &vid, 1).await).await;
+    let id2 = second["id"].as_str().unwrap().to_string();
+    assert_eq!(app.stock(&pid).await, 2);
+    let r = callback(
+        &app.store,
+        CALLBACK_TOKEN,
+        json!({"id": "x", "external_id": id2, "status": "EXPIRED"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(order_status(id2.clone()).await["status"], "canceled");
+    assert_eq!(app.stock(&pid).await, 3);
+    // Types the engine does not act on are acknowledged, so the provider stops sending.
+    let r = callback(
+        &app.store,
+        CALLBACK_TOKEN,
+        json!({"external_id": id2, "status": "SETTLING"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    // Paid after the expiry canceled it: recorded once per payment however often and
+    // however concurrently the provider delivers it; someone must refund the money.
+    let third = pay(app.ready_cart(None, &vid, 1).await).await;
+    let id3 = third["id"].as_str().unwrap().to_string();
+    let total3 = won(&third["totals"]["total"]);
+    clock.advance(chrono::Duration::hours(2));
+    assert_eq!(app.engine.expire_pending_orders().await.unwrap(), 1);
+    assert_eq!(app.stock(&pid).await, 3, "the expiry released the stock");
+    let late =
+        json!({"id": format!("qr_{id3}"), "external_id": id3, "status": "PAID", "amount": total3});
+    let mut deliveries = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let (store, late) = (app.store.clone(), late.clone());
+        deliveries.spawn(async move { callback(&store, CALLBACK_TOKEN, late).await });
+    }
+    while let Some(r) = deliveries.join_next().await {
+        let r = r.unwrap();
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    }
+    let r = callback(&app.store, CALLBACK_TOKEN, late.clone()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let order = order_status(id3.clone()).await;
+    assert_eq!(
+        order["status"], "canceled",
+        "money after expiry does not revive an order"
+    );
+    assert_eq!(
+        order["payment"]["late_references"],
+        json!([format!("qr_{id3}")])
+    );
+    assert_eq!(app.stock(&pid).await, 3);
+    let events = app.events().await;
+    assert_eq!(
+        count(&events, "order.payment_after_cancel"),
+        1,
+        "{events:?}"
+    );
+    // A second, different payment for the same order is a second refund.
+    let other = json!({"id": "qr_second", "external_id": id3, "status": "PAID", "amount": total3});
+    let r = callback(&app.store, CALLBACK_TOKEN, other).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(
+        order_status(id3.clone()).await["payment"]["late_references"],
+        json!([format!("qr_{id3}"), "qr_second"])
+    );
+    assert_eq!(count(&app.events().await, "order.payment_after_cancel"), 2);
 }

@@ -255,7 +255,11 @@ async fn build_engine(
     if let Some((cache, limiter)) = redis_parts(cfg).await? {
         builder = builder.shared_cache(cache).rate_limiter(limiter);
     }
-    Ok(builder.build()?)
+    // Everything the builder checks comes from the configuration (secret length,
+    // country plugins, origin country), so its refusal is a configuration error.
+    builder
+        .build()
+        .map_err(|e| ServerError::Usage(format!("engine settings: {e}")))
 }
 
 async fn shutdown_signal() {
@@ -517,6 +521,19 @@ fn main() -> std::process::ExitCode {
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // A setting that cannot work exits 2, as an unreadable file does, so a deploy
+        // script can tell a bad configuration from a database that is not up yet.
+        Err(
+            e @ (ServerError::Config(_)
+            | ServerError::Usage(_)
+            | ServerError::Sql(
+                jangteo_sql::SqlError::UnsupportedUrl(_)
+                | jangteo_sql::SqlError::FeatureNotEnabled(_),
+            )),
+        ) => {
+            eprintln!("jangteo: {e}");
+            std::process::ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("jangteo: {e}");
             std::process::ExitCode::FAILURE

@@ -52,27 +52,55 @@ fn demo_store_serves_restarts_and_stops_gracefully() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Bad settings exit 2 and name the setting; a database that does not answer exits 1
+/// (deploy.md, "Exit codes"), so a deploy script can tell the two apart.
 #[test]
-fn bad_database_urls_fail_clearly() {
-    let migrate = |url: &str| {
+fn bad_database_urls_and_settings_fail_clearly() {
+    let run = |args: &[&str], vars: &[(&str, &str)], code: i32| {
         let out = Command::new(env!("CARGO_BIN_EXE_jangteo"))
-            .args(["migrate"])
-            .env("JANGTEO__DATABASE__URL", url)
+            .args(args)
             .env("JANGTEO__DATABASE__ACQUIRE_TIMEOUT_SECS", "2")
+            .envs(vars.iter().copied())
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{url} must fail");
-        String::from_utf8_lossy(&out.stderr).to_string()
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(code), "{args:?} {vars:?}: {err}");
+        err
     };
-    let err = migrate("mysql://jangteo@127.0.0.1/jangteo");
+    let migrate =
+        |url: &str, code: i32| run(&["migrate"], &[("JANGTEO__DATABASE__URL", url)], code);
+    let err = migrate("mysql://jangteo@127.0.0.1/jangteo", 2);
     assert!(err.contains("unsupported database URL"), "{err}");
+    let data = std::env::temp_dir().join(format!("jangteo-bad-settings-{}", std::process::id()));
+    let data_dir = data.to_str().unwrap();
+    let serve = [
+        "serve",
+        "--data-dir",
+        data_dir,
+        "--store-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ];
+    let err = run(&serve, &[("JANGTEO__COMPLIANCE__ORIGIN_COUNTRY", "KOR")], 2);
+    assert!(err.contains("compliance.origin_country"), "{err}");
+    let err = run(
+        &serve,
+        &[("JANGTEO__COMPLIANCE__COUNTRIES", "[\"KR\", \"XX\"]")],
+        2,
+    );
+    assert!(err.contains("compliance.countries"), "{err}");
+    let _ = std::fs::remove_dir_all(&data);
     // Nothing listens on this port: `migrate` reports it instead of waiting forever.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let err = migrate(&format!("postgres://jangteo:pw@127.0.0.1:{port}/jangteo"));
+    let err = migrate(
+        &format!("postgres://jangteo:pw@127.0.0.1:{port}/jangteo"),
+        1,
+    );
     assert!(err.contains("cannot connect"), "{err}");
     assert!(
         !err.contains(":pw@"),

@@ -16,15 +16,28 @@ use crate::RedisConnection;
 const CHECK: &str = "local n = tonumber(redis.call('GET', KEYS[1]) or '0') \
      return {n, redis.call('PTTL', KEYS[1])}";
 
-/// `KEYS[1]` counter, `ARGV[1]` window in milliseconds. The window starts at the first
-/// failure: the expiry is set only when the counter is new (or, defensively, when it
-/// has somehow lost its expiry), atomically with the increment, so a crash between the
-/// two can never leave a counter that blocks forever.
-const RECORD: &str = "local n = redis.call('INCR', KEYS[1]) \
+/// `KEYS[1]` counter, `ARGV[1]` window in milliseconds, `ARGV[2]` limit. Returns
+/// `{1, 0}` when the attempt was counted, `{0, pttl}` when the limit was reached (and
+/// nothing counted). Check and count are one script, so attempts sent at once cannot
+/// all pass before any is counted. The window starts at the first attempt: the expiry
+/// is set only when the counter is new (or, defensively, when it has somehow lost its
+/// expiry), atomically with the increment, so a crash between the two can never leave
+/// a counter that blocks forever.
+const ACQUIRE: &str = "local n = redis.call('INCR', KEYS[1]) \
      if n == 1 or redis.call('PTTL', KEYS[1]) == -1 then \
        redis.call('PEXPIRE', KEYS[1], ARGV[1]) \
      end \
-     return n";
+     if n > tonumber(ARGV[2]) then \
+       redis.call('DECR', KEYS[1]) \
+       return {0, redis.call('PTTL', KEYS[1])} \
+     end \
+     return {1, 0}";
+
+/// `KEYS[1]` counter: one attempt taken back, never below zero, expiry untouched.
+const RELEASE: &str = "if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then \
+       redis.call('DECR', KEYS[1]) \
+     end \
+     return 0";
 
 /// [`RateLimiter`] with fixed-window counters in Redis, shared by every instance, so an
 /// attacker cannot multiply the limit by spreading attempts over instances.
@@ -48,7 +61,8 @@ pub struct RedisRateLimiter {
 #[derive(Debug)]
 struct Scripts {
     check: Script,
-    record: Script,
+    acquire: Script,
+    release: Script,
 }
 
 impl RedisRateLimiter {
@@ -59,7 +73,8 @@ impl RedisRateLimiter {
             fallback: Arc::new(InMemoryRateLimiter::default()),
             scripts: Arc::new(Scripts {
                 check: Script::new(CHECK),
-                record: Script::new(RECORD),
+                acquire: Script::new(ACQUIRE),
+                release: Script::new(RELEASE),
             }),
         }
     }
@@ -91,7 +106,7 @@ impl RateLimiter for RedisRateLimiter {
             .await;
         match answer {
             Ok((count, pttl)) if count >= u64::from(limit) => {
-                // -1: no expiry (cannot happen through `record_failure`); assume a window.
+                // -1: no expiry (cannot happen through `acquire`); assume a window.
                 let ms = if pttl >= 0 {
                     pttl as u64
                 } else {
@@ -107,22 +122,48 @@ impl RateLimiter for RedisRateLimiter {
         }
     }
 
-    async fn record_failure(&self, key: &str, window: Duration) -> CoreResult<()> {
+    async fn acquire(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()> {
+        // Attempts counted locally during an outage still count.
+        self.fallback.check(key, limit, window).await?;
         let redis_key = self.key(key);
         let ms = window_ms(window);
-        let script = &self.scripts.record;
-        let counted = self
+        let script = &self.scripts.acquire;
+        let answer = self
             .link
             .run(|mut con| async move {
                 script
                     .key(redis_key)
                     .arg(ms)
-                    .invoke_async::<i64>(&mut con)
+                    .arg(limit)
+                    .invoke_async::<(i64, i64)>(&mut con)
                     .await
             })
             .await;
-        if counted.is_err() {
-            self.fallback.record_failure(key, window).await?;
+        match answer {
+            Ok((1, _)) => Ok(()),
+            Ok((_, pttl)) => {
+                let ms = if pttl >= 0 { pttl as u64 } else { ms as u64 };
+                Err(CoreError::RateLimited {
+                    retry_after_secs: ms.div_ceil(1000).max(1),
+                })
+            }
+            // Redis is down or slow: count in this instance instead.
+            Err(_) => self.fallback.acquire(key, limit, window).await,
+        }
+    }
+
+    async fn release(&self, key: &str) -> CoreResult<()> {
+        let redis_key = self.key(key);
+        let script = &self.scripts.release;
+        let released = self
+            .link
+            .run(|mut con| async move { script.key(redis_key).invoke_async::<i64>(&mut con).await })
+            .await;
+        // Taken back where Redis could not be reached; an attempt counted just before an
+        // outage began stays counted there until its window ends (a stricter limit, never
+        // a looser one).
+        if released.is_err() {
+            self.fallback.release(key).await?;
         }
         Ok(())
     }

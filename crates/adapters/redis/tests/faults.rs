@@ -84,7 +84,7 @@ async fn assert_degraded_but_working(a: &Instance, b: &Instance, key: &str) {
         assert!(!limited(
             quick("check", FAST, a.limiter.check(key, 3, MINUTE)).await
         ));
-        quick("record", FAST, a.limiter.record_failure(key, MINUTE))
+        quick("record", FAST, a.limiter.acquire(key, u32::MAX, MINUTE))
             .await
             .unwrap();
     }
@@ -113,7 +113,7 @@ async fn assert_recovers(a: &Instance, b: &Instance, round: &str) {
 
     let key = format!("shared-{round}");
     for _ in 0..3 {
-        a.limiter.record_failure(&key, MINUTE).await.unwrap();
+        a.limiter.acquire(&key, u32::MAX, MINUTE).await.unwrap();
     }
     assert!(
         limited(b.limiter.check(&key, 3, MINUTE).await),

@@ -27,7 +27,7 @@ async fn blocks_after_limit_failures_per_key() {
         .rate_limiter();
     for _ in 0..3 {
         limiter.check("k", 3, MINUTE).await.unwrap();
-        limiter.record_failure("k", MINUTE).await.unwrap();
+        limiter.acquire("k", u32::MAX, MINUTE).await.unwrap();
     }
     assert!(retry_after(limiter.check("k", 3, MINUTE).await).is_some());
     limiter.check("k", 4, MINUTE).await.unwrap();
@@ -39,14 +39,14 @@ async fn counts_are_shared_by_two_instances() {
     let settings = common::settings("shared-limit");
     let one = RedisRateLimiter::new(&connect(settings.clone()).await.unwrap());
     let two = RedisRateLimiter::new(&connect(settings).await.unwrap());
-    one.record_failure("login:acct:a@b.co", MINUTE)
+    one.acquire("login:acct:a@b.co", u32::MAX, MINUTE)
         .await
         .unwrap();
-    two.record_failure("login:acct:a@b.co", MINUTE)
+    two.acquire("login:acct:a@b.co", u32::MAX, MINUTE)
         .await
         .unwrap();
     one.check("login:acct:a@b.co", 3, MINUTE).await.unwrap();
-    two.record_failure("login:acct:a@b.co", MINUTE)
+    two.acquire("login:acct:a@b.co", u32::MAX, MINUTE)
         .await
         .unwrap();
     assert!(retry_after(one.check("login:acct:a@b.co", 3, MINUTE).await).is_some());
@@ -63,13 +63,13 @@ async fn the_window_expires() {
         .unwrap()
         .rate_limiter();
     let window = Duration::from_millis(400);
-    limiter.record_failure("k", window).await.unwrap();
-    limiter.record_failure("k", window).await.unwrap();
+    limiter.acquire("k", u32::MAX, window).await.unwrap();
+    limiter.acquire("k", u32::MAX, window).await.unwrap();
     assert_eq!(retry_after(limiter.check("k", 2, window).await), Some(1));
     tokio::time::sleep(Duration::from_millis(550)).await;
     limiter.check("k", 2, window).await.unwrap();
     // A new window starts with the next failure.
-    limiter.record_failure("k", window).await.unwrap();
+    limiter.acquire("k", u32::MAX, window).await.unwrap();
     limiter.check("k", 2, window).await.unwrap();
 }
 
@@ -79,9 +79,9 @@ async fn the_window_starts_at_the_first_failure_and_is_not_extended() {
     let key = format!("{}:ratelimit:k", settings.prefix);
     let limiter = connect(settings).await.unwrap().rate_limiter();
     let window = Duration::from_secs(10);
-    limiter.record_failure("k", window).await.unwrap();
+    limiter.acquire("k", u32::MAX, window).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    limiter.record_failure("k", window).await.unwrap();
+    limiter.acquire("k", u32::MAX, window).await.unwrap();
 
     let mut raw = common::raw(&common::redis_url()).await;
     let count: i64 = raw.get(&key).await.unwrap();
@@ -99,12 +99,12 @@ async fn retry_after_is_the_time_left_in_the_window() {
         .await
         .unwrap()
         .rate_limiter();
-    limiter.record_failure("k", MINUTE).await.unwrap();
+    limiter.acquire("k", u32::MAX, MINUTE).await.unwrap();
     let secs = retry_after(limiter.check("k", 1, MINUTE).await).unwrap();
     assert!((59..=60).contains(&secs), "{secs}");
 
     let window = Duration::from_millis(2_500);
-    limiter.record_failure("short", window).await.unwrap();
+    limiter.acquire("short", u32::MAX, window).await.unwrap();
     let secs = retry_after(limiter.check("short", 1, window).await).unwrap();
     assert_eq!(secs, 3, "rounded up, never 0");
 }
@@ -115,9 +115,9 @@ async fn reset_forgets_a_key() {
     let key = format!("{}:ratelimit:k", settings.prefix);
     let limiter = connect(settings).await.unwrap().rate_limiter();
     for _ in 0..5 {
-        limiter.record_failure("k", MINUTE).await.unwrap();
+        limiter.acquire("k", u32::MAX, MINUTE).await.unwrap();
     }
-    limiter.record_failure("kept", MINUTE).await.unwrap();
+    limiter.acquire("kept", u32::MAX, MINUTE).await.unwrap();
     assert!(retry_after(limiter.check("k", 5, MINUTE).await).is_some());
     limiter.reset("k").await.unwrap();
     limiter.check("k", 5, MINUTE).await.unwrap();
@@ -126,4 +126,27 @@ async fn reset_forgets_a_key() {
     assert!(!exists, "reset deletes the counter");
     assert!(retry_after(limiter.check("kept", 1, MINUTE).await).is_some());
     limiter.reset("never-seen").await.unwrap();
+}
+
+/// Attempts sent at once, from two instances: exactly `limit` are counted and pass,
+/// whatever the interleaving; a released attempt frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_at_once_pass_only_up_to_the_limit() {
+    let settings = common::settings("burst");
+    let one = RedisRateLimiter::new(&connect(settings.clone()).await.unwrap());
+    let two = RedisRateLimiter::new(&connect(settings).await.unwrap());
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let l = if i % 2 == 0 { one.clone() } else { two.clone() };
+            tokio::spawn(async move { l.acquire("k", 10, MINUTE).await })
+        })
+        .collect();
+    let mut passed = 0;
+    for t in tasks {
+        passed += usize::from(retry_after(t.await.unwrap()).is_none());
+    }
+    assert_eq!(passed, 10);
+    one.release("k").await.unwrap();
+    two.acquire("k", 10, MINUTE).await.unwrap();
+    assert!(retry_after(one.acquire("k", 10, MINUTE).await).is_some());
 }

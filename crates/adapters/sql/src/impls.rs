@@ -56,7 +56,7 @@ macro_rules! catalog_read {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! commerce_read {
-    (@ $t:ty; $cart:ident; $($aw:tt)*) => {
+    (@ $t:ty; $cart:ident; $order:ident; $($aw:tt)*) => {
         #[::async_trait::async_trait]
         impl ::jangteo_core::ports::CartRead for $t {
             async fn cart(
@@ -73,7 +73,7 @@ macro_rules! commerce_read {
                 &mut self,
                 id: ::jangteo_core::ids::OrderId,
             ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::order::Order>> {
-                order(self.conn(), id) $($aw)*
+                $order(self.conn(), id) $($aw)*
             }
             async fn orders(
                 &mut self,
@@ -141,14 +141,15 @@ macro_rules! commerce_read {
         }
     };
     ($t:ty) => {
-        $crate::commerce_read!(@ $t; cart; .await);
+        $crate::commerce_read!(@ $t; cart; order; .await);
     };
-    // A transaction whose cart reads lock the row (`cart_for_update`), see `CartRead`.
+    // A transaction whose cart and order reads lock the row (`cart_for_update`,
+    // `order_for_update`), see `CartRead` and `OrderRead`.
     ($t:ty, locking) => {
-        $crate::commerce_read!(@ $t; cart_for_update; .await);
+        $crate::commerce_read!(@ $t; cart_for_update; order_for_update; .await);
     };
     ($t:ty, sync) => {
-        $crate::commerce_read!(@ $t; cart;);
+        $crate::commerce_read!(@ $t; cart; order;);
     };
 }
 

@@ -201,6 +201,12 @@ impl Engine {
         F: FnOnce(&mut Cart, &[crate::catalog::VariantSnapshot]) -> CoreResult<()> + Send,
     {
         let now = self.now();
+        // Taken before the transaction: refreshing it may read the store, which must
+        // not wait for a second connection while this one is held.
+        let rules = match extra {
+            Some(_) => Some(self.rules_snapshot().await),
+            None => None,
+        };
         let mut tx = self.0.store.begin().await?;
         let mut cart = tx
             .cart(id)
@@ -224,15 +230,21 @@ impl Engine {
         cart.updated_at = now;
         // Activity extends the cart's life.
         cart.expires_at = now + self.0.settings.cart_ttl;
-        tx.save_cart(&cart).await?;
-        self.commit(tx, &[]).await?;
-        if extra.is_none() {
+        let Some(rules) = rules else {
+            tx.save_cart(&cart).await?;
+            self.commit(tx, &[]).await?;
             let r = self.0.store.read().await?;
             return self.priced(r, cart).await;
-        }
-        let rules = self.rules_snapshot().await;
-        self.price_and_check(&rules, &cart, &snaps, false, None)
-            .await
+        };
+        // Priced before the commit (in memory, no I/O): a line the cart cannot be priced
+        // with (a total beyond the largest amount) is refused with nothing saved, instead
+        // of being saved and leaving a cart that answers every later read with an error.
+        let priced = self
+            .price_and_check(&rules, &cart, &snaps, false, None)
+            .await?;
+        tx.save_cart(&cart).await?;
+        self.commit(tx, &[]).await?;
+        Ok(priced)
     }
 
     /// Adds a variant to a cart (or raises the quantity of its existing line).

@@ -75,6 +75,16 @@ pub(crate) fn order_payload(o: &Order) -> serde_json::Value {
     })
 }
 
+/// A replayed checkout shows a buyer's order to that buyer only (guest orders to whoever
+/// holds the cart); anyone else is told there is no such cart.
+fn replay_owner_only(order: &Order, caller: Option<&Principal>) -> CoreResult<()> {
+    match (order.customer_id, caller) {
+        (Some(owner), Some(p)) if owner == p.id => Ok(()),
+        (Some(_), _) => Err(CoreError::NotFound { entity: "cart" }),
+        (None, _) => Ok(()),
+    }
+}
+
 fn order_number(prefix: &str, now: chrono::DateTime<chrono::Utc>, id: OrderId) -> String {
     // Crockford base32 of the random tail of the UUID v7: readable, no I/L/O/U.
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -164,7 +174,11 @@ impl Engine {
             let order_id = cart
                 .order_id
                 .ok_or_else(|| CoreError::Internal("completed cart without order".into()))?;
-            return self.replayed_order(order_id).await;
+            let result = self.replayed_order(order_id).await?;
+            // A guest cart a signed-in buyer completed: the cart is anyone's who has its
+            // id, the order only its buyer's.
+            replay_owner_only(&result.order, caller)?;
+            return Ok(result);
         }
         Self::check_owner(&cart, caller)?;
         cart.ensure_open(now)?;
@@ -245,6 +259,7 @@ impl Engine {
                 status: PaymentStatus::Pending,
                 amount: priced.totals.total,
                 failure_code: None,
+                late_references: Vec::new(),
             },
             buyer_identifiers: cart.buyer_identifiers.clone(),
             buyer_key,
@@ -527,11 +542,7 @@ impl Engine {
             .parse()
             .map_err(|_| CoreError::Internal("bad idempotency record".into()))?;
         let result = self.replayed_order(order_id).await?;
-        match (result.order.customer_id, caller) {
-            (Some(owner), Some(p)) if owner == p.id => {}
-            (Some(_), _) => return Err(CoreError::NotFound { entity: "cart" }),
-            _ => {}
-        }
+        replay_owner_only(&result.order, caller)?;
         Ok(result)
     }
 
@@ -583,7 +594,9 @@ impl Engine {
                     .record_payment_outcome(
                         order_id,
                         None,
-                        PaymentOutcome::Captured { reference },
+                        PaymentOutcome::Captured {
+                            reference: reference.clone(),
+                        },
                         Actor::Provider {
                             name: provider.into(),
                         },
@@ -591,18 +604,8 @@ impl Engine {
                     )
                     .await?;
                 if after.status == OrderStatus::Canceled {
-                    // Paid after expiry: money arrived for a canceled order. Someone must
-                    // refund it; say so loudly and on the bus.
-                    tracing::error!(order = %order_id, "payment confirmed for a canceled order; refund needed");
-                    let tx = self.0.store.begin().await?;
-                    let ev = DomainEvent::new(
-                        "order.payment_after_cancel",
-                        "order",
-                        order_id,
-                        self.now(),
-                        order_payload(&after),
-                    );
-                    self.commit(tx, &[ev]).await?;
+                    self.record_payment_after_cancel(order_id, provider, reference)
+                        .await?;
                 }
                 Ok(())
             }
@@ -628,6 +631,51 @@ impl Engine {
 }
 
 impl Engine {
+    /// Money arrived for a canceled order (paid after expiry): someone must refund it.
+    /// The provider's reference is kept on the order and `order.payment_after_cancel`
+    /// is emitted once per payment, however often the provider redelivers the webhook
+    /// (they retry until they see a 2xx, sometimes several deliveries at once): the
+    /// order read in the transaction holds the order, so a racing delivery waits and
+    /// then finds the reference.
+    async fn record_payment_after_cancel(
+        &self,
+        order_id: OrderId,
+        provider: &str,
+        reference: String,
+    ) -> CoreResult<()> {
+        let now = self.now();
+        let mut tx = self.0.store.begin().await?;
+        let mut order = tx
+            .order(order_id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "order" })?;
+        if order.status != OrderStatus::Canceled
+            || order.payment.late_references.contains(&reference)
+        {
+            return Ok(());
+        }
+        order.payment.late_references.push(reference.clone());
+        order.updated_at = now;
+        if !tx.update_order_if(&order, OrderStatus::Canceled).await? {
+            return Ok(());
+        }
+        // Whoever refunds needs to know which payment: the snapshot names the order only.
+        let mut payload = order_payload(&order);
+        payload["late_payment"] = json!({
+            "provider": provider, "reference": reference, "amount": order.payment.amount,
+        });
+        let ev = DomainEvent::new(
+            "order.payment_after_cancel",
+            "order",
+            order_id,
+            now,
+            payload,
+        );
+        self.commit(tx, &[ev]).await?;
+        tracing::error!(order = %order_id, provider, %reference, "payment confirmed for a canceled order; refund needed");
+        Ok(())
+    }
+
     /// An operator confirms a pending payment collected outside any provider API (the
     /// `manual` provider: a bank transfer checked by hand, cash on delivery). Payments of
     /// real providers are confirmed only by their verified webhooks.

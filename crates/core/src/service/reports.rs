@@ -14,6 +14,17 @@ impl Engine {
     /// figures come from the sales-statistics consumer, so they trail checkouts by the
     /// event delivery delay.
     pub async fn sales_report(&self, from: NaiveDate, to: NaiveDate) -> CoreResult<Vec<SalesRow>> {
+        // Calendar years 1-9999: what every store's date type holds (PostgreSQL refuses
+        // dates before 4713 BC; chrono parses far beyond), and far more than sales need.
+        for (field, day) in [("from", from), ("to", to)] {
+            if !(1..=9999).contains(&chrono::Datelike::year(&day)) {
+                return Err(CoreError::invalid_field(
+                    field,
+                    "invalid_date",
+                    "dates from year 1 to 9999 only",
+                ));
+            }
+        }
         if to < from {
             return Err(CoreError::invalid_field(
                 "to",

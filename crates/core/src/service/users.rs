@@ -9,7 +9,7 @@ use crate::engine::Engine;
 use crate::error::{CoreError, CoreResult, FieldError};
 use crate::events::DomainEvent;
 use crate::ids::CustomerId;
-use crate::ports::AuditEntry;
+use crate::ports::{AuditEntry, Tx};
 
 /// Tokens handed out at login and refresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,44 +182,66 @@ impl Engine {
             return Err(CoreError::Unauthorized("invalid e-mail or password".into()));
         }
         let s = &self.0.settings;
+        let limiter = &self.0.limiter;
         let account_key = format!("login:acct:{email}");
         let ip_key = attempt.client_ip.map(|ip| format!("login:ip:{ip}"));
-        self.0
-            .limiter
-            .check(&account_key, s.login_limit, s.login_window)
+        // Each attempt is counted before the password is checked (atomically with the
+        // limit check, so a burst sent at once cannot slip past it) and taken back
+        // below unless it turns out a failure.
+        limiter
+            .acquire(&account_key, s.login_limit, s.login_window)
             .await?;
         if let Some(k) = &ip_key {
             // Addresses get more room: many buyers can share one NAT.
-            self.0
-                .limiter
-                .check(k, s.login_limit * 5, s.login_window)
-                .await?;
+            if let Err(e) = limiter.acquire(k, s.login_limit * 5, s.login_window).await {
+                limiter.release(&account_key).await?;
+                return Err(e);
+            }
         }
-        let found = self.0.store.read().await?.customer_by_email(&email).await?;
+        let keys = || std::iter::once(&account_key).chain(ip_key.as_ref());
+        let verified = self.verify_login(&email, &attempt).await;
+        let customer = match verified {
+            Ok(c) => c,
+            // A failure: the attempts stay counted.
+            Err(e @ CoreError::Unauthorized(_)) => return Err(e),
+            // Not the caller's doing (the store did not answer): not a failure.
+            Err(e) => {
+                for k in keys() {
+                    limiter.release(k).await?;
+                }
+                return Err(e);
+            }
+        };
+        limiter.reset(&account_key).await?;
+        if let Some(k) = &ip_key {
+            limiter.release(k).await?;
+        }
+        let mut tx = self.0.store.begin().await?;
+        let pair = self.issue_tokens(&mut *tx, customer, None).await?;
+        self.commit(tx, &[]).await?;
+        Ok(pair)
+    }
+
+    /// The account `email` names if `attempt`'s password is its password (and, for an
+    /// admin login, it is staff); `Unauthorized` otherwise, in the same time either way.
+    async fn verify_login(&self, email: &str, attempt: &LoginAttempt<'_>) -> CoreResult<Customer> {
+        let found = self.0.store.read().await?.customer_by_email(email).await?;
         let hash = found
             .as_ref()
             .map(|c| c.password_hash.clone())
             .unwrap_or_else(|| DUMMY_HASH.to_string());
         let ok = verify_password(attempt.password.to_string(), hash).await?;
-        let customer = match found {
-            Some(c) if ok && (!attempt.staff_only || c.role.is_staff()) => c,
-            _ => {
-                self.0
-                    .limiter
-                    .record_failure(&account_key, s.login_window)
-                    .await?;
-                if let Some(k) = &ip_key {
-                    self.0.limiter.record_failure(k, s.login_window).await?;
-                }
-                return Err(CoreError::Unauthorized("invalid e-mail or password".into()));
-            }
-        };
-        self.0.limiter.reset(&account_key).await?;
-        self.issue_tokens(customer, None).await
+        match found {
+            Some(c) if ok && (!attempt.staff_only || c.role.is_staff()) => Ok(c),
+            _ => Err(CoreError::Unauthorized("invalid e-mail or password".into())),
+        }
     }
 
+    /// A new access token and a refresh token stored through `tx`: the caller commits,
+    /// so a rotation marks the old token used and stores its successor at once.
     async fn issue_tokens(
         &self,
+        tx: &mut dyn Tx,
         customer: Customer,
         family: Option<String>,
     ) -> CoreResult<TokenPair> {
@@ -237,9 +259,7 @@ impl Engine {
             used_at: None,
             revoked: false,
         };
-        let mut tx = self.0.store.begin().await?;
         tx.insert_refresh_token(&record).await?;
-        self.commit(tx, &[]).await?;
         Ok(TokenPair {
             access_token,
             refresh_token,
@@ -271,8 +291,14 @@ impl Engine {
             ));
         }
         let customer = tx.customer(record.customer_id).await?.ok_or_else(bad)?;
+        // The successor is stored in the transaction that marks this token used. Were it
+        // stored after, a replay racing this call could revoke the family in between and
+        // the successor, inserted after the revocation, would stay valid.
+        let pair = self
+            .issue_tokens(&mut *tx, customer, Some(record.family))
+            .await?;
         self.commit(tx, &[]).await?;
-        self.issue_tokens(customer, Some(record.family)).await
+        Ok(pair)
     }
 
     /// The signed-in user's account.

@@ -106,6 +106,14 @@ async fn order(conn: &mut PgConnection, id: OrderId) -> CoreResult<Option<Order>
     .await
 }
 
+/// An order read inside a transaction: it is written back before commit (a payment
+/// recorded, a status changed), so the row is locked and a racing writer (a webhook
+/// delivered twice at once, the expiry sweeper) waits, then sees what this one wrote.
+async fn order_for_update(conn: &mut PgConnection, id: OrderId) -> CoreResult<Option<Order>> {
+    let sql = "SELECT doc::text AS doc FROM orders WHERE id = $1 FOR UPDATE";
+    doc_by_id(conn, sql, id.0).await
+}
+
 async fn orders(conn: &mut PgConnection, q: &OrderQuery) -> CoreResult<Vec<Order>> {
     let mut qb = QueryBuilder::<Postgres>::new("SELECT doc::text AS doc FROM orders WHERE TRUE");
     if let Some(c) = q.customer_id {
