@@ -346,6 +346,14 @@ fn validate_common(
                     "invalid_format",
                     "a URL or path without spaces",
                 ));
+            } else if !media_scheme_allowed(&m.url) {
+                // Store fronts put these in `src` and `href`: `javascript:` or `data:`
+                // there would run or show whatever an admin account typed.
+                errors.push(FieldError::new(
+                    format!("media[{i}].url"),
+                    "invalid_format",
+                    "an http or https URL, or a path",
+                ));
             }
         }
     }
@@ -536,6 +544,17 @@ fn build_one(
     v
 }
 
+/// A path (no scheme) or an `http`/`https` URL.
+fn media_scheme_allowed(url: &str) -> bool {
+    let before_path = url.split(['/', '?', '#']).next().unwrap_or_default();
+    match before_path.split_once(':') {
+        None => true,
+        Some((scheme, _)) => {
+            scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+        }
+    }
+}
+
 fn build_variants(
     current: &[Variant],
     inputs: &[VariantInput],
@@ -551,9 +570,18 @@ fn build_variants(
     }
     let mut out = Vec::with_capacity(inputs.len());
     let mut skus = BTreeSet::new();
+    let mut ids = BTreeSet::new();
     for (i, input) in inputs.iter().enumerate() {
         let prefix = format!("variants[{i}]");
         let existing = match input.id {
+            Some(id) if !ids.insert(id) => {
+                errors.push(FieldError::new(
+                    format!("{prefix}.id"),
+                    "duplicate",
+                    "each variant is listed once",
+                ));
+                None
+            }
             Some(id) => {
                 let found = current.iter().find(|v| v.id == id);
                 if found.is_none() {
@@ -671,9 +699,14 @@ impl Cursor {
             .map_err(|_| {
                 CoreError::invalid_field("cursor", "invalid_cursor", "cursor is not valid")
             })?;
-        serde_json::from_slice(&bytes).map_err(|_| {
-            CoreError::invalid_field("cursor", "invalid_cursor", "cursor is not valid")
-        })
+        let bad = || CoreError::invalid_field("cursor", "invalid_cursor", "cursor is not valid");
+        let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        // No stored text holds NUL, so no cursor made here does; PostgreSQL would refuse
+        // to compare with it where SQLite just finds nothing.
+        if cursor.key.contains('\0') {
+            return Err(bad());
+        }
+        Ok(cursor)
     }
 }
 
@@ -761,5 +794,62 @@ mod tests {
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert!(Cursor::decode("!!!").is_err());
         assert!(Cursor::decode("e30").is_err());
+        let nul = Cursor {
+            key: "a\0b".into(),
+            id: ProductId::new(),
+        };
+        assert!(Cursor::decode(&nul.encode()).is_err());
+    }
+
+    #[test]
+    fn media_urls_are_http_or_paths() {
+        let mut i = input();
+        i.media = Some(
+            [
+                "https://cdn.example.com/a.jpg",
+                "HTTP://cdn.example.com/b.jpg",
+                "/media/c.jpg",
+                "media/d.jpg?v=2",
+                "//cdn.example.com/e.jpg",
+                "javascript:alert(1)",
+                "data:image/png;base64,AAAA",
+                "JavaScript:alert(1)//x",
+                "vbscript:x",
+            ]
+            .iter()
+            .map(|u| MediaRef {
+                url: u.to_string(),
+                alt: Default::default(),
+            })
+            .collect(),
+        );
+        let CoreError::Invalid { fields, .. } = i.into_new_product(Utc::now()).unwrap_err() else {
+            panic!()
+        };
+        let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "media[5].url",
+                "media[6].url",
+                "media[7].url",
+                "media[8].url"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_variant_listed_twice_is_a_field_error() {
+        let p = input().into_new_product(Utc::now()).unwrap();
+        let id = p.variants[0].id;
+        let patch: ProductInput = serde_json::from_value(serde_json::json!({
+            "variants": [{"id": id, "sku": "RG-30"}, {"id": id, "sku": "RG-31"}]
+        }))
+        .unwrap();
+        let CoreError::Invalid { fields, .. } = patch.apply_to(&p, Utc::now()).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(fields[0].field, "variants[1].id");
+        assert_eq!(fields[0].code, "duplicate");
     }
 }

@@ -405,6 +405,14 @@ impl App {
         assert_eq!(r.body["next_action"]["type"], action, "{}", r.body);
         r.body
     }
+    /// A guest order of `qty` x `variant` paid by bank transfer (the `manual`
+    /// provider's pending card): it waits for an operator.
+    async fn manual_transfer(&self, variant: &str, qty: i64) -> Value {
+        let cart = self.ready_cart(None, variant, qty).await;
+        let payment = json!({"card_number": jangteo_payment_manual::PENDING_CARD});
+        self.complete_pending(&cart, payment, "virtual_account")
+            .await
+    }
     async fn events(&self) -> Vec<String> {
         let rows = self.engine.store().outbox_pending(10_000).await.unwrap();
         rows.into_iter().map(|r| r.event.event_type).collect()
@@ -1176,14 +1184,7 @@ async fn declined_and_pending_payments() {
     assert_eq!(app.stock(&pid).await, 3);
 
     // A payment that waits (virtual account, redirect) keeps its stock until expiry.
-    let cart = app.ready_cart(None, &vid, 3).await;
-    let body = app
-        .complete_pending(
-            &cart,
-            json!({"card_number": "4000000000003220"}),
-            "virtual_account",
-        )
-        .await;
+    let body = app.manual_transfer(&vid, 3).await;
     assert_eq!(app.stock(&pid).await, 0, "pending orders reserve stock");
     assert_eq!(
         app.engine.expire_pending_orders().await.unwrap(),
@@ -1211,16 +1212,9 @@ async fn declined_and_pending_payments() {
     );
 
     // A manual payment that waits (bank transfer) is confirmed by an operator.
-    let cart = app.ready_cart(None, &vid, 1).await;
-    let r = app
-        .post(
-            &format!("/store/carts/{cart}/complete"),
-            None,
-            json!({"payment": {"card_number": "4000000000003220"}}),
-        )
-        .await;
-    let order = r.body["id"].as_str().unwrap().to_string();
-    assert_eq!(r.body["next_action"]["account_number"], r.body["number"]);
+    let body = app.manual_transfer(&vid, 1).await;
+    let order = body["id"].as_str().unwrap().to_string();
+    assert_eq!(body["next_action"]["account_number"], body["number"]);
     let uri = format!("/admin/orders/{order}/confirm-payment");
     let r = app
         .admin(
@@ -1240,6 +1234,15 @@ async fn declined_and_pending_payments() {
         "a paid order has nothing to confirm"
     );
     assert_eq!(app.stock(&pid).await, 2);
+    // A blank reference is none: the payment is still named.
+    let body = app.manual_transfer(&vid, 1).await;
+    let order = body["id"].as_str().unwrap();
+    let uri = format!("/admin/orders/{order}/confirm-payment");
+    let r = app
+        .admin(Method::POST, &uri, &admin, Some(json!({"reference": "  "})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["payment"]["reference"], format!("manual_{order}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

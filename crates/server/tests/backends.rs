@@ -78,6 +78,32 @@ fn postgres_checkout_never_oversells_200_buyers_for_50_units() {
     );
 }
 
+/// NUL in a path or a cursor: PostgreSQL refuses even to compare text holding it, so
+/// the engine answers before asking it, as SQLite would: no such product (404), a
+/// tampered cursor (400).
+#[test]
+fn postgres_answers_nul_in_paths_and_cursors_as_sqlite_does() {
+    let db = fresh_database(&postgres_admin_url());
+    let srv = start_with(&data_dir("nul"), &env(&[("JANGTEO__DATABASE__URL", db)]));
+    let token = login(&srv);
+    let (status, body) = http(&srv.store, "GET", "/store/products/a%00b", None, None);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = http(&srv.admin, "GET", "/admin/products/%00", Some(&token), None);
+    assert_eq!(status, 404, "{body}");
+    // {"key":"a\u0000","id":<uuid>} as the API encodes cursors (base64url, no padding).
+    let cursor =
+        "eyJrZXkiOiJhXHUwMDAwIiwiaWQiOiIwMWEyNDAwMC0wMDAwLTcwMDAtODAwMC0wMDAwMDAwMDAwMDAifQ";
+    let (status, body) = http(
+        &srv.store,
+        "GET",
+        &format!("/store/products?sort=handle&cursor={cursor}"),
+        None,
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_cursor"), "{body}");
+}
+
 /// A double-clicked "place order" (and retries racing it, with and without the same
 /// Idempotency-Key) on PostgreSQL: one order, stock taken once, every answer that order.
 #[test]

@@ -64,11 +64,20 @@ impl ExchangeRates {
     pub fn validate(&self) -> Vec<FieldError> {
         let mut e = Vec::new();
         for (c, r) in &self.rates {
+            // Real rates between the currencies served sit far inside these bounds; a
+            // rate beyond them is a typo, and would overflow conversions of large sums.
+            let (min, max) = (Decimal::new(1, 9), Decimal::from(1_000_000_000));
             if *r <= Decimal::ZERO {
                 e.push(FieldError::new(
                     format!("rates.{c}"),
                     "out_of_range",
                     "a rate is positive",
+                ));
+            } else if *r < min || *r > max {
+                e.push(FieldError::new(
+                    format!("rates.{c}"),
+                    "out_of_range",
+                    "a rate is between 0.000000001 and 1000000000",
                 ));
             }
             if *c == self.base && *r != Decimal::ONE {
@@ -97,6 +106,20 @@ mod tests {
             rates,
             source: "test".into(),
         }
+    }
+
+    #[test]
+    fn rates_are_positive_and_within_bounds() {
+        let mut t = table();
+        assert!(t.validate().is_empty());
+        t.rates.insert(Currency::USD, Decimal::ZERO);
+        t.rates
+            .insert(Currency::IDR, "99999999999999999999999999".parse().unwrap());
+        t.rates
+            .insert(Currency::JPY, "0.0000000001".parse().unwrap());
+        let mut fields: Vec<_> = t.validate().into_iter().map(|f| f.field).collect();
+        fields.sort();
+        assert_eq!(fields, ["rates.IDR", "rates.JPY", "rates.USD"]);
     }
 
     #[test]

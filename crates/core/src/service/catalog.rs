@@ -327,7 +327,9 @@ impl Engine {
                     let mut r = store.read().await?;
                     let found = match id_or_handle.parse::<ProductId>() {
                         Ok(id) => r.product(id).await?,
-                        Err(_) if id_or_handle.len() <= 100 => {
+                        // No handle holds NUL (PostgreSQL would refuse even to compare
+                        // with one, where SQLite just finds nothing): not found either way.
+                        Err(_) if id_or_handle.len() <= 100 && !id_or_handle.contains('\0') => {
                             r.product_by_handle(id_or_handle).await?
                         }
                         Err(_) => None,

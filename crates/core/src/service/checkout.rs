@@ -711,7 +711,11 @@ impl Engine {
                 "at most 200 characters",
             ));
         }
-        let reference = reference.unwrap_or_else(|| format!("manual_{id}"));
+        // A blank reference is no reference: the order always names its payment.
+        let reference = reference
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| format!("manual_{id}"));
         let audit = self.audit(
             staff,
             "order.confirm_payment",
