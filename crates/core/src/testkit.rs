@@ -376,6 +376,53 @@ pub async fn duplicates_are_conflicts(store: Arc<dyn Store>) {
     );
 }
 
+/// Two variants of a product may swap SKUs in one update (uniqueness holds for the
+/// result, not for each row on the way); a SKU of another product is still refused.
+pub async fn variants_may_swap_skus(store: Arc<dyn Store>) {
+    let p = product(
+        "swap",
+        &[("en", "Swap")],
+        &[("SW-A", 100, 1), ("SW-B", 200, 2)],
+    );
+    insert(&store, &p).await;
+    insert(
+        &store,
+        &product("other", &[("en", "Other")], &[("OT-1", 100, 1)]),
+    )
+    .await;
+    let mut next = p.clone();
+    next.variants[0].sku = "SW-B".into();
+    next.variants[1].sku = "SW-A".into();
+    let mut tx = store.begin().await.unwrap();
+    tx.update_product(&next).await.unwrap();
+    tx.commit().await.unwrap();
+    let got = store
+        .read()
+        .await
+        .unwrap()
+        .product(p.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let skus: Vec<_> = got
+        .variants
+        .iter()
+        .map(|v| (v.id, v.sku.as_str()))
+        .collect();
+    assert_eq!(
+        skus,
+        [(p.variants[0].id, "SW-B"), (p.variants[1].id, "SW-A")]
+    );
+    next.variants[1].sku = "OT-1".into();
+    let mut tx = store.begin().await.unwrap();
+    match tx.update_product(&next).await {
+        Err(CoreError::Conflict {
+            code: "sku_taken", ..
+        }) => {}
+        other => panic!("another product's SKU must be refused, got {other:?}"),
+    }
+}
+
 pub async fn update_keeps_variant_ids_and_delete_removes(store: Arc<dyn Store>) {
     let p = product("p", &[("en", "Old")], &[("S1", 100, 1), ("S2", 200, 2)]);
     insert(&store, &p).await;
@@ -1927,6 +1974,7 @@ macro_rules! storage_contract_tests {
     ($make:expr) => {
         $crate::storage_contract_tests!(@each $make;
             products_round_trip, duplicates_are_conflicts, update_keeps_variant_ids_and_delete_removes,
+            variants_may_swap_skus,
             search_finds_korean_english_and_indonesian, filters_sorts_and_pages, stock_never_goes_negative,
             concurrent_reservations_are_exact, dropped_transactions_roll_back, carts_round_trip_and_expire,
             orders_round_trip_list_and_expire, accounts_tokens_idempotency_audit, outbox_keeps_commit_order,

@@ -391,6 +391,13 @@ async fn write_children(conn: &mut PgConnection, p: &Product) -> CoreResult<()> 
         .execute(&mut *conn)
         .await
         .map_err(map)?;
+    // The kept variants give up their SKUs first (`~` is not a SKU character), so two
+    // of them may swap SKUs: SKUs are unique row by row, not at commit.
+    sqlx::query("UPDATE variants SET sku = '~' || id::text WHERE product_id = $1")
+        .bind(pid)
+        .execute(&mut *conn)
+        .await
+        .map_err(map)?;
     for (pos, v) in p.variants.iter().enumerate() {
         sqlx::query(
             "INSERT INTO variants (id, product_id, position, sku, options, stock) VALUES ($1, $2, $3, $4, $5, $6)

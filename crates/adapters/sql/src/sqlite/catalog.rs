@@ -326,6 +326,13 @@ fn write_children(conn: &Connection, p: &Product, rid: i64) -> CoreResult<()> {
     }
     del.exec(conn)?;
     q::exec(conn, "DELETE FROM prices WHERE product_id = ?", [&pid])?;
+    // The kept variants give up their SKUs first (`~` is not a SKU character), so two
+    // of them may swap SKUs: SKUs are unique row by row, not at commit.
+    q::exec(
+        conn,
+        "UPDATE variants SET sku = '~' || id WHERE product_id = ?",
+        [&pid],
+    )?;
     for (pos, v) in p.variants.iter().enumerate() {
         let vid = v.id.to_string();
         q::exec(
