@@ -73,6 +73,18 @@ pub fn product(handle: &str, title: &[(&str, &str)], variants: &[(&str, i64, i64
     }
 }
 
+/// The stored product `id`, which must exist.
+async fn stored_product(store: &Arc<dyn Store>, id: ProductId) -> Product {
+    store
+        .read()
+        .await
+        .unwrap()
+        .product(id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn insert(store: &Arc<dyn Store>, p: &Product) {
     let mut tx = store.begin().await.unwrap();
     tx.insert_product(p).await.unwrap();
@@ -396,14 +408,7 @@ pub async fn variants_may_swap_skus(store: Arc<dyn Store>) {
     let mut tx = store.begin().await.unwrap();
     tx.update_product(&next).await.unwrap();
     tx.commit().await.unwrap();
-    let got = store
-        .read()
-        .await
-        .unwrap()
-        .product(p.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = stored_product(&store, p.id).await;
     let skus: Vec<_> = got
         .variants
         .iter()
@@ -433,14 +438,7 @@ pub async fn update_keeps_variant_ids_and_delete_removes(store: Arc<dyn Store>) 
     let mut tx = store.begin().await.unwrap();
     tx.update_product(&next).await.unwrap();
     tx.commit().await.unwrap();
-    let got = store
-        .read()
-        .await
-        .unwrap()
-        .product(p.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = stored_product(&store, p.id).await;
     assert_eq!(got.variants.len(), 1);
     assert_eq!(got.variants[0].id, p.variants[0].id);
     assert_eq!(got.variants[0].stock, 9);
@@ -709,14 +707,7 @@ pub async fn stock_never_goes_negative(store: Arc<dyn Store>) {
     tx.return_stock(v, 5).await.unwrap();
     tx.return_stock(VariantId::new(), 5).await.unwrap();
     tx.commit().await.unwrap();
-    let got = store
-        .read()
-        .await
-        .unwrap()
-        .product(p.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = stored_product(&store, p.id).await;
     assert_eq!(got.variants[0].stock, 5);
 }
 
@@ -740,14 +731,7 @@ pub async fn concurrent_reservations_are_exact(store: Arc<dyn Store>) {
         won += usize::from(t.await.unwrap());
     }
     assert_eq!(won, 10);
-    let got = store
-        .read()
-        .await
-        .unwrap()
-        .product(p.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let got = stored_product(&store, p.id).await;
     assert_eq!(got.variants[0].stock, 0);
 }
 
