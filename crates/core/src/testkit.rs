@@ -1810,6 +1810,7 @@ pub async fn lock_buyer_serializes_a_buyer(store: Arc<dyn Store>) {
 /// one notification would.
 #[derive(Debug)]
 struct RedeliveringProvider {
+    name: &'static str,
     order: OrderId,
     amount: Money,
 }
@@ -1817,7 +1818,7 @@ struct RedeliveringProvider {
 #[async_trait::async_trait]
 impl crate::payment::PaymentProvider for RedeliveringProvider {
     fn name(&self) -> &str {
-        "redelivering"
+        self.name
     }
     async fn authorize(
         &self,
@@ -1825,8 +1826,8 @@ impl crate::payment::PaymentProvider for RedeliveringProvider {
     ) -> crate::CoreResult<crate::payment::PaymentOutcome> {
         Err(CoreError::Internal("not used".into()))
     }
-    async fn refund(&self, _: &crate::payment::RefundRequest) -> crate::CoreResult<String> {
-        Err(CoreError::Internal("not used".into()))
+    async fn refund(&self, r: &crate::payment::RefundRequest) -> crate::CoreResult<String> {
+        Ok(format!("refund-{}", r.order_id))
     }
     /// The body is the payment's reference.
     async fn verify_webhook(
@@ -1853,6 +1854,7 @@ pub async fn late_payment_deliveries_race_to_one_event(store: Arc<dyn Store>) {
     let engine = crate::EngineBuilder::new(store.clone(), vec![7u8; 32])
         .payments(
             crate::payment::PaymentRegistry::new().register(Arc::new(RedeliveringProvider {
+                name: "redelivering",
                 order: order.id,
                 amount: order.payment.amount,
             })),
@@ -1911,6 +1913,7 @@ pub async fn a_refresh_token_replayed_at_once_leaves_no_valid_successor(store: A
     let engine = crate::EngineBuilder::new(store, vec![7u8; 32])
         .payments(
             crate::payment::PaymentRegistry::new().register(Arc::new(RedeliveringProvider {
+                name: "redelivering",
                 order: OrderId::new(),
                 amount: Money::zero(Currency::KRW),
             })),
@@ -1951,6 +1954,70 @@ pub async fn a_refresh_token_replayed_at_once_leaves_no_valid_successor(store: A
     }
 }
 
+/// An operator confirming a pending transfer while another cancels the order: whatever
+/// the interleaving, money that was captured is never left unrefunded on a canceled
+/// order (on PostgreSQL the cancel's decision must use the locked read).
+pub async fn confirm_and_cancel_racing_never_keep_money_unrefunded(store: Arc<dyn Store>) {
+    let engine = crate::EngineBuilder::new(store.clone(), vec![7u8; 32])
+        .payments(
+            crate::payment::PaymentRegistry::new().register(Arc::new(RedeliveringProvider {
+                name: "manual",
+                order: OrderId::new(),
+                amount: Money::zero(Currency::KRW),
+            })),
+        )
+        .build()
+        .unwrap();
+    let staff = crate::auth::Principal {
+        id: CustomerId::new(),
+        email: "ops@example.com".into(),
+        role: Role::Operator,
+    };
+    for round in 0..12 {
+        let o = order(None, OrderStatus::Pending, Duration::hours(1));
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_order(&o).await.unwrap();
+        tx.commit().await.unwrap();
+        let confirm = {
+            let (engine, staff) = (engine.clone(), staff.clone());
+            tokio::spawn(async move { engine.confirm_manual_payment(&staff, o.id, None).await })
+        };
+        let cancel = {
+            let (engine, staff) = (engine.clone(), staff.clone());
+            tokio::spawn(async move { engine.cancel_by_staff(&staff, o.id, None).await })
+        };
+        let (confirmed, canceled) = (confirm.await.unwrap(), cancel.await.unwrap());
+        let last = stored_order(&store, o.id).await;
+        if confirmed.is_ok() {
+            assert!(
+                matches!(
+                    (last.status, last.payment.status),
+                    (OrderStatus::Paid, PaymentStatus::Captured)
+                        | (OrderStatus::Canceled, PaymentStatus::Refunded)
+                ),
+                "round {round}: paid, then {:?} / {:?} (cancel: {canceled:?})",
+                last.status,
+                last.payment.status
+            );
+        } else {
+            assert_eq!(last.status, OrderStatus::Canceled, "round {round}");
+            assert!(canceled.is_ok(), "round {round}: one of the two wins");
+        }
+    }
+}
+
+/// The stored order `id`, which must exist.
+async fn stored_order(store: &Arc<dyn Store>, id: OrderId) -> Order {
+    store
+        .read()
+        .await
+        .unwrap()
+        .order(id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// Expands to one `#[tokio::test]` per contract check. `$make` is an async expression
 /// evaluating to a fresh, empty `Arc<dyn Store>`.
 #[macro_export]
@@ -1972,7 +2039,8 @@ macro_rules! storage_contract_tests {
             relay_publishes_in_order_and_marks_what_was_acknowledged,
             a_hundred_products_read_at_once, cart_for_checkout_reads_cart_and_variants,
             an_order_read_in_a_transaction_holds_it, late_payment_deliveries_race_to_one_event,
-            a_refresh_token_replayed_at_once_leaves_no_valid_successor);
+            a_refresh_token_replayed_at_once_leaves_no_valid_successor,
+            confirm_and_cancel_racing_never_keep_money_unrefunded);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

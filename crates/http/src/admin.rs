@@ -462,13 +462,11 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     if s == "*" {
         return Ok(None);
     }
-    let s = s.strip_prefix("W/").unwrap_or(s);
-    let inner = s
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or(s);
-    match inner.parse::<i64>() {
-        Ok(v) if v >= 0 => Ok(Some(v)),
+    // Only the strong, quoted form the ETag has: a weak tag (`W/"3"`) never matches
+    // under If-Match's strong comparison, and an unquoted `3` is not an entity tag.
+    let inner = s.strip_prefix('"').and_then(|s| s.strip_suffix('"'));
+    match inner.map(str::parse::<i64>) {
+        Some(Ok(v)) if v >= 0 => Ok(Some(v)),
         _ => Err(bad()),
     }
 }

@@ -107,6 +107,15 @@ impl From<CoreError> for ApiError {
                 // other rule breaks likewise. Malformed syntax is 400 at the extractor.
                 let mut err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
                 err.0.errors = fields;
+                if err.0.errors.len() > MAX_FIELD_ERRORS {
+                    // A body of thousands of bad entries must not make an answer of
+                    // megabytes; the first ones are enough to fix the input.
+                    let all = err.0.errors.len();
+                    err.0.errors.truncate(MAX_FIELD_ERRORS);
+                    err.0.detail = format!(
+                        "{all} fields are invalid; the first {MAX_FIELD_ERRORS} are listed"
+                    );
+                }
                 if matches!(code, "invalid_cursor")
                     || err.0.errors.iter().any(|f| f.code == "invalid_cursor")
                 {
@@ -275,6 +284,9 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Field errors listed in one problem document at most.
+const MAX_FIELD_ERRORS: usize = 100;
+
 /// Turns any error response that is not yet a problem document (405 from the router,
 /// 408 from the timeout layer, ...) into one, so clients handle a single format.
 pub async fn ensure_problem(res: Response) -> Response {
@@ -347,9 +359,10 @@ pub async fn localize_problems(
         return res;
     };
     let (mut parts, body) = res.into_parts();
-    // Problem documents are small; a larger body is not ours to rewrite.
+    // Problem documents are small (field errors are capped); should one still be
+    // larger, the client gets a short document for its status instead of nothing.
     let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
-        return (parts.status, "").into_response();
+        return ensure_problem(parts.status.into_response()).await;
     };
     let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return Response::from_parts(parts, axum::body::Body::from(bytes));

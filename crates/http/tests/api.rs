@@ -300,6 +300,11 @@ impl App {
             r.body["variants"][0]["id"].as_str().unwrap().into(),
         )
     }
+    /// A product registered in `AQ` as `number`, the registration valid for a year.
+    async fn aq_registered(&self, admin: &str, handle: &str, number: &str) -> (String, String) {
+        let until = self.engine.today() + chrono::Duration::days(365);
+        self.aq_product(admin, handle, number, until).await
+    }
     async fn handles(&self, uri: &str) -> Vec<String> {
         let r = self.get(uri, None).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.body);
@@ -2074,18 +2079,107 @@ async fn listings_and_product_pages_follow_the_destination_rules() {
 
 /// Operators read and replace a country's rules as versioned documents; a change is in
 /// force on the next listing and leaves an audit entry.
+/// Thousands of bad entries in one body: the answer lists the first hundred, as a
+/// problem document of a few kilobytes, not a body of megabytes (or none at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_bad_fields_get_a_short_problem_document() {
+    let app = compliance_app().await;
+    let r = app
+        .post(
+            "/store/carts",
+            None,
+            json!({"country": "AQ", "currency": "KRW"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let cart = r.body["id"].as_str().unwrap().to_string();
+    let kinds: serde_json::Map<String, Value> = (0..1700)
+        .map(|i| (format!("kind_{i}"), json!("x")))
+        .collect();
+    for locale in ["en", "ko"] {
+        let r = send(
+            &app.store,
+            Method::PATCH,
+            &format!("/store/carts/{cart}"),
+            None,
+            Some(json!({ "buyer_identifiers": kinds })),
+            &[("accept-language", locale)],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(r.headers[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(r.body["errors"].as_array().unwrap().len(), 100);
+        assert!(r.body.to_string().len() < 64 * 1024, "{locale}");
+    }
+    let r = app.get(&format!("/store/carts/{cart}"), None).await;
+    assert_eq!(r.body["buyer_identifiers"], json!({}), "nothing stored");
+}
+
+/// A new registration format: products registered in the old one stay editable (a
+/// change that leaves their AQ data alone is not judged by the new rule), are off sale
+/// in AQ until updated, and new AQ data must follow the new format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_registration_format_leaves_existing_products_editable() {
+    let app = compliance_app().await;
+    let admin = app.admin_token().await;
+    let today = app.engine.today();
+    let (pid, _) = app
+        .aq_registered(&admin, "aq-old-format", "AQR-000001")
+        .await;
+    let listing = "/store/products?sort=handle&country=AQ";
+    assert_eq!(app.handles(listing).await, ["aq-old-format"]);
+    let mut rules = serde_json::to_value(Antarctica.default_rules()).unwrap();
+    rules["registration"][0]["valid_to"] = json!(today - chrono::Duration::days(1));
+    let mut next = rules["registration"][0].clone();
+    next["valid_from"] = json!(today);
+    next.as_object_mut().unwrap().remove("valid_to");
+    next["pattern"] = json!("^AQX-[0-9]{8}$");
+    next["example"] = json!("AQX-12345678");
+    rules["registration"].as_array_mut().unwrap().push(next);
+    let r = app
+        .admin(
+            Method::PUT,
+            "/admin/countries/AQ/rules",
+            &admin,
+            Some(rules),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(app.handles(listing).await.is_empty(), "off sale in AQ");
+
+    let product = format!("/admin/products/{pid}");
+    let patch = |body: Value| app.admin(Method::PATCH, &product, &admin, Some(body));
+    for edit in [
+        json!({"status": "draft"}),
+        json!({"title": {"en": "Polar Vitamin D 2"}}),
+    ] {
+        let r = patch(edit).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let aq = |number: &str| {
+        json!({"countries": {"AQ": {"registration": {"number": number,
+            "holder": "Polar Imports Ltd", "expires_on": today + chrono::Duration::days(365)},
+            "label_statements": {"en": ["Keep frozen."]}}}})
+    };
+    let r = patch(aq("AQR-000009")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(
+        r.body["errors"][0]["field"],
+        "countries.AQ.registration.number"
+    );
+    for edit in [aq("AQX-12345678"), json!({"status": "published"})] {
+        let r = patch(edit).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    assert_eq!(app.handles(listing).await, ["aq-old-format"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_replace_country_rules_with_versions() {
     let app = compliance_app().await;
     let admin = app.admin_token().await;
     let today = app.engine.today();
-    app.aq_product(
-        &admin,
-        "aq-valid",
-        "AQR-000001",
-        today + chrono::Duration::days(365),
-    )
-    .await;
+    app.aq_registered(&admin, "aq-valid", "AQR-000001").await;
     app.aq_product(
         &admin,
         "aq-expired",
@@ -2148,11 +2242,14 @@ async fn operators_replace_country_rules_with_versions() {
         (r.status, r.body["code"].as_str().unwrap()),
         (StatusCode::CONFLICT, "version_conflict")
     );
-    let r = put(defaults.clone(), Some("version one")).await;
-    assert_eq!(
-        (r.status, r.body["code"].as_str().unwrap()),
-        (StatusCode::BAD_REQUEST, "invalid_if_match")
-    );
+    for malformed in ["version one", "1", "W/\"1\"", "\"-1\""] {
+        let r = put(defaults.clone(), Some(malformed)).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str().unwrap()),
+            (StatusCode::BAD_REQUEST, "invalid_if_match"),
+            "{malformed}"
+        );
+    }
     // Unknown fields and bad values are 422 with field errors; nothing is stored.
     let mut bad = defaults.clone();
     bad["served"][0]["valid_too"] = json!("2030-01-01");
@@ -2247,15 +2344,7 @@ async fn operators_replace_country_rules_with_versions() {
 async fn carts_carry_compliance_identifiers_and_landed_cost() {
     let app = compliance_app().await;
     let admin = app.admin_token().await;
-    let today = app.engine.today();
-    let (pid, vid) = app
-        .aq_product(
-            &admin,
-            "aq-valid",
-            "AQR-000001",
-            today + chrono::Duration::days(365),
-        )
-        .await;
+    let (pid, vid) = app.aq_registered(&admin, "aq-valid", "AQR-000001").await;
     let r = app
         .post(
             "/store/carts",

@@ -318,6 +318,59 @@ fn doses_above_the_caps_are_refused_in_any_listed_unit() {
     }
 }
 
+/// The cap holds for the daily dose, whatever the label splits it into: the same
+/// ingredient twice, an alias beside the name, or two units (shares of the cap in each).
+#[test]
+fn doses_add_up_across_entries_aliases_and_units() {
+    type Row<'a> = (
+        &'a [(&'a str, &'a str, &'a str)],
+        Option<(&'a str, &'a str)>,
+    );
+    let table: &[Row<'_>] = &[
+        (
+            &[("Vitamin D", "600", "IU"), ("Vitamin D", "600", "IU")],
+            Some(("1000 IU", "600 IU + 600 IU")),
+        ),
+        (
+            &[("Vitamin D", "500", "IU"), ("vitamin d", "500", "IU")],
+            None,
+        ),
+        (
+            &[("Vitamin D", "800", "IU"), ("cholecalciferol", "20", "mcg")],
+            Some(("1000 IU", "800 IU + 20 mcg")),
+        ),
+        (
+            &[("Vitamin D", "400", "IU"), ("vitamin D3", "15", "mcg")],
+            None,
+        ),
+        (
+            &[("vitamin D", "10", "mcg"), ("vitamin D", "1", "mg")],
+            Some(("25 mcg", "10 mcg + 1 mg")),
+        ),
+        (
+            &[("Vitamin D", "600", "IU"), ("vitamin C", "600", "mg")],
+            None,
+        ),
+    ];
+    for (entries, want) in table {
+        let mut p = vitamin_d(json!({}));
+        let list: Vec<_> = entries
+            .iter()
+            .map(|(name, amount, unit)| json!({"name": name, "amount": amount, "unit": unit}))
+            .collect();
+        p.ingredients = product(json!({ "ingredients": list })).ingredients;
+        let v = listing(&p, "2026-11-28");
+        match want {
+            None => assert!(v.is_empty(), "{entries:?}: {v:?}"),
+            Some((limit, actual)) => {
+                assert_eq!(codes(&v), ["dose_limit_exceeded"], "{entries:?}");
+                assert_eq!(v[0].limit, Some(json!(limit)));
+                assert_eq!(v[0].actual, Some(json!(actual)));
+            }
+        }
+    }
+}
+
 #[test]
 fn melatonin_is_prohibited() {
     let mut p = vitamin_d(json!({}));

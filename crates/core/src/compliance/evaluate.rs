@@ -165,33 +165,48 @@ fn sales(
                 );
             }
         }
-        for cap in in_force(&rules.dose_limits, day) {
-            if !matches_ingredient(&ing.name, &cap.ingredient, &cap.aliases) {
-                continue;
-            }
-            let unit = unit_key(&ing.unit);
-            let same_unit = cap.max.iter().find(|d| unit_key(&d.unit) == unit);
-            let over = match same_unit {
-                Some(max) => ing.amount > max.amount,
-                // A dose in a unit the rule does not list cannot be shown to be within
-                // the cap: refuse rather than guess a conversion.
-                None => true,
-            };
-            if over {
-                let limit: &Dose = same_unit.unwrap_or(&cap.max[0]);
-                out.push(
-                    Violation::new(ViolationCode::DoseLimitExceeded)
-                        .on_line(line, product_id)
-                        .figures(
-                            format!("{} {}", limit.amount, limit.unit),
-                            format!("{} {}", ing.amount, ing.unit),
-                        )
-                        .arg("ingredient", &ing.name)
-                        .arg("limit", format!("{} {}", limit.amount, limit.unit))
-                        .arg("actual", format!("{} {}", ing.amount, ing.unit)),
-                );
-            }
+    }
+    for cap in in_force(&rules.dose_limits, day) {
+        // The daily dose is what every entry of the ingredient adds up to: a product may
+        // list it twice, or under an alias, or in two units.
+        let entries: Vec<_> = product
+            .ingredients
+            .iter()
+            .filter(|i| matches_ingredient(&i.name, &cap.ingredient, &cap.aliases))
+            .collect();
+        let Some(first) = entries.first() else {
+            continue;
+        };
+        // Entries in different units add up as shares of the cap in each unit (the
+        // rule lists the same limit in several units: 1000 IU and 25 mcg). A unit the
+        // rule does not list cannot be shown to be within the cap: refuse rather than
+        // guess a conversion.
+        let limit_in = |unit: &str| {
+            cap.max
+                .iter()
+                .find(|d| unit_key(&d.unit) == unit_key(unit) && d.amount > Decimal::ZERO)
+        };
+        let share = entries.iter().try_fold(Decimal::ZERO, |sum, i| {
+            sum.checked_add(i.amount.checked_div(limit_in(&i.unit)?.amount)?)
+        });
+        if share.is_some_and(|s| s <= Decimal::ONE) {
+            continue;
         }
+        let limit: &Dose = limit_in(&first.unit).unwrap_or(&cap.max[0]);
+        let actual = entries
+            .iter()
+            .map(|i| format!("{} {}", i.amount, i.unit))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let limit_text = format!("{} {}", limit.amount, limit.unit);
+        out.push(
+            Violation::new(ViolationCode::DoseLimitExceeded)
+                .on_line(line, product_id)
+                .figures(limit_text.clone(), actual.clone())
+                .arg("ingredient", &first.name)
+                .arg("limit", limit_text)
+                .arg("actual", actual),
+        );
     }
 }
 

@@ -409,6 +409,81 @@ fn check_overlaps<T: Dated>(
     }
 }
 
+/// The duty bands in force on any one day must tile the values they cover: a value in
+/// two bands would take its rate from list order, a value between two bands would get
+/// no duty estimate (and no tax collected where the seller must collect it). Checked on
+/// every day the set of bands in force changes.
+fn check_duty_bands(bands: &[DutyBand], errors: &mut Vec<FieldError>) {
+    let mut days: BTreeSet<NaiveDate> = BTreeSet::new();
+    for b in bands {
+        days.insert(b.validity.valid_from);
+        days.extend(b.validity.valid_to.and_then(|d| d.succ_opt()));
+    }
+    // (band, the band it clashes with, code), each reported once.
+    let mut found: BTreeSet<(usize, usize, &'static str)> = BTreeSet::new();
+    for day in days {
+        let mut live: Vec<(usize, &DutyBand)> = bands
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.validity.in_force(day))
+            .collect();
+        // From zero first, then by lower bound.
+        live.sort_by_key(|(_, b)| b.above.map(|a| (a.currency.code(), a.amount)));
+        for pair in live.windows(2) {
+            let ((i, a), (j, b)) = (pair[0], pair[1]);
+            let problem = match (a.up_to, b.above) {
+                (None, _) | (_, None) => Some("overlapping_values"),
+                (Some(u), Some(l)) if u.currency == l.currency => match l.amount.cmp(&u.amount) {
+                    std::cmp::Ordering::Less => Some("overlapping_values"),
+                    std::cmp::Ordering::Greater => Some("gap_in_values"),
+                    std::cmp::Ordering::Equal => None,
+                },
+                // Bounds in two currencies cannot be compared without a rate.
+                _ => None,
+            };
+            if let Some(code) = problem {
+                found.insert((j, i, code));
+            }
+        }
+    }
+    for (j, i, code) in found {
+        let message = if code == "gap_in_values" {
+            format!("starts above where import.duties[{i}] ends, leaving values without a band; start it at that band's up_to")
+        } else {
+            format!("covers values import.duties[{i}] covers on the same days; end one where the other starts")
+        };
+        errors.push(FieldError::new(
+            format!("import.duties[{j}]"),
+            code,
+            message,
+        ));
+    }
+}
+
+/// Sales tax periods, once they start, follow one another without a gap: a day
+/// between two periods would be sold at no tax at all.
+fn check_tax_gaps(tax: &[TaxRate], errors: &mut Vec<FieldError>) {
+    let mut periods: Vec<(usize, &Validity)> = tax
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (i, &t.validity))
+        .collect();
+    periods.sort_by_key(|(_, v)| v.valid_from);
+    for pair in periods.windows(2) {
+        let ((i, a), (j, b)) = (pair[0], pair[1]);
+        if a.valid_to
+            .and_then(|d| d.succ_opt())
+            .is_some_and(|next| next < b.valid_from)
+        {
+            errors.push(FieldError::new(
+                format!("tax[{j}].valid_from"),
+                "gap_in_validity",
+                format!("leaves days without tax after tax[{i}] ends; start it the day after"),
+            ));
+        }
+    }
+}
+
 impl CountryRules {
     /// Checks rule data before it is put in force: dates, sources, rates, patterns,
     /// overlapping periods. `expected_country` is the code it is stored under.
@@ -574,6 +649,8 @@ impl CountryRules {
             check_rate(r.rate, format!("{p}.rate"), &mut e);
         }
         check_overlaps(&self.tax, |_| String::new(), "tax", &mut e);
+        check_tax_gaps(&self.tax, &mut e);
+        check_duty_bands(&imp.duties, &mut e);
         e
     }
 
@@ -675,6 +752,96 @@ mod tests {
         assert!(
             codes.contains(&("tax[1]", "overlapping_validity")),
             "{codes:?}"
+        );
+    }
+
+    /// A duty band: valid from, valid to, above, up to (USD).
+    type Band<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+    /// Field and code of every error of a rules document of `ID` with `tax` and
+    /// `duties` (each band: validity, above, up_to in USD).
+    fn errors_of(tax: serde_json::Value, bands: &[Band<'_>]) -> Vec<(String, String)> {
+        let usd = |a: Option<&str>| a.map(|a| serde_json::json!({"amount": a, "currency": "USD"}));
+        let duties: Vec<_> = bands
+            .iter()
+            .map(|(from, to, above, up_to)| {
+                serde_json::json!({"valid_from": from, "valid_to": to, "source": "t",
+                    "above": usd(*above), "up_to": usd(*up_to), "duty_rate": "0.075",
+                    "import_tax_rate": "0.11", "label": {"en": "band"}})
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "country": "ID",
+            "served": [{"valid_from": "2025-01-01", "source": "ops"}],
+            "tax": tax,
+            "import": {"duties": duties}
+        });
+        match CountryRules::from_json(&doc, "ID") {
+            Ok(_) => Vec::new(),
+            Err(errs) => errs.into_iter().map(|e| (e.field, e.code)).collect(),
+        }
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(f, c)| (f.to_string(), c.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn duty_bands_tile_the_values_on_every_day() {
+        let tax = serde_json::json!([]);
+        let ok = [
+            ("2024-01-01", None, None, Some("3")),
+            ("2024-01-01", None, Some("3"), Some("1500")),
+        ];
+        assert_eq!(errors_of(tax.clone(), &ok), pairs(&[]));
+        // A second 3-1,500 band on the same days: which rate applies would be list order.
+        let mut twice = ok.to_vec();
+        twice.push(("2025-01-01", None, Some("3"), Some("1500")));
+        assert_eq!(
+            errors_of(tax.clone(), &twice),
+            pairs(&[("import.duties[2]", "overlapping_values")])
+        );
+        // The same band, but only after the first one ended: a successor, fine.
+        let successor = [
+            ("2024-01-01", None, None, Some("3")),
+            ("2024-01-01", Some("2025-12-31"), Some("3"), Some("1500")),
+            ("2026-01-01", None, Some("3"), Some("1500")),
+        ];
+        assert_eq!(errors_of(tax.clone(), &successor), pairs(&[]));
+        // Values between 3 and 10 USD in no band.
+        let gap = [
+            ("2024-01-01", None, None, Some("3")),
+            ("2024-01-01", None, Some("10"), Some("1500")),
+        ];
+        assert_eq!(
+            errors_of(tax.clone(), &gap),
+            pairs(&[("import.duties[1]", "gap_in_values")])
+        );
+        // Two open-ended bands from zero.
+        let open = [
+            ("2024-01-01", None, None, None),
+            ("2024-06-01", None, None, None),
+        ];
+        assert_eq!(
+            errors_of(tax, &open),
+            pairs(&[("import.duties[1]", "overlapping_values")])
+        );
+    }
+
+    #[test]
+    fn tax_periods_follow_each_other_without_a_gap() {
+        let tax = |second_from: &str| {
+            serde_json::json!([
+                {"valid_from": "2024-01-01", "valid_to": "2026-11-30", "source": "a", "name": "VAT", "rate": "0.1", "prices_include_tax": true},
+                {"valid_from": second_from, "source": "b", "name": "VAT", "rate": "0.1", "prices_include_tax": true}
+            ])
+        };
+        assert_eq!(errors_of(tax("2026-12-01"), &[]), pairs(&[]));
+        assert_eq!(
+            errors_of(tax("2026-12-10"), &[]),
+            pairs(&[("tax[1].valid_from", "gap_in_validity")])
         );
     }
 

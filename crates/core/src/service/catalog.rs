@@ -433,7 +433,7 @@ impl Engine {
     ) -> CoreResult<Product> {
         let product = input.into_new_product(self.now())?;
         let rules = self.rules_snapshot().await;
-        self.check_product_facts(&rules, &product)?;
+        self.check_product_facts(&rules, &product, None)?;
         let mut tx = self.0.store.begin().await?;
         self.ensure_categories(&mut tx, &product.categories).await?;
         tx.insert_product(&product).await?;
@@ -475,7 +475,7 @@ impl Engine {
             .ok_or(CoreError::NotFound { entity: "product" })?;
         let summary = serde_json::to_value(&patch).unwrap_or_default();
         let next = patch.apply_to(&current, self.now())?;
-        self.check_product_facts(&rules, &next)?;
+        self.check_product_facts(&rules, &next, Some(&current))?;
         self.ensure_categories(&mut tx, &next.categories).await?;
         tx.update_product(&next).await?;
         tx.append_audit(&self.audit(staff, "product.update", "product", id, summary))

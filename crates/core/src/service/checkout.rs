@@ -736,6 +736,17 @@ impl Engine {
                 Some(audit),
             )
             .await?;
+        if order.payment.status != PaymentStatus::Captured {
+            // Settled by someone else meanwhile (canceled, expired): nothing was
+            // confirmed, and the operator must know before telling the buyer otherwise.
+            return Err(CoreError::conflict(
+                "invalid_state",
+                format!(
+                    "the order became {} while this request ran; nothing was confirmed",
+                    order.status.as_str()
+                ),
+            ));
+        }
         Ok(order)
     }
 }

@@ -663,16 +663,33 @@ impl Engine {
             .collect()
     }
 
-    /// Checks a product's per-country data with the plugins (operator writes).
+    /// Checks a product's per-country data with the plugins (operator writes); on an
+    /// update (`before`), only the countries whose data the update changes.
     pub(crate) fn check_product_facts(
         &self,
         snap: &RulesSnapshot,
         product: &Product,
+        before: Option<&Product>,
     ) -> CoreResult<()> {
         let mut errors = Vec::new();
         self.0
             .compliance
             .check_product(snap, &product.facts, self.today(), &mut errors);
+        if let Some(before) = before {
+            // A country's data the change leaves alone is not judged again: when rules
+            // change (a new registration format), existing products must stay editable
+            // (unpublished, retitled); the listing check keeps them off sale there until
+            // their data is brought up to date.
+            let untouched = |field: &str| {
+                field
+                    .strip_prefix("countries.")
+                    .and_then(|rest| rest.split('.').next())
+                    .is_some_and(|code| {
+                        before.facts.countries.get(code) == product.facts.countries.get(code)
+                    })
+            };
+            errors.retain(|e| !untouched(&e.field));
+        }
         if errors.is_empty() {
             Ok(())
         } else {

@@ -210,6 +210,14 @@ impl Engine {
             .order(order.id)
             .await?
             .ok_or(CoreError::NotFound { entity: "order" })?;
+        if current.payment.status == PaymentStatus::Captured && !refunded {
+            // Paid between the first read and this one (a webhook, an operator's
+            // confirmation): canceling now would keep the money without a refund.
+            return Err(CoreError::conflict(
+                "concurrent_update",
+                "the order was paid while this request ran; read it again",
+            ));
+        }
         current.transition(OrderStatus::Canceled, actor, reason, now)?;
         current.payment.status = if refunded {
             PaymentStatus::Refunded
