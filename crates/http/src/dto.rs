@@ -581,7 +581,29 @@ pub struct UpdateCartBody {
     /// removes it (`{"kr_pccc": "P123456789012"}`). They are validated, stored
     /// encrypted and only ever shown masked.
     #[schema(example = json!({"kr_pccc": "P123456789012"}))]
+    #[serde(default, deserialize_with = "identifier_values")]
     pub buyer_identifiers: Option<BTreeMap<String, Option<String>>>,
+}
+
+/// Identifier values are strings or `null`. Anything else is refused without the value:
+/// serde's own message would quote it (`invalid type: integer 3174015505900001`), and
+/// identifiers never appear in answers or logs.
+fn identifier_values<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, Option<String>>>, D::Error> {
+    let raw: Option<BTreeMap<String, serde_json::Value>> = Option::deserialize(d)?;
+    raw.map(|m| {
+        m.into_iter()
+            .map(|(kind, v)| match v {
+                serde_json::Value::Null => Ok((kind, None)),
+                serde_json::Value::String(s) => Ok((kind, Some(s))),
+                _ => Err(serde::de::Error::custom(format!(
+                    "buyer_identifiers.{kind}: the value must be a string or null"
+                ))),
+            })
+            .collect()
+    })
+    .transpose()
 }
 
 impl std::fmt::Debug for UpdateCartBody {

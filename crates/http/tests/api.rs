@@ -2111,6 +2111,17 @@ async fn thousands_of_bad_fields_get_a_short_problem_document() {
         assert_eq!(r.body["errors"].as_array().unwrap().len(), 100);
         assert!(r.body.to_string().len() < 64 * 1024, "{locale}");
     }
+    // A value of the wrong type is refused without being quoted back.
+    let r = app
+        .patch(
+            &format!("/store/carts/{cart}"),
+            None,
+            json!({"buyer_identifiers": {"aq_station": 1234567}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["code"], "invalid_body");
+    assert!(!r.body.to_string().contains("1234567"), "{}", r.body);
     let r = app.get(&format!("/store/carts/{cart}"), None).await;
     assert_eq!(r.body["buyer_identifiers"], json!({}), "nothing stored");
 }
