@@ -351,6 +351,12 @@ fn doses_add_up_across_entries_aliases_and_units() {
             &[("Vitamin D", "600", "IU"), ("vitamin C", "600", "mg")],
             None,
         ),
+        // Names as labels write them: the rule's words inside a longer name.
+        (
+            &[("Vitamin D (as cholecalciferol)", "1200", "IU")],
+            Some(("1000 IU", "1200 IU")),
+        ),
+        (&[("Vitamin D3 (cholecalciferol)", "800", "IU")], None),
     ];
     for (entries, want) in table {
         let mut p = vitamin_d(json!({}));
@@ -373,11 +379,18 @@ fn doses_add_up_across_entries_aliases_and_units() {
 
 #[test]
 fn melatonin_is_prohibited() {
-    let mut p = vitamin_d(json!({}));
-    p.ingredients =
-        product(json!({"ingredients": [{"name": "Melatonin", "amount": "1", "unit": "mg"}]}))
-            .ingredients;
-    assert_eq!(codes(&listing(&p, "2026-11-28")), ["ingredient_prohibited"]);
+    // As labels write it too: with a dose or a form in the name.
+    for name in ["Melatonin", "Melatonin (3 mg)", "melatonin, micronized"] {
+        let mut p = vitamin_d(json!({}));
+        p.ingredients =
+            product(json!({"ingredients": [{"name": name, "amount": "1", "unit": "mg"}]}))
+                .ingredients;
+        assert_eq!(
+            codes(&listing(&p, "2026-11-28")),
+            ["ingredient_prohibited"],
+            "{name}"
+        );
+    }
 }
 
 #[test]

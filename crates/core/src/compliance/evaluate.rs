@@ -52,12 +52,25 @@ pub fn served(rules: &CountryRules, day: NaiveDate) -> bool {
     rules.served.iter().any(|v| v.in_force(day))
 }
 
-fn same_name(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
+/// Lowercased words: letters and digits, everything else a separator.
+fn words(s: &str) -> Vec<String> {
+    s.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
+/// The rule's name (or an alias) appears as whole words in the ingredient's name:
+/// labels write `Melatonin (3 mg)` or `Vitamin D (as cholecalciferol)`, and a rule that
+/// matched only the exact name would let them through. `vitamin D` does not match
+/// `vitamin D3` (another word); rules list such forms as aliases.
 fn matches_ingredient(name: &str, canonical: &str, aliases: &[String]) -> bool {
-    same_name(name, canonical) || aliases.iter().any(|a| same_name(name, a))
+    let name = words(name);
+    std::iter::once(canonical)
+        .chain(aliases.iter().map(String::as_str))
+        .map(words)
+        .any(|rule| !rule.is_empty() && name.windows(rule.len()).any(|w| w == rule.as_slice()))
 }
 
 /// `µg`, `μg` and `mcg` are one unit.
