@@ -135,16 +135,20 @@ pub(crate) async fn list_categories(
 pub(crate) async fn create_cart(
     State(s): State<AppState>,
     auth: Option<Auth>,
+    Locale(chain): Locale,
     ApiJson(b): ApiJson<CreateCartBody>,
 ) -> ApiResult<impl IntoResponse> {
     let who = auth.map(|a| a.0);
+    // Without a `locale` in the body the cart speaks the caller's language
+    // (`?locale=`, then `Accept-Language`, then the store's default).
+    let locale = b.locale.or_else(|| chain.0.first().cloned());
     let cart = s
         .engine
         .create_cart(
             NewCart {
                 country: b.country,
                 currency: b.currency,
-                locale: b.locale,
+                locale,
             },
             who.as_ref(),
         )

@@ -2079,6 +2079,39 @@ async fn listings_and_product_pages_follow_the_destination_rules() {
 
 /// Operators read and replace a country's rules as versioned documents; a change is in
 /// force on the next listing and leaves an audit entry.
+/// A cart created without a `locale` speaks the caller's language.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cart_takes_the_callers_language() {
+    let app = app().await;
+    let body = json!({"country": "KR", "currency": "KRW"});
+    let create = |headers: &'static [(&'static str, &'static str)], uri: &'static str| {
+        let (store, body) = (app.store.clone(), body.clone());
+        async move { send(&store, Method::POST, uri, None, Some(body), headers).await }
+    };
+    let r = create(
+        &[("accept-language", "id-ID,id;q=0.9,en;q=0.5")],
+        "/store/carts",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["locale"], "id-ID");
+    let r = create(&[("accept-language", "id")], "/store/carts?locale=ko").await;
+    assert_eq!(r.body["locale"], "ko");
+    let r = create(&[], "/store/carts").await;
+    let default = app.engine.settings().default_locales[0].clone();
+    assert_eq!(r.body["locale"], default.as_str());
+    let r = send(
+        &app.store,
+        Method::POST,
+        "/store/carts",
+        None,
+        Some(json!({"country": "KR", "currency": "KRW", "locale": "en"})),
+        &[("accept-language", "ko")],
+    )
+    .await;
+    assert_eq!(r.body["locale"], "en", "the body wins");
+}
+
 /// Thousands of bad entries in one body: the answer lists the first hundred, as a
 /// problem document of a few kilobytes, not a body of megabytes (or none at all).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
