@@ -539,7 +539,7 @@ pub(crate) async fn put_country_rules(
 
 /// Stored versions of a country's rules, newest first.
 #[utoipa::path(get, path = "/admin/countries/{code}/rules/history", tag = "compliance",
-    params(("code" = String, Path, description = "ISO 3166-1 alpha-2 code, either case")),
+    params(("code" = String, Path, description = "ISO 3166-1 alpha-2 code, either case"), HistoryQuery),
     responses((status = 200, body = CountryRulesHistory),
               (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -547,9 +547,13 @@ pub(crate) async fn country_rules_history(
     State(s): State<AppState>,
     _s: Staff,
     Path(code): Path<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<axum::Json<CountryRulesHistory>> {
     let code = country_code(&code);
-    let docs = s.engine.country_rules_history(&code).await?;
+    let docs = s
+        .engine
+        .country_rules_history(&code, q.limit.unwrap_or(10))
+        .await?;
     Ok(axum::Json(CountryRulesHistory {
         versions: docs
             .into_iter()

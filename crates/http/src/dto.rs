@@ -357,6 +357,15 @@ pub struct ProductListQuery {
     pub country: Option<String>,
 }
 
+/// Query of a rules history.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Versions to return, newest first: 1-100, default 10 (rules documents can be
+    /// large).
+    pub limit: Option<u32>,
+}
+
 /// Query of a product detail.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -2337,6 +2337,15 @@ async fn operators_replace_country_rules_with_versions() {
         .map(|v| v["version"].as_i64().unwrap())
         .collect();
     assert_eq!(versions, [2, 1]);
+    let newest = |limit: &str| {
+        let uri = format!("/admin/countries/AQ/rules/history?limit={limit}");
+        let (app, admin) = (&app, &admin);
+        async move { app.admin(Method::GET, &uri, admin, None).await }
+    };
+    let one = newest("1").await;
+    assert_eq!(one.body["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(one.body["versions"][0]["version"], 2);
+    assert_eq!(newest("0").await.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["versions"][1]["rules"]["registration"], json!([]));
     assert_eq!(r.body["versions"][0]["rules"], defaults);
     assert_eq!(r.body["versions"][0]["updated_by"], ADMIN.0);

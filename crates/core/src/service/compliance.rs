@@ -153,13 +153,24 @@ impl Engine {
     }
 
     /// Earlier versions of a country's rules, newest first (operator).
-    pub async fn country_rules_history(&self, code: &str) -> CoreResult<Vec<RuleDocument>> {
+    pub async fn country_rules_history(
+        &self,
+        code: &str,
+        limit: u32,
+    ) -> CoreResult<Vec<RuleDocument>> {
         self.known_country(code)?;
+        if !(1..=100).contains(&limit) {
+            return Err(CoreError::invalid_field(
+                "limit",
+                "out_of_range",
+                "between 1 and 100",
+            ));
+        }
         self.0
             .store
             .read()
             .await?
-            .document_history(RULES_KIND, code, 100)
+            .document_history(RULES_KIND, code, limit)
             .await
     }
 
