@@ -166,6 +166,20 @@ fn a_korean_buyer_is_not_an_importer_but_a_buyer_of_a_foreign_store_is() {
     assert_eq!(st, 422, "{b}");
     assert!(b.contains("buyer_id_invalid"), "{b}");
     assert!(!b.contains("P12345"), "the identifier was echoed: {b}");
+    // Another country's identifier, valid there, is not Korea's to keep.
+    let (st, b) = http(
+        &srv.store,
+        "PATCH",
+        &format!("/store/carts/{id}"),
+        None,
+        Some(r#"{"buyer_identifiers":{"id_nik":"3174015505900001"}}"#),
+    );
+    assert_eq!(st, 422, "{b}");
+    assert!(b.contains("buyer_identifiers.id_nik"), "{b}");
+    assert!(
+        !b.contains("3174015505900001"),
+        "the identifier was echoed: {b}"
+    );
     // A valid one is kept sealed and shown masked.
     let (st, b) = http(
         &srv.store,

@@ -238,19 +238,21 @@ impl ComplianceRegistry {
         Ok(RulesSnapshot { rules, rates })
     }
 
-    /// Validates an identifier with the plugin defining its kind; returns the
-    /// normalized value.
+    /// Validates an identifier for a cart into `country` with that country's plugin;
+    /// returns the normalized value. Kinds another country defines are refused: a cart
+    /// keeps only the personal identifiers its destination's customs ask for.
     pub fn validate_identifier(
         &self,
+        country: &str,
         kind: &str,
         value: &str,
         day: NaiveDate,
     ) -> Result<String, String> {
         let plugin = self
             .plugins
-            .values()
-            .find(|p| p.compliance.identifier_kinds().contains(&kind))
-            .ok_or_else(|| format!("unknown identifier kind `{kind}`"))?;
+            .get(country)
+            .filter(|p| p.compliance.identifier_kinds().contains(&kind))
+            .ok_or_else(|| format!("`{kind}` is not an identifier that {country} asks for"))?;
         if value.chars().count() > 64 {
             return Err("too long".into());
         }

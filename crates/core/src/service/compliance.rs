@@ -421,7 +421,7 @@ impl Engine {
                 None => {
                     cart.buyer_identifiers.remove(&kind);
                 }
-                Some(v) => match reg.validate_identifier(&kind, &v, day) {
+                Some(v) => match reg.validate_identifier(&cart.country, &kind, &v, day) {
                     Ok(normalized) => {
                         sealed.push((kind.clone(), reg.vault().seal(&kind, &normalized)?))
                     }
