@@ -561,6 +561,35 @@ fn per_country_product_data_is_checked_by_each_countrys_plugin() {
     let page = json(&b);
     assert_eq!(page["countries"]["ID"]["halal"], Value::Null);
     assert_eq!(page["country"]["sellable"], true, "{page}");
+    // An expired halal certificate: off sale, and the page does not call it halal.
+    let id = page["id"].as_str().unwrap().to_string();
+    let expired = j!({"countries": {"ID": {"registration": reg("POM SI123456789"),
+        "halal": {"certificate_number": "KMF-H-00001", "issuer": "KMF", "expires_on": "2026-01-31"}}}});
+    let (st, b) = http(
+        &srv.admin,
+        "PATCH",
+        &format!("/admin/products/{id}"),
+        Some(&token),
+        Some(&expired.to_string()),
+    );
+    assert_eq!(st, 200, "{b}");
+    let (_, b) = http(
+        &srv.store,
+        "GET",
+        "/store/products/schema-check?country=ID&locale=id",
+        None,
+        None,
+    );
+    let page = json(&b);
+    assert_eq!(page["country"]["sellable"], false, "{page}");
+    assert!(
+        !page["country"]["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["key"] == "halal_status"),
+        "{page}"
+    );
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }

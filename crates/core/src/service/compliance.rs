@@ -359,7 +359,11 @@ impl Engine {
                     StatementWhen::Always => true,
                     StatementWhen::OneClaim => claims == 1,
                     StatementWhen::SeveralClaims => claims > 1,
-                    StatementWhen::Halal => matches!(halal, Some(Some(_))),
+                    // An expired certificate certifies nothing: the page must not say
+                    // halal (the listing check already keeps the product off sale).
+                    StatementWhen::Halal => {
+                        matches!(halal, Some(Some(c)) if c.expires_on >= day)
+                    }
                     StatementWhen::NonHalal => matches!(halal, Some(None)),
                 };
                 if !applies {
