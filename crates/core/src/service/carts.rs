@@ -236,15 +236,17 @@ impl Engine {
             let r = self.0.store.read().await?;
             return self.priced(r, cart).await;
         };
-        // Priced before the commit (in memory, no I/O): a line the cart cannot be priced
-        // with (a total beyond the largest amount) is refused with nothing saved, instead
-        // of being saved and leaving a cart that answers every later read with an error.
-        let priced = self
-            .price_and_check(&rules, &cart, &snaps, false, None)
+        // Priced before the commit (no store read: pricing alone, as checkout prices
+        // in its transaction): a line the cart cannot be priced with (a total beyond
+        // the largest amount) is refused with nothing saved, instead of being saved
+        // and leaving a cart that answers every later read with an error. The rules,
+        // which may read the buyer's earlier orders, are applied after the commit.
+        self.price_only(&rules, &cart, &snaps, false, self.today())
             .await?;
         tx.save_cart(&cart).await?;
         self.commit(tx, &[]).await?;
-        Ok(priced)
+        self.price_and_check(&rules, &cart, &snaps, false, None)
+            .await
     }
 
     /// Adds a variant to a cart (or raises the quantity of its existing line).

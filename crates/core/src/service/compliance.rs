@@ -460,6 +460,34 @@ impl Engine {
             .collect()
     }
 
+    /// Prices a cart (lines, tax, duties, shipping) without the destination's other
+    /// rules: no buyer history is read, so a transaction may call it without asking the
+    /// pool for a second connection.
+    pub(crate) async fn price_only(
+        &self,
+        snap: &RulesSnapshot,
+        cart: &Cart,
+        snapshots: &[VariantSnapshot],
+        strict: bool,
+        day: NaiveDate,
+    ) -> CoreResult<PricedCart> {
+        let chain = self.cart_chain(cart);
+        let reg = &self.0.compliance;
+        let plugin = reg.plugin(&cart.country);
+        let rules = snap.rules(&cart.country);
+        let ctx = PriceContext {
+            rates: &snap.rates.0,
+            base_currency: self.0.settings.base_currency,
+            tax: plugin.zip(rules).map(|(p, r)| (p.tax.as_ref(), r.as_ref())),
+            origin: reg.origin(),
+            day,
+        };
+        self.0
+            .pricing
+            .price(cart, snapshots, &chain, strict, &ctx)
+            .await
+    }
+
     /// Prices a cart and applies the destination's rules: checkout passes the buyer's
     /// history read under lock in the order's transaction; the cart view (`history`
     /// none) reads it without a lock, so the buyer sees the verdict checkout will give.
@@ -471,22 +499,12 @@ impl Engine {
         strict: bool,
         history: Option<&BuyerHistory>,
     ) -> CoreResult<PricedCart> {
+        let day = self.today();
+        let mut priced = self.price_only(snap, cart, snapshots, strict, day).await?;
         let chain = self.cart_chain(cart);
         let reg = &self.0.compliance;
         let plugin = reg.plugin(&cart.country);
         let rules = snap.rules(&cart.country);
-        let ctx = PriceContext {
-            rates: &snap.rates.0,
-            base_currency: self.0.settings.base_currency,
-            tax: plugin.zip(rules).map(|(p, r)| (p.tax.as_ref(), r.as_ref())),
-            origin: reg.origin(),
-            day: self.today(),
-        };
-        let mut priced = self
-            .0
-            .pricing
-            .price(cart, snapshots, &chain, strict, &ctx)
-            .await?;
         if !reg.enabled() {
             return Ok(priced);
         }
@@ -515,7 +533,7 @@ impl Engine {
                 let facts = CartFacts {
                     country: &cart.country,
                     origin: reg.origin(),
-                    day: ctx.day,
+                    day,
                     lines: &lines,
                     subtotal: priced.totals.subtotal,
                     identifiers: &ids,
