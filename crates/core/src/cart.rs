@@ -266,4 +266,8 @@ pub struct PricedCart {
     pub landed_cost: Option<crate::compliance::LandedCost>,
     /// The destination's rules applied to this cart today.
     pub compliance: crate::compliance::ComplianceReport,
+    /// A currency the destination's duty bands are bounded in that the exchange-rate
+    /// table lacks: duties and taxes cannot be computed (checkout refuses; the cart
+    /// view reports it as a violation).
+    pub rate_missing: Option<crate::money::Currency>,
 }

@@ -201,6 +201,7 @@ impl Pricing {
             tax_rate: outcome.rate,
             landed_cost: outcome.landed_cost,
             compliance: ComplianceReport::of(Vec::new()),
+            rate_missing: outcome.rate_missing,
         })
     }
 }

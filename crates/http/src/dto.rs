@@ -169,7 +169,7 @@ pub struct ViolationDto {
     /// `country_not_served`, `not_registered`, `halal_required`,
     /// `ingredient_prohibited`, `dose_limit_exceeded`, `quantity_limit_exceeded`,
     /// `value_limit_exceeded`, `annual_limit_exceeded`, `buyer_id_required`,
-    /// `buyer_id_invalid`.
+    /// `buyer_id_invalid`, `exchange_rate_missing` (carts).
     #[schema(example = "quantity_limit_exceeded")]
     pub code: String,
     /// Explanation in the cart's (or page's) locale.

@@ -361,11 +361,22 @@ impl App {
     }
     /// A cart with one line, e-mail and address, ready to complete.
     async fn ready_cart(&self, token: Option<&str>, variant: &str, qty: i64) -> String {
+        self.ready_cart_to(token, variant, qty, "KR").await
+    }
+    /// A cart into `country` in won, with one line, e-mail and address, ready to
+    /// complete.
+    async fn ready_cart_to(
+        &self,
+        token: Option<&str>,
+        variant: &str,
+        qty: i64,
+        country: &str,
+    ) -> String {
         let r = self
             .post(
                 "/store/carts",
                 token,
-                json!({"country": "KR", "currency": "KRW", "locale": "ko"}),
+                json!({"country": country, "currency": "KRW", "locale": "ko"}),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -382,7 +393,7 @@ impl App {
             .patch(
                 &format!("/store/carts/{cart}"),
                 token,
-                json!({"email": "buyer@example.com", "shipping_address": {"name": "김민지", "line1": "세종대로 110", "city": "서울", "postal_code": "04524", "country": "KR", "phone": "+82 10-1234-5678"}}),
+                json!({"email": "buyer@example.com", "shipping_address": {"name": "김민지", "line1": "세종대로 110", "city": "서울", "postal_code": "04524", "country": country, "phone": "+82 10-1234-5678"}}),
             )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -2157,6 +2168,58 @@ async fn thousands_of_bad_fields_get_a_short_problem_document() {
     assert!(!r.body.to_string().contains("1234567"), "{}", r.body);
     let r = app.get(&format!("/store/carts/{cart}"), None).await;
     assert_eq!(r.body["buyer_identifiers"], json!({}), "nothing stored");
+}
+
+/// Duty bands bounded in a currency the rate table lacks: the cart says so before
+/// checkout refuses, and both clear once an operator adds the rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_exchange_rate_shows_in_the_cart_before_checkout_refuses() {
+    let app = compliance_app().await;
+    let admin = app.admin_token().await;
+    let (_, vid) = app.aq_registered(&admin, "aq-rate", "AQR-000001").await;
+    let mut rules = serde_json::to_value(Antarctica.default_rules()).unwrap();
+    let band = rules["import"]["duties"][0].clone();
+    let (mut low, mut high) = (band.clone(), band);
+    low["up_to"] = json!({"amount": "150", "currency": "USD"});
+    high["above"] = json!({"amount": "150", "currency": "USD"});
+    rules["import"]["duties"] = json!([low, high]);
+    rules["import"]["buyer_identifiers"] = json!([]);
+    let r = app
+        .admin(
+            Method::PUT,
+            "/admin/countries/AQ/rules",
+            &admin,
+            Some(rules),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let cart = app.ready_cart_to(None, &vid, 1, "AQ").await;
+    let codes = |r: &Res| -> Vec<String> {
+        r.body["compliance"]["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let r = app.get(&format!("/store/carts/{cart}"), None).await;
+    assert_eq!(codes(&r), ["exchange_rate_missing"], "{}", r.body);
+    assert_eq!(r.body["compliance"]["ok"], false);
+    let complete = format!("/store/carts/{cart}/complete");
+    let r = app.post(&complete, None, json!({})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert_eq!(r.body["code"], "exchange_rate_missing");
+
+    let rates = json!({"base": "KRW", "rates": {"USD": "0.00072"}, "source": "test"});
+    let r = app
+        .admin(Method::PUT, "/admin/exchange-rates", &admin, Some(rates))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = app.get(&format!("/store/carts/{cart}"), None).await;
+    assert!(codes(&r).is_empty(), "{}", r.body);
+    assert!(!r.body["landed_cost"].is_null(), "{}", r.body);
+    let r = app.post(&complete, None, json!({})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
 
 /// A new registration format: products registered in the old one stay editable (a

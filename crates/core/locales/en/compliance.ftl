@@ -1,5 +1,5 @@
 # Compliance violations. Arguments vary by message: $country (destination),
-# $authority, $expired, $ingredient, $limit, $actual, $kinds.
+# $authority, $expired, $ingredient, $limit, $actual, $kinds, $currency.
 violation-country_not_served = We do not ship to { $country } at the moment.
 violation-not_registered = { $expired ->
     [none] This product is not registered with { $authority } for sale in { $country }.
@@ -19,4 +19,5 @@ violation-value_limit_exceeded = { $window ->
 violation-annual_limit_exceeded = This order would bring your imports into { $country } this year to { $actual }, above the yearly limit of { $limit }.
 violation-buyer_id_required = Customs in { $country } need one of these identifiers from the buyer: { $kinds }.
 violation-buyer_id_invalid = The identifier given is not accepted by customs in { $country }; give one of: { $kinds }.
+violation-exchange_rate_missing = Duties and taxes for { $country } cannot be computed at the moment (no { $currency } exchange rate); this order cannot be placed yet.
 landed-cost-note = Estimate of duties and import taxes; customs assess the final amount.

@@ -17,4 +17,5 @@ violation-value_limit_exceeded = { $window ->
 violation-annual_limit_exceeded = Pesanan ini membuat total impor Anda ke { $country } tahun ini menjadi { $actual }, melebihi batas tahunan { $limit }.
 violation-buyer_id_required = Bea cukai { $country } memerlukan salah satu identitas pembeli berikut: { $kinds }.
 violation-buyer_id_invalid = Identitas yang diberikan tidak diterima bea cukai { $country }; berikan salah satu dari: { $kinds }.
+violation-exchange_rate_missing = Bea dan pajak untuk { $country } belum dapat dihitung (tidak ada kurs { $currency }); pesanan ini belum dapat dibuat.
 landed-cost-note = Perkiraan bea masuk dan pajak impor; jumlah akhir ditetapkan oleh bea cukai.

@@ -17,4 +17,5 @@ violation-value_limit_exceeded = { $window ->
 violation-annual_limit_exceeded = 이 주문으로 올해 { $country } 수입 금액이 { $actual }이(가) 되어 연간 한도 { $limit }을(를) 넘습니다.
 violation-buyer_id_required = { $country } 통관에는 구매자의 다음 식별번호 중 하나가 필요합니다: { $kinds }.
 violation-buyer_id_invalid = 입력한 식별번호는 { $country } 통관에 사용할 수 없습니다. 다음 중 하나를 입력하세요: { $kinds }.
+violation-exchange_rate_missing = 지금은 { $country }의 관세와 세금을 계산할 수 없어({ $currency } 환율 없음) 주문할 수 없습니다.
 landed-cost-note = 관세 및 수입세 예상액입니다. 최종 금액은 세관이 정합니다.

@@ -68,6 +68,10 @@ pub enum ViolationCode {
     BuyerIdRequired,
     /// A buyer identifier is malformed or not accepted there.
     BuyerIdInvalid,
+    /// The destination's duties are bounded in a currency the exchange-rate table has
+    /// no rate for, so they cannot be computed; checkout answers 409
+    /// `exchange_rate_missing` until an operator adds the rate.
+    ExchangeRateMissing,
 }
 
 impl ViolationCode {
@@ -84,6 +88,7 @@ impl ViolationCode {
             ViolationCode::AnnualLimitExceeded => "annual_limit_exceeded",
             ViolationCode::BuyerIdRequired => "buyer_id_required",
             ViolationCode::BuyerIdInvalid => "buyer_id_invalid",
+            ViolationCode::ExchangeRateMissing => "exchange_rate_missing",
         }
     }
 }

@@ -550,6 +550,13 @@ impl Engine {
                 crate::compliance::ViolationCode::CountryNotServed,
             )],
         };
+        if let Some(c) = priced.rate_missing {
+            // Checkout will refuse; the cart says so first.
+            violations.push(
+                Violation::new(crate::compliance::ViolationCode::ExchangeRateMissing)
+                    .arg("currency", c.code()),
+            );
+        }
         let locales: Vec<&str> = chain.0.iter().map(String::as_str).collect();
         reg.localize(&mut violations, &locales, &cart.country);
         priced.compliance = ComplianceReport::of(violations);
