@@ -300,6 +300,13 @@ impl App {
             r.body["variants"][0]["id"].as_str().unwrap().into(),
         )
     }
+    /// Replaces `AQ`'s rules, which must be accepted.
+    async fn put_aq_rules(&self, admin: &str, rules: Value) {
+        let r = self
+            .admin(Method::PUT, "/admin/countries/AQ/rules", admin, Some(rules))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
     /// A product registered in `AQ` as `number`, the registration valid for a year.
     async fn aq_registered(&self, admin: &str, handle: &str, number: &str) -> (String, String) {
         let until = self.engine.today() + chrono::Duration::days(365);
@@ -2184,15 +2191,7 @@ async fn a_missing_exchange_rate_shows_in_the_cart_before_checkout_refuses() {
     high["above"] = json!({"amount": "150", "currency": "USD"});
     rules["import"]["duties"] = json!([low, high]);
     rules["import"]["buyer_identifiers"] = json!([]);
-    let r = app
-        .admin(
-            Method::PUT,
-            "/admin/countries/AQ/rules",
-            &admin,
-            Some(rules),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.put_aq_rules(&admin, rules).await;
     let cart = app.ready_cart_to(None, &vid, 1, "AQ").await;
     let codes = |r: &Res| -> Vec<String> {
         r.body["compliance"]["violations"]
@@ -2243,15 +2242,7 @@ async fn a_new_registration_format_leaves_existing_products_editable() {
     next["pattern"] = json!("^AQX-[0-9]{8}$");
     next["example"] = json!("AQX-12345678");
     rules["registration"].as_array_mut().unwrap().push(next);
-    let r = app
-        .admin(
-            Method::PUT,
-            "/admin/countries/AQ/rules",
-            &admin,
-            Some(rules),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.put_aq_rules(&admin, rules).await;
     assert!(app.handles(listing).await.is_empty(), "off sale in AQ");
 
     let product = format!("/admin/products/{pid}");
