@@ -176,4 +176,30 @@ mod tests {
         assert!(errors.has("id", "field-required"));
         assert!(!errors.has("ja", "field-required"));
     }
+
+    /// A limit that could not be checked for want of a rate says so in every language,
+    /// instead of "this cart is worth ?".
+    #[test]
+    fn an_unknown_amount_is_worded_not_shown() {
+        let catalog = Catalog::load("compliance", crate::compliance::registry::MESSAGES).unwrap();
+        for id in [
+            "violation-value_limit_exceeded",
+            "violation-annual_limit_exceeded",
+        ] {
+            for locale in ["en", "ko", "id"] {
+                let mut args = FluentArgs::new();
+                args.set("country", "ID");
+                args.set("limit", "1500 USD");
+                args.set("window", "none");
+                args.set("actual", "unknown");
+                let (text, used) = catalog.render(&[locale], id, None, &args).unwrap();
+                assert_eq!(used, locale);
+                assert!(!text.contains("unknown") && !text.contains('?'), "{text}");
+                assert!(text.contains("1500 USD"), "{text}");
+                args.set("actual", "1562.5 USD");
+                let (text, _) = catalog.render(&[locale], id, None, &args).unwrap();
+                assert!(text.contains("1562.5 USD"), "{text}");
+            }
+        }
+    }
 }

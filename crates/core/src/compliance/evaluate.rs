@@ -264,7 +264,7 @@ fn total_with<'a>(
 }
 
 /// A limit on an amount was passed, or could not be checked for want of a rate
-/// (`found` none: shown as `?`).
+/// (`found` none: `actual` is `unknown`, which the messages word on their own).
 fn over_amount(code: ViolationCode, max: &RuleMoney, found: Option<Decimal>) -> Violation {
     let shown = found.map(|t| max.currency.round(t));
     let mut v = Violation::new(code)
@@ -274,7 +274,7 @@ fn over_amount(code: ViolationCode, max: &RuleMoney, found: Option<Decimal>) -> 
         )
         .arg(
             "actual",
-            shown.map_or("?".into(), |s| {
+            shown.map_or("unknown".into(), |s| {
                 format!("{} {}", s.normalize(), max.currency)
             }),
         );
