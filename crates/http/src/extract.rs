@@ -34,14 +34,14 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         use axum::extract::rejection::JsonRejection;
         use axum::http::StatusCode;
-        let headers = req.headers().clone();
+        let sent_as_json = is_json(req.headers());
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::from(JsonRejection::from(e)))?;
         let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
             return Ok(OptionalJson(T::default()));
         };
-        if !is_json(&headers) {
+        if !sent_as_json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -55,9 +55,7 @@ where
                 "the body must be a JSON object",
             ));
         }
-        let mut again = axum::extract::Request::new(axum::body::Body::from(bytes));
-        *again.headers_mut() = headers;
-        let axum::Json(value) = axum::Json::<T>::from_request(again, state).await?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(OptionalJson(value))
     }
 }

@@ -241,11 +241,11 @@ impl Engine {
         // the largest amount) is refused with nothing saved, instead of being saved
         // and leaving a cart that answers every later read with an error. The rules,
         // which may read the buyer's earlier orders, are applied after the commit.
-        self.price_only(&rules, &cart, &snaps, false, self.today())
-            .await?;
+        let day = self.today();
+        let priced = self.price_only(&rules, &cart, &snaps, false, day).await?;
         tx.save_cart(&cart).await?;
         self.commit(tx, &[]).await?;
-        self.price_and_check(&rules, &cart, &snaps, false, None)
+        self.apply_rules(&rules, &cart, &snaps, priced, None, day)
             .await
     }
 

@@ -500,7 +500,22 @@ impl Engine {
         history: Option<&BuyerHistory>,
     ) -> CoreResult<PricedCart> {
         let day = self.today();
-        let mut priced = self.price_only(snap, cart, snapshots, strict, day).await?;
+        let priced = self.price_only(snap, cart, snapshots, strict, day).await?;
+        self.apply_rules(snap, cart, snapshots, priced, history, day)
+            .await
+    }
+
+    /// The destination's rules applied to a cart priced by [`Self::price_only`]: its
+    /// compliance report filled in.
+    pub(crate) async fn apply_rules(
+        &self,
+        snap: &RulesSnapshot,
+        cart: &Cart,
+        snapshots: &[VariantSnapshot],
+        mut priced: PricedCart,
+        history: Option<&BuyerHistory>,
+        day: NaiveDate,
+    ) -> CoreResult<PricedCart> {
         let chain = self.cart_chain(cart);
         let reg = &self.0.compliance;
         let plugin = reg.plugin(&cart.country);

@@ -198,7 +198,6 @@ impl Engine {
                 return Err(e);
             }
         }
-        let keys = || std::iter::once(&account_key).chain(ip_key.as_ref());
         let verified = self.verify_login(&email, &attempt).await;
         let customer = match verified {
             Ok(c) => c,
@@ -206,7 +205,7 @@ impl Engine {
             Err(e @ CoreError::Unauthorized(_)) => return Err(e),
             // Not the caller's doing (the store did not answer): not a failure.
             Err(e) => {
-                for k in keys() {
+                for k in std::iter::once(&account_key).chain(&ip_key) {
                     limiter.release(k).await?;
                 }
                 return Err(e);
