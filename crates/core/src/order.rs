@@ -103,6 +103,9 @@ pub enum PaymentStatus {
     Captured,
     /// Declined or expired.
     Failed,
+    /// A cancellation sent the refund to the provider and waits for its answer; the
+    /// order cannot be fulfilled meanwhile. A cancel sent again finishes it.
+    Refunding,
     /// Given back.
     Refunded,
 }
@@ -267,6 +270,14 @@ impl Order {
                     self.status.as_str(),
                     to.as_str()
                 ),
+            ));
+        }
+        if to == OrderStatus::Fulfilled && self.payment.status != PaymentStatus::Captured {
+            // A cancellation is refunding the money: shipping now would give the goods
+            // away as well.
+            return Err(CoreError::conflict(
+                "invalid_state",
+                "a cancellation is refunding this order's payment; it cannot be fulfilled",
             ));
         }
         self.history.push(StatusChange {

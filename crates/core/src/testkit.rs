@@ -2006,6 +2006,134 @@ pub async fn confirm_and_cancel_racing_never_keep_money_unrefunded(store: Arc<dy
     }
 }
 
+/// A provider whose refunds wait until the test lets them go, and then succeed or fail
+/// as told: the moment between a cancellation's refund and its record, held open.
+#[derive(Debug)]
+struct GatedRefunds {
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl crate::payment::PaymentProvider for GatedRefunds {
+    fn name(&self) -> &str {
+        "manual"
+    }
+    async fn authorize(
+        &self,
+        _: &crate::payment::PaymentRequest,
+    ) -> crate::CoreResult<crate::payment::PaymentOutcome> {
+        Err(CoreError::Internal("not used".into()))
+    }
+    async fn refund(&self, r: &crate::payment::RefundRequest) -> crate::CoreResult<String> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(CoreError::Unavailable("refund refused".into()))
+        } else {
+            Ok(format!("refund-{}", r.order_id))
+        }
+    }
+}
+
+/// While a cancellation waits for the provider to refund a paid order, the order cannot
+/// be fulfilled (goods shipped *and* money returned); a refused refund leaves the order
+/// paid and shippable; an order left `refunding` by a crash is finished by the next
+/// cancel.
+pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>) {
+    let gate = Arc::new(GatedRefunds {
+        entered: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+        fail: std::sync::atomic::AtomicBool::new(false),
+    });
+    let engine = crate::EngineBuilder::new(store.clone(), vec![7u8; 32])
+        .payments(crate::payment::PaymentRegistry::new().register(gate.clone()))
+        .build()
+        .unwrap();
+    let staff = crate::auth::Principal {
+        id: CustomerId::new(),
+        email: "ops@example.com".into(),
+        role: Role::Operator,
+    };
+    let ship = || crate::service::orders::FulfillInput {
+        carrier: "CJ".into(),
+        tracking_number: "123".into(),
+    };
+    let paid = || {
+        let mut o = order(None, OrderStatus::Paid, Duration::hours(1));
+        o.payment.status = PaymentStatus::Captured;
+        o.payment.reference = Some("pay-1".into());
+        o.payment_expires_at = None;
+        o
+    };
+    let insert = |o: Order| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            tx.insert_order(&o).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    let wait = std::time::Duration::from_secs(10);
+
+    // The refund is with the provider: fulfilment is refused, then the cancel lands.
+    let o = paid();
+    insert(o.clone()).await;
+    let cancel = {
+        let (engine, staff) = (engine.clone(), staff.clone());
+        tokio::spawn(async move { engine.cancel_by_staff(&staff, o.id, None).await })
+    };
+    tokio::time::timeout(wait, gate.entered.notified())
+        .await
+        .expect("the cancel calls the provider");
+    assert_eq!(
+        stored_order(&store, o.id).await.payment.status,
+        PaymentStatus::Refunding
+    );
+    let shipped = engine.fulfill_order(&staff, o.id, ship()).await;
+    assert!(
+        matches!(&shipped, Err(CoreError::Conflict { code, .. }) if *code == "invalid_state"),
+        "fulfilment during the refund: {shipped:?}"
+    );
+    gate.release.notify_one();
+    let canceled = tokio::time::timeout(wait, cancel).await.unwrap().unwrap();
+    assert!(canceled.is_ok(), "{canceled:?}");
+    let last = stored_order(&store, o.id).await;
+    assert_eq!(
+        (last.status, last.payment.status),
+        (OrderStatus::Canceled, PaymentStatus::Refunded)
+    );
+
+    // The provider refuses the refund: the order is paid and can ship.
+    gate.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let o = paid();
+    insert(o.clone()).await;
+    gate.release.notify_one();
+    let refused = engine.cancel_by_staff(&staff, o.id, None).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let last = stored_order(&store, o.id).await;
+    assert_eq!(
+        (last.status, last.payment.status),
+        (OrderStatus::Paid, PaymentStatus::Captured)
+    );
+    assert!(engine.fulfill_order(&staff, o.id, ship()).await.is_ok());
+
+    // A crash left an order `refunding`: the next cancel refunds (same key) and ends it.
+    gate.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut o = paid();
+    o.payment.status = PaymentStatus::Refunding;
+    insert(o.clone()).await;
+    gate.release.notify_one();
+    let finished = engine.cancel_by_staff(&staff, o.id, None).await;
+    assert!(finished.is_ok(), "{finished:?}");
+    let last = stored_order(&store, o.id).await;
+    assert_eq!(
+        (last.status, last.payment.status),
+        (OrderStatus::Canceled, PaymentStatus::Refunded)
+    );
+}
+
 /// The stored order `id`, which must exist.
 async fn stored_order(store: &Arc<dyn Store>, id: OrderId) -> Order {
     store
@@ -2040,7 +2168,8 @@ macro_rules! storage_contract_tests {
             a_hundred_products_read_at_once, cart_for_checkout_reads_cart_and_variants,
             an_order_read_in_a_transaction_holds_it, late_payment_deliveries_race_to_one_event,
             a_refresh_token_replayed_at_once_leaves_no_valid_successor,
-            confirm_and_cancel_racing_never_keep_money_unrefunded);
+            confirm_and_cancel_racing_never_keep_money_unrefunded,
+            a_refunding_cancellation_holds_off_fulfilment);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

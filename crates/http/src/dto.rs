@@ -871,7 +871,8 @@ pub struct OrderLineDto {
 pub struct PaymentDto {
     /// Provider.
     pub provider: String,
-    /// `pending`, `captured`, `failed`, `refunded`.
+    /// `pending`, `captured`, `failed`, `refunding` (a cancellation's refund is with
+    /// the provider; the order cannot be fulfilled), `refunded`.
     pub status: String,
     /// Provider reference.
     pub reference: Option<String>,

@@ -196,10 +196,11 @@ impl Engine {
         reason: Option<String>,
         audit: Option<crate::ports::AuditEntry>,
     ) -> CoreResult<Order> {
-        // Refund first, outside the transaction; the provider dedupes retries by key.
-        let refunded = if order.payment.status == PaymentStatus::Captured {
-            self.refund_payment(&order, reason.as_deref().unwrap_or("canceled"))
-                .await?;
+        let refunded = if matches!(
+            order.payment.status,
+            PaymentStatus::Captured | PaymentStatus::Refunding
+        ) {
+            self.refund_for_cancel(order.id, reason.as_deref()).await?;
             true
         } else {
             false
@@ -210,13 +211,28 @@ impl Engine {
             .order(order.id)
             .await?
             .ok_or(CoreError::NotFound { entity: "order" })?;
-        if current.payment.status == PaymentStatus::Captured && !refunded {
-            // Paid between the first read and this one (a webhook, an operator's
-            // confirmation): canceling now would keep the money without a refund.
-            return Err(CoreError::conflict(
-                "concurrent_update",
-                "the order was paid while this request ran; read it again",
-            ));
+        match (current.payment.status, refunded) {
+            (PaymentStatus::Refunding, true) => {}
+            // A second cancel that waited on the refund behind the first one: the
+            // order is already what the caller asked for.
+            (PaymentStatus::Refunded, true) if current.status == OrderStatus::Canceled => {
+                return Ok(current)
+            }
+            (PaymentStatus::Captured | PaymentStatus::Refunding, false) => {
+                // Paid between the first read and this one (a webhook, an operator's
+                // confirmation): canceling now would keep the money without a refund.
+                return Err(CoreError::conflict(
+                    "concurrent_update",
+                    "the order was paid while this request ran; read it again",
+                ));
+            }
+            (_, true) => {
+                return Err(CoreError::conflict(
+                    "concurrent_update",
+                    "the order changed while this request ran; read it again",
+                ))
+            }
+            (_, false) => {}
         }
         current.transition(OrderStatus::Canceled, actor, reason, now)?;
         current.payment.status = if refunded {
@@ -240,6 +256,65 @@ impl Engine {
         self.commit(tx, &events).await?;
         self.invalidate_catalog_cache();
         Ok(current)
+    }
+
+    /// Refunds a paid order that is being canceled, so that nothing can ship it in
+    /// between: the payment is marked `refunding` (which fulfilment refuses) and
+    /// committed before the provider is called, and put back to `captured` if the
+    /// provider refuses. An order left `refunding` by a crash is finished by the next
+    /// cancel; the provider dedupes the refund by its per-order key.
+    async fn refund_for_cancel(&self, id: OrderId, reason: Option<&str>) -> CoreResult<()> {
+        let mut tx = self.0.store.begin().await?;
+        let mut order = tx
+            .order(id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "order" })?;
+        match (order.status, order.payment.status) {
+            (OrderStatus::Paid, PaymentStatus::Captured) => {
+                order.payment.status = PaymentStatus::Refunding;
+                order.updated_at = self.now();
+                if !tx.update_order_if(&order, OrderStatus::Paid).await? {
+                    return Err(CoreError::conflict(
+                        "concurrent_update",
+                        "the order changed while this request ran; read it again",
+                    ));
+                }
+                tx.commit().await?;
+            }
+            (OrderStatus::Paid, PaymentStatus::Refunding) => drop(tx),
+            (status, _) => {
+                return Err(CoreError::conflict(
+                    "invalid_state",
+                    format!(
+                        "an order that is {} can no longer be canceled",
+                        status.as_str()
+                    ),
+                ))
+            }
+        }
+        if let Err(e) = self
+            .refund_payment(&order, reason.unwrap_or("canceled"))
+            .await
+        {
+            self.undo_refunding(id).await?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The provider refused a cancellation's refund: the order is paid as before.
+    async fn undo_refunding(&self, id: OrderId) -> CoreResult<()> {
+        let mut tx = self.0.store.begin().await?;
+        if let Some(mut order) = tx.order(id).await? {
+            if order.status == OrderStatus::Paid && order.payment.status == PaymentStatus::Refunding
+            {
+                order.payment.status = PaymentStatus::Captured;
+                order.updated_at = self.now();
+                tx.update_order_if(&order, OrderStatus::Paid).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
     }
 
     /// Gives the whole payment back through its provider. The key is per order, so a
