@@ -62,6 +62,10 @@ pub struct Customer {
     pub role: Role,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// Set when an admin disabled the account: it cannot sign in, and its tokens stop
+    /// working.
+    #[serde(default)]
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// A stored refresh token. Only its SHA-256 is kept; the family ties rotations together

@@ -126,6 +126,11 @@ pub trait CustomerWrite: Send {
     async fn use_refresh_token(&mut self, token_hash: &str, at: DateTime<Utc>) -> CoreResult<bool>;
     /// Revokes every token of a rotation family.
     async fn revoke_refresh_family(&mut self, family: &str) -> CoreResult<()>;
+    /// Stores an account's role, password hash and `disabled_at` (by id); `false` if
+    /// no such account.
+    async fn update_customer(&mut self, customer: &Customer) -> CoreResult<bool>;
+    /// Revokes every refresh token of an account (disabled, password reset).
+    async fn revoke_customer_tokens(&mut self, customer: CustomerId) -> CoreResult<()>;
 }
 
 /// A remembered answer to an idempotent request.

@@ -1044,6 +1044,111 @@ pub async fn orders_round_trip_list_and_expire(store: Arc<dyn Store>) {
     assert_eq!(r.order(a1.id).await.unwrap().unwrap().history.len(), 2);
 }
 
+/// A staff account's role, password and disabled mark are stored and read back; its
+/// refresh tokens are revoked all at once, and only its own.
+pub async fn staff_accounts_change_and_lose_their_tokens(store: Arc<dyn Store>) {
+    let staff = |email: &str| Customer {
+        id: CustomerId::new(),
+        email: email.into(),
+        password_hash: "h1".into(),
+        role: Role::Admin,
+        created_at: now(),
+        disabled_at: None,
+    };
+    let (leaver, other) = (staff("leaver@shop.kr"), staff("stays@shop.kr"));
+    let token = |hash: &str, family: &str, owner: &Customer| RefreshToken {
+        token_hash: hash.into(),
+        family: family.into(),
+        customer_id: owner.id,
+        expires_at: now() + Duration::days(1),
+        used_at: None,
+        revoked: false,
+    };
+    let mut tx = store.begin().await.unwrap();
+    for c in [&leaver, &other] {
+        tx.insert_customer(c).await.unwrap();
+    }
+    for t in [
+        token("l1", "f1", &leaver),
+        token("l2", "f2", &leaver),
+        token("o1", "f3", &other),
+    ] {
+        tx.insert_refresh_token(&t).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let at = now();
+    let changed = Customer {
+        role: Role::Operator,
+        password_hash: "h2".into(),
+        disabled_at: Some(at),
+        ..leaver.clone()
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.update_customer(&changed).await.unwrap());
+    assert!(
+        !tx.update_customer(&staff("nobody@shop.kr")).await.unwrap(),
+        "an unknown account is not created"
+    );
+    tx.revoke_customer_tokens(leaver.id).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut r = store.read().await.unwrap();
+    let stored = r.customer(leaver.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.role,
+            stored.password_hash.as_str(),
+            stored.email.as_str()
+        ),
+        (Role::Operator, "h2", "leaver@shop.kr")
+    );
+    let disabled = stored.disabled_at.expect("disabled_at is kept");
+    assert!(
+        (disabled - at).num_milliseconds().abs() < 1,
+        "{disabled} vs {at}"
+    );
+    assert!(r
+        .customer_by_email("nobody@shop.kr")
+        .await
+        .unwrap()
+        .is_none());
+    for hash in ["l1", "l2"] {
+        assert!(
+            r.refresh_token(hash).await.unwrap().unwrap().revoked,
+            "{hash}"
+        );
+    }
+    assert!(!r.refresh_token("o1").await.unwrap().unwrap().revoked);
+    assert!(r
+        .customer(other.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .disabled_at
+        .is_none());
+    drop(r);
+
+    // Enabled again.
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx
+        .update_customer(&Customer {
+            disabled_at: None,
+            ..stored
+        })
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    let mut r = store.read().await.unwrap();
+    assert!(r
+        .customer_by_email("leaver@shop.kr")
+        .await
+        .unwrap()
+        .unwrap()
+        .disabled_at
+        .is_none());
+}
+
 pub async fn accounts_tokens_idempotency_audit(store: Arc<dyn Store>) {
     let c = Customer {
         id: CustomerId::new(),
@@ -1051,6 +1156,7 @@ pub async fn accounts_tokens_idempotency_audit(store: Arc<dyn Store>) {
         password_hash: "h".into(),
         role: Role::Operator,
         created_at: now(),
+        disabled_at: None,
     };
     let mut tx = store.begin().await.unwrap();
     tx.insert_customer(&c).await.unwrap();
@@ -2156,6 +2262,7 @@ macro_rules! storage_contract_tests {
             variants_may_swap_skus,
             search_finds_korean_english_and_indonesian, filters_sorts_and_pages, stock_never_goes_negative,
             concurrent_reservations_are_exact, dropped_transactions_roll_back, carts_round_trip_and_expire,
+            staff_accounts_change_and_lose_their_tokens,
             orders_round_trip_list_and_expire, accounts_tokens_idempotency_audit, outbox_keeps_commit_order,
             outbox_lease_has_one_holder, outbox_lease_is_released_by_its_holder_only,
             a_stopped_relay_hands_the_lease_over, projections_apply_once, store_notifications_apply_once,

@@ -13,6 +13,7 @@ use jangteo_core::locale::LocalizedText;
 use jangteo_core::money::{Currency, Money};
 use jangteo_core::order::OrderStatus;
 use jangteo_core::service::orders::FulfillInput;
+use jangteo_core::service::users::StaffUpdate;
 
 use crate::dto::*;
 use crate::extract::{parse_id, AdminOnly, ApiJson, ApiQuery, ClientIp, OptionalJson, Staff};
@@ -346,6 +347,33 @@ pub(crate) async fn create_user(
         .create_staff(&p, &b.email, &b.password, role)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(UserDto::from(&u))))
+}
+
+/// Changes a staff account: role, password, or disabled (admin only). Disabling (an
+/// employee leaves) or a new password signs the account out at once; the last enabled
+/// admin cannot be demoted or disabled (`409 last_admin`).
+#[utoipa::path(patch, path = "/admin/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UpdateUserBody,
+    responses((status = 200, body = UserDto), (status = 403, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn update_user(
+    State(s): State<AppState>,
+    AdminOnly(p): AdminOnly,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UpdateUserBody>,
+) -> ApiResult<axum::Json<UserDto>> {
+    let change = StaffUpdate {
+        role: b.role.as_deref().map(Role::parse).transpose()?,
+        disabled: b.disabled,
+        password: b.password,
+    };
+    let u = s
+        .engine
+        .update_staff(&p, parse_id(&id, "user")?, change)
+        .await?;
+    Ok(axum::Json(UserDto::from(&u)))
 }
 
 /// Every admin write, newest first.

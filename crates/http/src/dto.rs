@@ -1112,6 +1112,8 @@ pub struct UserDto {
     pub role: String,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// When an admin disabled the account (it cannot sign in); `null` while enabled.
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Customer> for UserDto {
@@ -1121,6 +1123,7 @@ impl From<&Customer> for UserDto {
             email: c.email.clone(),
             role: c.role.as_str().into(),
             created_at: c.created_at,
+            disabled_at: c.disabled_at,
         }
     }
 }
@@ -1130,6 +1133,19 @@ impl From<&Customer> for UserDto {
 pub struct UserList {
     /// Users.
     pub users: Vec<UserDto>,
+}
+
+/// Body of `PATCH /admin/users/{id}`: only the fields sent change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    /// `operator` or `admin`.
+    pub role: Option<String>,
+    /// `true` disables the account: it cannot sign in and its tokens stop working at
+    /// once; `false` enables it again.
+    pub disabled: Option<bool>,
+    /// A new password (8-128 characters); the account is signed out everywhere.
+    pub password: Option<String>,
 }
 
 /// Body of `POST /admin/users`.

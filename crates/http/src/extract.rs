@@ -142,7 +142,9 @@ impl FromRequestParts<AppState> for Staff {
                 "operator or admin role required",
             ));
         }
-        Ok(Staff(p))
+        // The token may predate a change an admin made (disabled, demoted): the account
+        // as stored now decides.
+        Ok(Staff(state.engine.staff_session(p).await?))
     }
 }
 

@@ -319,6 +319,7 @@ pub fn admin_router(engine: Engine, settings: &HttpSettings) -> Router {
         .routes(routes!(admin::confirm_payment))
         .routes(routes!(admin::refund_order))
         .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::update_user))
         .routes(routes!(admin::audit_log))
         .routes(routes!(admin::sales_report))
         .routes(routes!(admin::notifications))

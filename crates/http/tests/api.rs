@@ -256,20 +256,21 @@ impl App {
         send(&self.store, Method::PATCH, uri, token, Some(body), &[]).await
     }
     async fn admin_token(&self) -> String {
-        let r = send(
-            &self.admin,
-            Method::POST,
-            "/admin/auth/login",
-            None,
-            Some(json!({"email": ADMIN.0, "password": ADMIN.1})),
-            &[],
-        )
-        .await;
+        let r = staff_login(self, ADMIN.0, ADMIN.1).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         r.body["access_token"].as_str().unwrap().to_string()
     }
     async fn admin(&self, method: Method, uri: &str, token: &str, body: Option<Value>) -> Res {
         send(&self.admin, method, uri, Some(token), body, &[]).await
+    }
+    /// A new staff user (the user as answered).
+    async fn create_staff(&self, admin: &str, email: &str, password: &str, role: &str) -> Value {
+        let body = json!({"email": email, "password": password, "role": role});
+        let r = self
+            .admin(Method::POST, "/admin/users", admin, Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body
     }
     /// A published product registered in `AQ` under `number` until `expires_on`.
     async fn aq_product(
@@ -783,24 +784,9 @@ async fn buyers_cannot_touch_each_others_orders_or_carts() {
 async fn operator_manages_catalog_and_orders_with_an_audit_trail() {
     let app = app().await;
     let admin = app.admin_token().await;
-    let r = app
-        .admin(
-            Method::POST,
-            "/admin/users",
-            &admin,
-            Some(json!({"email": "op@shop.kr", "password": "operator-pass", "role": "operator"})),
-        )
+    app.create_staff(&admin, "op@shop.kr", "operator-pass", "operator")
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let r = send(
-        &app.admin,
-        Method::POST,
-        "/admin/auth/login",
-        None,
-        Some(json!({"email": "op@shop.kr", "password": "operator-pass"})),
-        &[],
-    )
-    .await;
+    let r = staff_login(&app, "op@shop.kr", "operator-pass").await;
     let op = r.body["access_token"].as_str().unwrap().to_string();
     let r = app
         .admin(
@@ -966,6 +952,242 @@ async fn operator_manages_catalog_and_orders_with_an_audit_trail() {
         .any(|e| e["actor_email"] == "op@shop.kr"));
     let r = app.admin(Method::GET, "/admin/users", &admin, None).await;
     assert_eq!(r.body["users"].as_array().unwrap().len(), 2);
+}
+
+async fn staff_login(app: &App, email: &str, password: &str) -> Res {
+    send(
+        &app.admin,
+        Method::POST,
+        "/admin/auth/login",
+        None,
+        Some(json!({"email": email, "password": password})),
+        &[],
+    )
+    .await
+}
+
+async fn staff_refresh(app: &App, refresh_token: &str) -> Res {
+    let body = json!({"refresh_token": refresh_token});
+    send(
+        &app.admin,
+        Method::POST,
+        "/admin/auth/refresh",
+        None,
+        Some(body),
+        &[],
+    )
+    .await
+}
+
+/// An employee leaves or changes job: a demoted admin loses admin routes on their very
+/// next request, a disabled account loses its access token, refresh token and login at
+/// once, a password reset signs out everywhere, and the last enabled admin cannot be
+/// demoted or disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_accounts_are_demoted_disabled_and_reset_at_once() {
+    let app = app().await;
+    let root = app.admin_token().await;
+    let user = app
+        .create_staff(&root, "second@shop.kr", "second-pass", "admin")
+        .await;
+    assert!(user["disabled_at"].is_null());
+    let id = user["id"].as_str().unwrap().to_string();
+    let path = format!("/admin/users/{id}");
+    let login = staff_login(&app, "second@shop.kr", "second-pass").await;
+    let (token, refresh) = (
+        login.body["access_token"].as_str().unwrap().to_string(),
+        login.body["refresh_token"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        app.admin(Method::GET, "/admin/users", &token, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Demoted: the admin-only route refuses the same token; operator routes still work.
+    let r = app
+        .admin(
+            Method::PATCH,
+            &path,
+            &root,
+            Some(json!({"role": "operator"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["role"].clone()),
+        (StatusCode::OK, json!("operator"))
+    );
+    assert_eq!(
+        app.admin(Method::GET, "/admin/users", &token, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.admin(Method::GET, "/admin/orders", &token, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    // Disabled: the access token, the refresh token and the password all stop working.
+    let r = app
+        .admin(Method::PATCH, &path, &root, Some(json!({"disabled": true})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body["disabled_at"].is_string());
+    let r = app.admin(Method::GET, "/admin/orders", &token, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    assert_eq!(
+        staff_refresh(&app, &refresh).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        staff_login(&app, "second@shop.kr", "second-pass")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let listed = app.admin(Method::GET, "/admin/users", &root, None).await;
+    let row = listed.body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert!(row["disabled_at"].is_string(), "{row}");
+
+    // Enabled again with a new password: the old one is refused, the new one works.
+    let r = app
+        .admin(
+            Method::PATCH,
+            &path,
+            &root,
+            Some(json!({"disabled": false, "password": "fresh-pass-1", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        staff_login(&app, "second@shop.kr", "second-pass")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = staff_login(&app, "second@shop.kr", "fresh-pass-1").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let second = again.body["access_token"].as_str().unwrap().to_string();
+
+    // A password reset signs the account out everywhere.
+    let before = again.body["refresh_token"].as_str().unwrap().to_string();
+    let r = app
+        .admin(
+            Method::PATCH,
+            &path,
+            &root,
+            Some(json!({"password": "fresh-pass-2"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        staff_refresh(&app, &before).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Two enabled admins: each may disable the other once, never the last one.
+    let me = app
+        .admin(Method::GET, "/admin/users", &root, None)
+        .await
+        .body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == ADMIN.0)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .admin(
+            Method::PATCH,
+            &format!("/admin/users/{me}"),
+            &second,
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for change in [json!({"disabled": true}), json!({"role": "operator"})] {
+        let r = app
+            .admin(Method::PATCH, &path, &second, Some(change.clone()))
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].clone()),
+            (StatusCode::CONFLICT, json!("last_admin")),
+            "{change}: {}",
+            r.body
+        );
+    }
+
+    // Bad input: problem documents, nothing changed.
+    for (body, status, code) in [
+        (
+            json!({"role": "customer"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"role": "owner"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"password": "short"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ),
+        (
+            json!({"email": "x@shop.kr"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+    ] {
+        let r = app
+            .admin(Method::PATCH, &path, &second, Some(body.clone()))
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {}",
+            r.body
+        );
+    }
+    let buyer = app.buyer("not-staff@example.com").await;
+    let buyer_id = app.get("/store/customers/me", Some(&buyer)).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for target in [buyer_id, uuid::Uuid::now_v7().to_string(), "nope".into()] {
+        let r = app
+            .admin(
+                Method::PATCH,
+                &format!("/admin/users/{target}"),
+                &second,
+                Some(json!({"disabled": true})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{target}: {}", r.body);
+    }
+    let audit = app
+        .admin(Method::GET, "/admin/audit-log", &second, None)
+        .await;
+    let updates = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "user.update")
+        .count();
+    assert_eq!(updates, 5, "{}", audit.body);
 }
 
 /// Every admin route, read from the admin OpenAPI document, refuses anonymous callers

@@ -24,6 +24,18 @@ pub struct TokenPair {
     pub customer: Customer,
 }
 
+/// What an admin changes on a staff account; `None` leaves it as it is.
+#[derive(Debug, Clone, Default)]
+pub struct StaffUpdate {
+    /// `operator` or `admin`.
+    pub role: Option<Role>,
+    /// `true` disables the account (it cannot sign in, its tokens stop working at once),
+    /// `false` enables it again.
+    pub disabled: Option<bool>,
+    /// A new password (8-128 characters); signs the account out everywhere.
+    pub password: Option<String>,
+}
+
 /// A login attempt.
 #[derive(Debug, Clone)]
 pub struct LoginAttempt<'a> {
@@ -47,18 +59,17 @@ fn validate_credentials(email: &str, password: &str) -> CoreResult<String> {
             "not an e-mail address",
         ));
     }
-    let n = password.chars().count();
-    if !(8..=128).contains(&n) {
-        errors.push(FieldError::new(
-            "password",
-            "invalid_length",
-            "between 8 and 128 characters",
-        ));
-    }
+    errors.extend(password_error(password));
     if !errors.is_empty() {
         return Err(CoreError::validation(errors));
     }
     Ok(email)
+}
+
+/// The one password rule: 8-128 characters.
+fn password_error(password: &str) -> Option<FieldError> {
+    (!(8..=128).contains(&password.chars().count()))
+        .then(|| FieldError::new("password", "invalid_length", "between 8 and 128 characters"))
 }
 
 /// A fixed Argon2 hash verified when the account does not exist, so that response
@@ -80,6 +91,7 @@ impl Engine {
             password_hash: hash,
             role,
             created_at: self.now(),
+            disabled_at: None,
         };
         let mut tx = self.0.store.begin().await?;
         tx.insert_customer(&customer).await?;
@@ -149,6 +161,131 @@ impl Engine {
             .await?
             .customers_with_roles(&[Role::Operator, Role::Admin])
             .await
+    }
+
+    /// Changes a staff account's role, password or whether it is disabled (admins only).
+    /// Disabling or a new password revokes the account's refresh tokens, and
+    /// [`Engine::staff_session`] refuses its access tokens from the next request on. A
+    /// change that would leave no enabled admin is refused (`last_admin`), so the store
+    /// can never lock itself out.
+    pub async fn update_staff(
+        &self,
+        admin: &Principal,
+        id: CustomerId,
+        change: StaffUpdate,
+    ) -> CoreResult<Customer> {
+        if admin.role != Role::Admin {
+            return Err(CoreError::Forbidden(
+                "only admins manage staff users".into(),
+            ));
+        }
+        let mut errors = Vec::new();
+        if change.role.is_some_and(|r| !r.is_staff()) {
+            errors.push(FieldError::new(
+                "role",
+                "invalid_value",
+                "operator or admin",
+            ));
+        }
+        errors.extend(change.password.as_deref().and_then(password_error));
+        if !errors.is_empty() {
+            return Err(CoreError::validation(errors));
+        }
+        let new_hash = match &change.password {
+            Some(p) => Some(hash_password(p.clone()).await?),
+            None => None,
+        };
+        let now = self.now();
+        let mut tx = self.0.store.begin().await?;
+        // Every staff change takes this one lock, so two admins demoting each other at
+        // once cannot both pass the last-admin check below.
+        tx.lock_buyer("staff-accounts").await?;
+        let before = tx
+            .customer(id)
+            .await?
+            .filter(|c| c.role.is_staff())
+            .ok_or(CoreError::NotFound { entity: "user" })?;
+        let mut after = before.clone();
+        if let Some(role) = change.role {
+            after.role = role;
+        }
+        match change.disabled {
+            Some(true) if after.disabled_at.is_none() => after.disabled_at = Some(now),
+            Some(false) => after.disabled_at = None,
+            _ => {}
+        }
+        if let Some(h) = new_hash {
+            after.password_hash = h;
+        }
+        let active_admin = |c: &Customer| c.role == Role::Admin && c.disabled_at.is_none();
+        if active_admin(&before) && !active_admin(&after) {
+            let others = tx
+                .customers_with_roles(&[Role::Admin])
+                .await?
+                .iter()
+                .filter(|c| c.id != id && active_admin(c))
+                .count();
+            if others == 0 {
+                return Err(CoreError::conflict(
+                    "last_admin",
+                    "this is the only enabled admin; make another admin first",
+                ));
+            }
+        }
+        if !tx.update_customer(&after).await? {
+            return Err(CoreError::NotFound { entity: "user" });
+        }
+        let signed_out = after.disabled_at.is_some() || change.password.is_some();
+        if signed_out {
+            tx.revoke_customer_tokens(id).await?;
+        }
+        tx.append_audit(&self.audit(
+            admin,
+            "user.update",
+            "user",
+            id,
+            json!({
+                "email": after.email,
+                "role": after.role,
+                "disabled": after.disabled_at.is_some(),
+                "password_reset": change.password.is_some(),
+            }),
+        ))
+        .await?;
+        let event = DomainEvent::new(
+            "customer.updated",
+            "customer",
+            id,
+            now,
+            json!({
+                "customer_id": id,
+                "role": after.role,
+                "disabled": after.disabled_at.is_some(),
+            }),
+        );
+        self.commit(tx, &[event]).await?;
+        Ok(after)
+    }
+
+    /// The staff member an access token names, as the account is now: a token of a
+    /// disabled or deleted account is refused, and a demoted admin acts with the new
+    /// role, without waiting for the token to expire. The admin API calls it on every
+    /// request.
+    pub async fn staff_session(&self, token: Principal) -> CoreResult<Principal> {
+        let account = self.0.store.read().await?.customer(token.id).await?;
+        match account {
+            Some(c) if c.disabled_at.is_none() && c.role.is_staff() => Ok(Principal {
+                id: c.id,
+                email: c.email,
+                role: c.role,
+            }),
+            Some(c) if c.disabled_at.is_none() => Err(CoreError::Forbidden(
+                "operator or admin role required".into(),
+            )),
+            _ => Err(CoreError::Unauthorized(
+                "this account is disabled; sign in again once an admin enables it".into(),
+            )),
+        }
     }
 
     /// Creates the first admin if no account has that e-mail yet; returns whether it did.
@@ -231,7 +368,11 @@ impl Engine {
             .unwrap_or_else(|| DUMMY_HASH.to_string());
         let ok = verify_password(attempt.password.to_string(), hash).await?;
         match found {
-            Some(c) if ok && (!attempt.staff_only || c.role.is_staff()) => Ok(c),
+            Some(c)
+                if ok && c.disabled_at.is_none() && (!attempt.staff_only || c.role.is_staff()) =>
+            {
+                Ok(c)
+            }
             _ => Err(CoreError::Unauthorized("invalid e-mail or password".into())),
         }
     }
@@ -289,7 +430,11 @@ impl Engine {
                 "refresh token was already used; sign in again".into(),
             ));
         }
-        let customer = tx.customer(record.customer_id).await?.ok_or_else(bad)?;
+        let customer = tx
+            .customer(record.customer_id)
+            .await?
+            .filter(|c| c.disabled_at.is_none())
+            .ok_or_else(bad)?;
         // The successor is stored in the transaction that marks this token used. Were it
         // stored after, a replay racing this call could revoke the family in between and
         // the successor, inserted after the revocation, would stay valid.

@@ -33,6 +33,7 @@ fn customer_from_row(r: &PgRow) -> CoreResult<Customer> {
         password_hash: r.try_get("password_hash").map_err(map)?,
         role: Role::parse(&r.try_get::<String, _>("role").map_err(map)?)?,
         created_at: r.try_get("created_at").map_err(map)?,
+        disabled_at: r.try_get("disabled_at").map_err(map)?,
     })
 }
 
@@ -160,7 +161,7 @@ async fn customer_where(
         return Ok(None);
     };
     let q = format!(
-        "SELECT id, email, password_hash, role, created_at FROM customers WHERE {col} = $1"
+        "SELECT id, email, password_hash, role, created_at, disabled_at FROM customers WHERE {col} = $1"
     );
     let query = sqlx::query(&q);
     let query = if col == "id" {
@@ -181,7 +182,7 @@ async fn customers_with_roles(
 ) -> CoreResult<Vec<Customer>> {
     let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
     let rows = sqlx::query(
-        "SELECT id, email, password_hash, role, created_at FROM customers WHERE role = ANY($1) ORDER BY created_at, id",
+        "SELECT id, email, password_hash, role, created_at, disabled_at FROM customers WHERE role = ANY($1) ORDER BY created_at, id",
     )
     .bind(&roles)
     .fetch_all(conn)
@@ -418,6 +419,31 @@ impl CustomerWrite for PgTx {
             .execute(self.conn())
             .await
             .map_err(map)?;
+        Ok(())
+    }
+
+    async fn update_customer(&mut self, c: &Customer) -> CoreResult<bool> {
+        let r = sqlx::query(
+            "UPDATE customers SET role = $1, password_hash = $2, disabled_at = $3 WHERE id = $4",
+        )
+        .bind(c.role.as_str())
+        .bind(&c.password_hash)
+        .bind(c.disabled_at)
+        .bind(c.id.0)
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn revoke_customer_tokens(&mut self, customer: CustomerId) -> CoreResult<()> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked = TRUE WHERE customer_id = $1 AND NOT revoked",
+        )
+        .bind(customer.0)
+        .execute(self.conn())
+        .await
+        .map_err(map)?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use jangteo_core::cart::{Cart, CartStatus};
 use jangteo_core::customer::{Customer, RefreshToken, Role};
 use jangteo_core::events::DomainEvent;
-use jangteo_core::ids::{CartId, OrderId};
+use jangteo_core::ids::{CartId, CustomerId, OrderId};
 use jangteo_core::order::{Order, OrderQuery, OrderStatus};
 use jangteo_core::ports::{
     AuditEntry, AuditWrite, CartWrite, CustomerWrite, EventWrite, IdempotencyRecord,
@@ -32,6 +32,9 @@ fn customer_from_row(r: &Row<'_>) -> CoreResult<Customer> {
         password_hash: col(r, "password_hash")?,
         role: Role::parse(&col::<String>(r, "role")?)?,
         created_at: parse(&col::<String>(r, "created_at")?)?,
+        disabled_at: col::<Option<String>>(r, "disabled_at")?
+            .map(|t| parse(&t))
+            .transpose()?,
     })
 }
 
@@ -98,7 +101,7 @@ fn expired_pending(conn: &Connection, now: DateTime<Utc>, limit: u32) -> CoreRes
 
 fn customer_where(conn: &Connection, column: &str, v: &str) -> CoreResult<Option<Customer>> {
     let sql = format!(
-        "SELECT id, email, password_hash, role, created_at FROM customers WHERE {column} = ?"
+        "SELECT id, email, password_hash, role, created_at, disabled_at FROM customers WHERE {column} = ?"
     );
     q::one(conn, &sql, [v], customer_from_row)
 }
@@ -108,7 +111,7 @@ fn customers_with_roles(conn: &Connection, roles: &[Role]) -> CoreResult<Vec<Cus
         return Ok(Vec::new());
     }
     let mut qb = Sql::new(
-        "SELECT id, email, password_hash, role, created_at FROM customers WHERE role IN (",
+        "SELECT id, email, password_hash, role, created_at, disabled_at FROM customers WHERE role IN (",
     );
     qb.bind_list(roles.iter().map(|r| r.as_str().to_string()))
         .push(") ORDER BY created_at, id");
@@ -317,6 +320,29 @@ impl CustomerWrite for SqliteTx {
             self.conn(),
             "UPDATE refresh_tokens SET revoked = 1 WHERE family = ?",
             [family],
+        )?;
+        Ok(())
+    }
+
+    async fn update_customer(&mut self, c: &Customer) -> CoreResult<bool> {
+        let n = q::exec(
+            self.conn(),
+            "UPDATE customers SET role = ?, password_hash = ?, disabled_at = ? WHERE id = ?",
+            params![
+                c.role.as_str(),
+                c.password_hash,
+                c.disabled_at.map(ts),
+                c.id.to_string()
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    async fn revoke_customer_tokens(&mut self, customer: CustomerId) -> CoreResult<()> {
+        q::exec(
+            self.conn(),
+            "UPDATE refresh_tokens SET revoked = 1 WHERE customer_id = ? AND revoked = 0",
+            [customer.to_string()],
         )?;
         Ok(())
     }
