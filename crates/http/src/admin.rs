@@ -45,6 +45,31 @@ pub(crate) async fn refresh(
     crate::store::refresh_tokens(&s, &b.refresh_token).await
 }
 
+/// Signs this device out (the refresh token and its rotations stop working).
+#[utoipa::path(post, path = "/admin/auth/logout", tag = "auth", request_body = RefreshBody,
+    responses((status = 204), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn logout(
+    state: State<AppState>,
+    body: ApiJson<RefreshBody>,
+) -> ApiResult<StatusCode> {
+    crate::store::logout(state, body).await
+}
+
+/// Changes the caller's own password; every session is signed out, the answer is a
+/// fresh pair. Audited as `user.password`.
+#[utoipa::path(post, path = "/admin/auth/password", tag = "auth", request_body = PasswordChangeBody,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn change_password(
+    State(s): State<AppState>,
+    Staff(p): Staff,
+    ApiJson(b): ApiJson<PasswordChangeBody>,
+) -> ApiResult<axum::Json<TokenResponse>> {
+    crate::store::password_changed(&s, &p, b).await
+}
+
 /// Lists products, drafts included.
 #[utoipa::path(get, path = "/admin/products", tag = "catalog", params(ProductListQuery),
     responses((status = 200, body = ProductList<AdminProduct>), (status = 401, body = Problem, content_type = "application/problem+json"),

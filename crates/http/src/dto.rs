@@ -1088,6 +1088,16 @@ pub struct RefreshBody {
     pub refresh_token: String,
 }
 
+/// Body of `POST /store/auth/password` and `POST /admin/auth/password`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeBody {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new one, 8-128 characters.
+    pub new_password: String,
+}
+
 /// Tokens.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {

@@ -288,6 +288,8 @@ pub fn store_router(engine: Engine, settings: &HttpSettings) -> Router {
         .routes(routes!(store::register))
         .routes(routes!(store::login))
         .routes(routes!(store::refresh))
+        .routes(routes!(store::logout))
+        .routes(routes!(store::change_password))
         .routes(routes!(store::me))
         .routes(routes!(store::list_orders))
         .routes(routes!(store::get_order))
@@ -303,6 +305,8 @@ pub fn admin_router(engine: Engine, settings: &HttpSettings) -> Router {
     let r = OpenApiRouter::with_openapi(AdminDoc::openapi())
         .routes(routes!(admin::login))
         .routes(routes!(admin::refresh))
+        .routes(routes!(admin::logout))
+        .routes(routes!(admin::change_password))
         .routes(routes!(admin::list_products, admin::create_product))
         .routes(routes!(
             admin::get_product,

@@ -366,6 +366,45 @@ pub(crate) async fn refresh(
     refresh_tokens(&s, &b.refresh_token).await
 }
 
+/// Signs this device out: the refresh token and its rotations stop working; other
+/// devices stay signed in. Unknown tokens are fine (204 either way).
+#[utoipa::path(post, path = "/store/auth/logout", tag = "auth", request_body = RefreshBody,
+    responses((status = 204), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn logout(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<RefreshBody>,
+) -> ApiResult<StatusCode> {
+    s.engine.logout(&b.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the caller's password (the current one is checked; wrong ones count against
+/// the login limit). Every session is signed out; the answer is a fresh pair.
+#[utoipa::path(post, path = "/store/auth/password", tag = "auth", request_body = PasswordChangeBody,
+    responses((status = 200, body = TokenResponse), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 422, body = Problem, content_type = "application/problem+json"),
+              (status = 429, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn change_password(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<PasswordChangeBody>,
+) -> ApiResult<axum::Json<TokenResponse>> {
+    password_changed(&s, &p, b).await
+}
+
+pub(crate) async fn password_changed(
+    s: &AppState,
+    who: &jangteo_core::auth::Principal,
+    b: PasswordChangeBody,
+) -> ApiResult<axum::Json<TokenResponse>> {
+    let pair = s
+        .engine
+        .change_password(who, &b.current_password, &b.new_password)
+        .await?;
+    Ok(axum::Json(tokens(pair)))
+}
+
 pub(crate) async fn refresh_tokens(
     s: &AppState,
     token: &str,

@@ -1591,6 +1591,178 @@ async fn refresh_tokens_rotate_and_replay_revokes_the_family() {
     );
 }
 
+/// A buyer signs one device out and changes the password: the signed-out device's
+/// refresh token dies, the other device lives until the password changes; a wrong
+/// current password is a field error and counts against the login limit; staff change
+/// theirs on the admin API, audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buyers_sign_out_and_change_their_password() {
+    let app = app().await;
+    app.buyer("phone@example.com").await;
+    let sign_in = |password: &'static str| {
+        let app = &app;
+        async move {
+            app.post(
+                "/store/auth/login",
+                None,
+                json!({"email": "phone@example.com", "password": password}),
+            )
+            .await
+        }
+    };
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            app.post("/store/auth/refresh", None, json!({"refresh_token": token}))
+                .await
+                .status
+        }
+    };
+    let (phone, laptop) = (
+        sign_in("buyer-password").await,
+        sign_in("buyer-password").await,
+    );
+    let token_of = |r: &Res, field: &str| r.body[field].as_str().unwrap().to_string();
+
+    let out = app
+        .post(
+            "/store/auth/logout",
+            None,
+            json!({"refresh_token": token_of(&phone, "refresh_token")}),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        refresh(token_of(&phone, "refresh_token")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    for unknown in ["", "never-issued"] {
+        let again = app
+            .post(
+                "/store/auth/logout",
+                None,
+                json!({"refresh_token": unknown}),
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::NO_CONTENT, "{unknown:?}");
+    }
+    let r = refresh(token_of(&laptop, "refresh_token")).await;
+    assert_eq!(r, StatusCode::OK, "the other device stays signed in");
+    // The laptop's chain rotated: read its current tokens again.
+    let laptop = sign_in("buyer-password").await;
+
+    let access = token_of(&laptop, "access_token");
+    let change = |current: &str, new: &str| {
+        let (app, access) = (&app, access.clone());
+        let body = json!({"current_password": current, "new_password": new});
+        async move { app.post("/store/auth/password", Some(&access), body).await }
+    };
+    let wrong = change("not-my-password", "new-buyer-password").await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    assert_eq!(wrong.body["errors"][0]["field"], "current_password");
+    assert_eq!(wrong.body["errors"][0]["code"], "incorrect");
+    let short = change("buyer-password", "short").await;
+    assert_eq!(
+        short.body["errors"][0]["field"], "new_password",
+        "{}",
+        short.body
+    );
+    assert_eq!(
+        app.post(
+            "/store/auth/password",
+            None,
+            json!({"current_password": "a", "new_password": "b"})
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let changed = change("buyer-password", "new-buyer-password").await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert!(changed.body["access_token"].is_string());
+    assert_eq!(
+        refresh(token_of(&laptop, "refresh_token")).await,
+        StatusCode::UNAUTHORIZED,
+        "every earlier session is signed out"
+    );
+    assert_eq!(
+        refresh(token_of(&changed, "refresh_token")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        sign_in("buyer-password").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(sign_in("new-buyer-password").await.status, StatusCode::OK);
+
+    // Wrong current passwords are failed logins: with the limit (10) reached, even the
+    // right password is refused until the window ends.
+    let access = app.buyer("guess@example.com").await;
+    for _ in 0..10 {
+        let r = app
+            .post(
+                "/store/auth/password",
+                Some(&access),
+                json!({"current_password": "guess-guess", "new_password": "whatever-123"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    }
+    let r = app
+        .post(
+            "/store/auth/password",
+            Some(&access),
+            json!({"current_password": "buyer-password", "new_password": "whatever-123"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+
+    // Staff: the same on the admin API, audited.
+    let admin = app.admin_token().await;
+    app.create_staff(&admin, "ops@shop.kr", "ops-password", "operator")
+        .await;
+    let op = staff_login(&app, "ops@shop.kr", "ops-password").await;
+    let r = app
+        .admin(
+            Method::POST,
+            "/admin/auth/password",
+            &token_of(&op, "access_token"),
+            Some(json!({"current_password": "ops-password", "new_password": "ops-password-2"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        staff_refresh(&app, &token_of(&op, "refresh_token"))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = send(
+        &app.admin,
+        Method::POST,
+        "/admin/auth/logout",
+        None,
+        Some(json!({"refresh_token": token_of(&r, "refresh_token")})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let audit = app
+        .admin(Method::GET, "/admin/audit-log", &admin, None)
+        .await;
+    assert!(audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "user.password" && e["actor_email"] == "ops@shop.kr"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_rate_limited() {
     let app = app().await;

@@ -108,6 +108,17 @@ impl Engine {
         )
     }
 
+    /// `customer.updated`: the account as it is after a change (never its password).
+    fn account_updated(&self, c: &Customer) -> DomainEvent {
+        DomainEvent::new(
+            "customer.updated",
+            "customer",
+            c.id,
+            self.now(),
+            json!({"customer_id": c.id, "role": c.role, "disabled": c.disabled_at.is_some()}),
+        )
+    }
+
     /// Registers a buyer.
     pub async fn register(&self, email: &str, password: &str) -> CoreResult<Customer> {
         let (c, tx) = self.new_account(email, password, Role::Customer).await?;
@@ -252,18 +263,7 @@ impl Engine {
             }),
         ))
         .await?;
-        let event = DomainEvent::new(
-            "customer.updated",
-            "customer",
-            id,
-            now,
-            json!({
-                "customer_id": id,
-                "role": after.role,
-                "disabled": after.disabled_at.is_some(),
-            }),
-        );
-        self.commit(tx, &[event]).await?;
+        self.commit(tx, &[self.account_updated(&after)]).await?;
         Ok(after)
     }
 
@@ -442,6 +442,98 @@ impl Engine {
             .issue_tokens(&mut *tx, customer, Some(record.family))
             .await?;
         self.commit(tx, &[]).await?;
+        Ok(pair)
+    }
+
+    /// Signs one device out: the refresh token's chain (this login and its rotations)
+    /// is revoked; other devices stay signed in. An unknown or already revoked token is
+    /// not an error, so signing out twice is harmless. The access token lives on until
+    /// it expires (15 minutes); clients drop it.
+    pub async fn logout(&self, refresh_token: &str) -> CoreResult<()> {
+        if refresh_token.is_empty() || refresh_token.len() > 256 {
+            return Ok(());
+        }
+        let mut tx = self.0.store.begin().await?;
+        if let Some(record) = tx.refresh_token(&token_hash(refresh_token)).await? {
+            tx.revoke_refresh_family(&record.family).await?;
+            self.commit(tx, &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Changes the caller's own password after checking the current one. Every session
+    /// of the account is signed out and this caller gets a fresh pair. Wrong current
+    /// passwords count against the account's login limit, so this route is no way
+    /// around it.
+    pub async fn change_password(
+        &self,
+        who: &Principal,
+        current: &str,
+        new: &str,
+    ) -> CoreResult<TokenPair> {
+        if let Some(mut e) = password_error(new) {
+            e.field = "new_password".into();
+            return Err(CoreError::validation(vec![e]));
+        }
+        let s = &self.0.settings;
+        let limiter = &self.0.limiter;
+        let account_key = format!("login:acct:{}", who.email);
+        limiter
+            .acquire(&account_key, s.login_limit, s.login_window)
+            .await?;
+        let account = match self.0.store.read().await?.customer(who.id).await {
+            Ok(Some(c)) if c.disabled_at.is_none() => c,
+            Ok(_) => {
+                limiter.release(&account_key).await?;
+                return Err(CoreError::Unauthorized(
+                    "this account is disabled or gone".into(),
+                ));
+            }
+            Err(e) => {
+                limiter.release(&account_key).await?;
+                return Err(e);
+            }
+        };
+        let ok = verify_password(current.to_string(), account.password_hash.clone()).await;
+        match ok {
+            Ok(true) => limiter.reset(&account_key).await?,
+            Ok(false) => {
+                return Err(CoreError::invalid_field(
+                    "current_password",
+                    "incorrect",
+                    "the current password is not correct",
+                ))
+            }
+            Err(e) => {
+                limiter.release(&account_key).await?;
+                return Err(e);
+            }
+        }
+        let hash = hash_password(new.to_string()).await?;
+        let mut tx = self.0.store.begin().await?;
+        // Read again in the transaction: an admin may have changed the role meanwhile,
+        // and only the password is this call's to change.
+        let mut after = tx
+            .customer(who.id)
+            .await?
+            .filter(|c| c.disabled_at.is_none())
+            .ok_or_else(|| CoreError::Unauthorized("this account is disabled or gone".into()))?;
+        after.password_hash = hash;
+        tx.update_customer(&after).await?;
+        tx.revoke_customer_tokens(after.id).await?;
+        if after.role.is_staff() {
+            tx.append_audit(&self.audit(
+                who,
+                "user.password",
+                "user",
+                after.id,
+                json!({"email": after.email}),
+            ))
+            .await?;
+        }
+        let event = self.account_updated(&after);
+        let pair = self.issue_tokens(&mut *tx, after, None).await?;
+        self.commit(tx, &[event]).await?;
         Ok(pair)
     }
 
