@@ -267,6 +267,7 @@ mod tests {
             base: Currency::KRW,
             rates: r,
             source: "test".into(),
+            valid_from: None,
         }
     }
 

@@ -621,7 +621,9 @@ pub(crate) async fn country_rules_history(
     }))
 }
 
-/// The exchange-rate table in force. The `ETag` is its version.
+/// The newest stored exchange-rate table (the `ETag` is its version) and which version
+/// is in force today (`in_force_version`; earlier while the newest waits for its
+/// `valid_from`).
 #[utoipa::path(get, path = "/admin/exchange-rates", tag = "compliance",
     responses((status = 200, body = ExchangeRatesDto, headers(("ETag" = String, description = "The version, quoted")))),
     security(("bearer" = [])))]
@@ -631,6 +633,40 @@ pub(crate) async fn get_exchange_rates(
 ) -> ApiResult<impl IntoResponse> {
     let view = s.engine.exchange_rates().await?;
     Ok((etag(view.version), axum::Json(ExchangeRatesDto::from(view))))
+}
+
+/// Stored exchange-rate tables, newest version first: which rates were in force when.
+#[utoipa::path(get, path = "/admin/exchange-rates/history", tag = "compliance", params(HistoryQuery),
+    responses((status = 200, body = ExchangeRatesHistory),
+              (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn exchange_rates_history(
+    State(s): State<AppState>,
+    _s: Staff,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<axum::Json<ExchangeRatesHistory>> {
+    let docs = s
+        .engine
+        .exchange_rates_history(q.limit.unwrap_or(10))
+        .await?;
+    let versions = docs
+        .into_iter()
+        .map(|d| {
+            let rates: ExchangeRates = serde_json::from_value(d.doc).map_err(|e| {
+                ApiError::from(jangteo_core::CoreError::Internal(format!(
+                    "stored rates unreadable: {e}"
+                )))
+            })?;
+            Ok(ExchangeRatesDto {
+                version: d.version,
+                updated_by: d.actor_email,
+                updated_at: Some(d.created_at),
+                rates: (&rates).into(),
+                in_force_version: None,
+            })
+        })
+        .collect::<ApiResult<_>>()?;
+    Ok(axum::Json(ExchangeRatesHistory { versions }))
 }
 
 /// Replaces the exchange-rate table: it converts prices a variant lacks in a cart's

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use jangteo_core::cart::{Address, PricedCart, Totals};
 use jangteo_core::catalog::{Category, Product, ProductStatus};
 use jangteo_core::compliance::product::Ingredient;
@@ -1460,6 +1460,9 @@ pub struct ExchangeRatesBody {
     /// Where the rates come from (bank, date).
     #[schema(example = "Bank of Korea, 2026-11-27")]
     pub source: String,
+    /// First day (UTC) the table is in force: today or later; today when absent.
+    #[schema(example = "2026-12-09")]
+    pub valid_from: Option<NaiveDate>,
 }
 
 impl From<&ExchangeRates> for ExchangeRatesBody {
@@ -1472,6 +1475,7 @@ impl From<&ExchangeRates> for ExchangeRatesBody {
                 .map(|(c, v)| (c.code().to_string(), v.to_string()))
                 .collect(),
             source: r.source.clone(),
+            valid_from: r.valid_from,
         }
     }
 }
@@ -1487,6 +1491,10 @@ pub struct ExchangeRatesDto {
     pub updated_at: Option<DateTime<Utc>>,
     /// The table.
     pub rates: ExchangeRatesBody,
+    /// The version in force today: `version`, or an earlier one while this table waits
+    /// for its `valid_from` (0: none). Absent in the history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_force_version: Option<i64>,
 }
 
 impl From<ExchangeRatesView> for ExchangeRatesDto {
@@ -1496,6 +1504,14 @@ impl From<ExchangeRatesView> for ExchangeRatesDto {
             updated_by: v.updated_by,
             updated_at: v.updated_at,
             rates: (&v.rates).into(),
+            in_force_version: Some(v.in_force_version),
         }
     }
+}
+
+/// Stored exchange-rate tables, newest version first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExchangeRatesHistory {
+    /// Versions.
+    pub versions: Vec<ExchangeRatesDto>,
 }

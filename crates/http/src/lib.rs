@@ -334,6 +334,7 @@ pub fn admin_router(engine: Engine, settings: &HttpSettings) -> Router {
             admin::get_exchange_rates,
             admin::put_exchange_rates
         ))
+        .routes(routes!(admin::exchange_rates_history))
         .routes(routes!(live))
         .routes(routes!(ready));
     finish(r, engine, settings.admin_body_limit, settings)

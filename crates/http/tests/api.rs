@@ -367,6 +367,12 @@ impl App {
             r.body["variants"][0]["id"].as_str().unwrap().into(),
         )
     }
+    /// A new empty cart made from `body`; returns its id.
+    async fn new_cart(&self, token: Option<&str>, body: Value) -> String {
+        let r = self.post("/store/carts", token, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
     /// A cart with one line, e-mail and address, ready to complete.
     async fn ready_cart(&self, token: Option<&str>, variant: &str, qty: i64) -> String {
         self.ready_cart_to(token, variant, qty, "KR").await
@@ -380,15 +386,8 @@ impl App {
         qty: i64,
         country: &str,
     ) -> String {
-        let r = self
-            .post(
-                "/store/carts",
-                token,
-                json!({"country": country, "currency": "KRW", "locale": "ko"}),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-        let cart = r.body["id"].as_str().unwrap().to_string();
+        let body = json!({"country": country, "currency": "KRW", "locale": "ko"});
+        let cart = self.new_cart(token, body).await;
         let r = self
             .post(
                 &format!("/store/carts/{cart}/line-items"),
@@ -3106,9 +3105,10 @@ async fn exchange_rates_convert_prices_a_variant_lacks() {
     assert_eq!(r.headers[header::ETAG], "\"0\"");
     assert_eq!(
         r.body,
-        json!({"version": 0, "updated_by": null, "updated_at": null,
-               "rates": {"base": "USD", "rates": {}, "source": ""}})
+        json!({"version": 0, "updated_by": null, "updated_at": null, "in_force_version": 0,
+               "rates": {"base": "USD", "rates": {}, "source": "", "valid_from": null}})
     );
+    let today = SystemClock.now().date_naive().to_string();
     let table =
         json!({"base": "KRW", "rates": {"USD": "0.00072"}, "source": "Bank of Korea, 2026-11-27"});
     let r = send(
@@ -3123,8 +3123,14 @@ async fn exchange_rates_convert_prices_a_variant_lacks() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.headers[header::ETAG], "\"1\"");
     assert_eq!(r.body["version"], 1);
+    assert_eq!(r.body["in_force_version"], 1);
     assert_eq!(r.body["updated_by"], ADMIN.0);
-    assert_eq!(r.body["rates"], table);
+    let mut stored = table.clone();
+    stored["valid_from"] = json!(today);
+    assert_eq!(
+        r.body["rates"], stored,
+        "in force from the day it is stored"
+    );
 
     let r = app
         .post(&lines, None, json!({"variant_id": vid, "quantity": 2}))
@@ -3195,7 +3201,7 @@ async fn exchange_rates_convert_prices_a_variant_lacks() {
         .admin(Method::GET, "/admin/exchange-rates", &admin, None)
         .await;
     assert_eq!(r.body["version"], 1);
-    assert_eq!(r.body["rates"], table);
+    assert_eq!(r.body["rates"], stored);
     let entries = app.audit_actions(&admin).await;
     let replaced: Vec<&Value> = entries
         .iter()
@@ -3204,8 +3210,150 @@ async fn exchange_rates_convert_prices_a_variant_lacks() {
     assert_eq!(replaced.len(), 1);
     assert_eq!(
         replaced[0]["details"],
-        json!({"version": 1, "previous": 0, "base": "KRW"})
+        json!({"version": 1, "previous": 0, "base": "KRW", "valid_from": today})
     );
+}
+
+/// Customs rates are published ahead (Indonesia's weekly *kurs pajak*): a table stored
+/// with a later `valid_from` waits for its day while the current one keeps pricing;
+/// a past day is refused; the history shows which table was in force from when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_table_scheduled_ahead_waits_for_its_day() {
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = app_with_clock(clock.clone()).await;
+    let admin = app.admin_token().await;
+    let r = app
+        .admin(Method::POST, "/admin/products", &admin, Some(json!({
+            "handle": "won-only", "status": "published", "title": {"en": "Won only"},
+            "variants": [{"sku": "WON-1", "prices": [{"amount": "39000", "currency": "KRW"}], "stock": 50}]
+        })))
+        .await;
+    let vid = r.body["variants"][0]["id"].as_str().unwrap().to_string();
+    let usd_price = || {
+        let (app, vid) = (&app, vid.clone());
+        async move {
+            let cart = app
+                .new_cart(None, json!({"country": "KR", "currency": "USD"}))
+                .await;
+            let r = app
+                .post(
+                    &format!("/store/carts/{cart}/line-items"),
+                    None,
+                    json!({"variant_id": vid, "quantity": 1}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["line_items"][0]["unit_price"]["amount"].clone()
+        }
+    };
+    let day = |offset: i64| {
+        (clock.now() + chrono::Duration::days(offset))
+            .date_naive()
+            .to_string()
+    };
+    let put = |body: Value, version: &str| {
+        let (app, admin, version) = (&app, admin.clone(), format!("\"{version}\""));
+        async move {
+            send(
+                &app.admin,
+                Method::PUT,
+                "/admin/exchange-rates",
+                Some(&admin),
+                Some(body),
+                &[("if-match", &version)],
+            )
+            .await
+        }
+    };
+
+    let r = put(
+        json!({"base": "KRW", "rates": {"USD": "0.00072"}, "source": "this week"}),
+        "0",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["in_force_version"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{}",
+        r.body
+    );
+    let next_week = day(5);
+    let r = put(json!({"base": "KRW", "rates": {"USD": "0.0008"}, "source": "next week", "valid_from": next_week}), "1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (
+            r.body["version"].clone(),
+            r.body["in_force_version"].clone()
+        ),
+        (json!(2), json!(1))
+    );
+    assert_eq!(usd_price().await, "28.08", "the scheduled table waits");
+
+    let r = put(
+        json!({"base": "KRW", "rates": {"USD": "0.0009"}, "valid_from": day(-1)}),
+        "2",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["field"], "valid_from");
+    assert_eq!(r.body["errors"][0]["code"], "out_of_range");
+
+    clock.advance(chrono::Duration::days(5));
+    assert_eq!(
+        usd_price().await,
+        "31.20",
+        "on its day the scheduled table prices"
+    );
+    let admin = app.admin_token().await;
+    let r = app
+        .admin(Method::GET, "/admin/exchange-rates", &admin, None)
+        .await;
+    assert_eq!(
+        (
+            r.body["version"].clone(),
+            r.body["in_force_version"].clone()
+        ),
+        (json!(2), json!(2))
+    );
+
+    let r = app
+        .admin(
+            Method::GET,
+            "/admin/exchange-rates/history?limit=5",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let versions: Vec<_> = r.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].clone(),
+                v["rates"]["valid_from"].clone(),
+                v["rates"]["source"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        vec![
+            (json!(2), json!(next_week), json!("next week")),
+            (json!(1), json!(day(-5)), json!("this week")),
+        ]
+    );
+    assert!(r.body["versions"][0].get("in_force_version").is_none());
+    let r = app
+        .admin(
+            Method::GET,
+            "/admin/exchange-rates/history?limit=0",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 }
 
 #[tokio::test]

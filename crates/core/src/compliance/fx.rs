@@ -21,6 +21,11 @@ pub struct ExchangeRates {
     /// Where the rates come from (bank, date).
     #[serde(default)]
     pub source: String,
+    /// First day (UTC) the table is in force. A table stored with a later day waits for
+    /// it (customs rates such as Indonesia's weekly *kurs pajak* are published ahead);
+    /// absent when stored: the day it is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<chrono::NaiveDate>,
 }
 
 impl Default for ExchangeRates {
@@ -29,6 +34,7 @@ impl Default for ExchangeRates {
             base: Currency::USD,
             rates: BTreeMap::new(),
             source: String::new(),
+            valid_from: None,
         }
     }
 }
@@ -105,6 +111,7 @@ mod tests {
             base: Currency::KRW,
             rates,
             source: "test".into(),
+            valid_from: None,
         }
     }
 

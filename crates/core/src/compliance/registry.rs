@@ -48,14 +48,54 @@ pub struct Plugin {
 pub struct RulesSnapshot {
     /// Effective rules per country, with their stored version (0: plugin default).
     pub rules: HashMap<String, (Arc<CountryRules>, i64)>,
-    /// Exchange rates and their version (0: none stored).
-    pub rates: (Arc<ExchangeRates>, i64),
+    /// The stored exchange-rate tables that may be in force now or later.
+    pub rates: RateTables,
 }
 
 impl RulesSnapshot {
     /// A country's rules.
     pub fn rules(&self, country: &str) -> Option<&Arc<CountryRules>> {
         self.rules.get(country).map(|(r, _)| r)
+    }
+
+    /// The exchange-rate table in force on `day`, with its version (0: none).
+    pub fn rates_on(&self, day: NaiveDate) -> (Arc<ExchangeRates>, i64) {
+        self.rates.on(day)
+    }
+}
+
+/// One stored exchange-rate table and the first day it is in force.
+#[derive(Debug, Clone)]
+pub struct DatedRates {
+    /// The table.
+    pub table: Arc<ExchangeRates>,
+    /// Its stored version.
+    pub version: i64,
+    /// First day in force: its `valid_from`, or the day it was stored.
+    pub from: NaiveDate,
+}
+
+/// The newest stored exchange-rate tables (the registry reads the last
+/// [`RATE_VERSIONS_KEPT`]).
+#[derive(Debug, Clone, Default)]
+pub struct RateTables(pub Vec<DatedRates>);
+
+/// How many stored rate tables a snapshot keeps: enough for every table scheduled
+/// ahead and the one in force.
+pub const RATE_VERSIONS_KEPT: u32 = 20;
+
+impl RateTables {
+    /// The table in force on `day`: of the tables whose first day has come, the one
+    /// that started last, the newest version on a tie (a correction stored the same
+    /// day). A table scheduled for a later day stays out until then; before any table
+    /// there are no rates (prices only in their own currencies).
+    pub fn on(&self, day: NaiveDate) -> (Arc<ExchangeRates>, i64) {
+        self.0
+            .iter()
+            .filter(|t| t.from <= day)
+            .max_by_key(|t| (t.from, t.version))
+            .map(|t| (t.table.clone(), t.version))
+            .unwrap_or_else(|| (Arc::new(ExchangeRates::default()), 0))
     }
 }
 
@@ -122,7 +162,7 @@ impl ComplianceRegistry {
             state: RwLock::new(State {
                 snapshot: Arc::new(RulesSnapshot {
                     rules,
-                    rates: (Arc::new(ExchangeRates::default()), 0),
+                    rates: RateTables::default(),
                 }),
                 loaded_at: None,
             }),
@@ -209,7 +249,9 @@ impl ComplianceRegistry {
     async fn load(&self, store: &dyn Store) -> CoreResult<RulesSnapshot> {
         let mut r = store.read().await?;
         let docs = r.latest_documents(RULES_KIND).await?;
-        let rates = r.latest_documents(RATES_KIND).await?;
+        let rates = r
+            .document_history(RATES_KIND, RATES_KEY, RATE_VERSIONS_KEPT)
+            .await?;
         let mut rules = self.defaults.clone();
         for d in docs {
             if !self.plugins.contains_key(&d.key) {
@@ -225,16 +267,19 @@ impl ComplianceRegistry {
                     "stored country rules are unreadable; using the plugin's defaults"),
             }
         }
-        let rates = match rates.into_iter().find(|d| d.key == RATES_KEY) {
-            Some(d) => match serde_json::from_value::<ExchangeRates>(d.doc) {
-                Ok(x) => (Arc::new(x), d.version),
-                Err(e) => {
-                    tracing::error!(error = %e, "stored exchange rates are unreadable");
-                    (Arc::new(ExchangeRates::default()), 0)
-                }
-            },
-            None => (Arc::new(ExchangeRates::default()), 0),
-        };
+        let mut tables = Vec::new();
+        for d in rates {
+            match serde_json::from_value::<ExchangeRates>(d.doc) {
+                Ok(x) => tables.push(DatedRates {
+                    from: x.valid_from.unwrap_or(d.created_at.date_naive()),
+                    table: Arc::new(x),
+                    version: d.version,
+                }),
+                Err(e) => tracing::error!(version = d.version, error = %e,
+                    "stored exchange rates are unreadable; leaving that version out"),
+            }
+        }
+        let rates = RateTables(tables);
         Ok(RulesSnapshot { rules, rates })
     }
 
@@ -325,5 +370,40 @@ impl ComplianceRegistry {
             .render(chain, id, None, &FluentArgs::new())
             .map(|(t, _)| t)
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(version: i64, from: &str, usd: &str) -> DatedRates {
+        let doc = serde_json::json!({"base": "KRW", "rates": {"USD": usd}});
+        DatedRates {
+            table: Arc::new(serde_json::from_value(doc).unwrap()),
+            version,
+            from: from.parse().unwrap(),
+        }
+    }
+
+    /// The table that started last is in force; a same-day correction (a newer version
+    /// with the same day) replaces it; one scheduled ahead waits, even when a
+    /// correction of the current week was stored after it.
+    #[test]
+    fn the_table_that_started_last_is_in_force() {
+        let tables = RateTables(vec![
+            table(4, "2026-12-07", "0.00074"), // correction of this week, stored after 3
+            table(3, "2026-12-09", "0.00080"), // next week, published ahead
+            table(2, "2026-12-02", "0.00073"), // same-day correction of 1
+            table(1, "2026-12-02", "0.00072"),
+        ]);
+        let on = |day: &str| tables.on(day.parse().unwrap()).1;
+        assert_eq!(on("2026-12-01"), 0, "no table before the first");
+        assert_eq!(on("2026-12-02"), 2);
+        assert_eq!(on("2026-12-07"), 4);
+        assert_eq!(on("2026-12-08"), 4);
+        assert_eq!(on("2026-12-09"), 3);
+        assert_eq!(on("2027-01-01"), 3);
+        assert!(tables.on("2026-12-01".parse().unwrap()).0.rates.is_empty());
     }
 }

@@ -260,7 +260,7 @@ impl Engine {
         Cart::check_quantity(quantity)?;
         // A variant without a price in the cart currency can still be bought when its
         // base price converts with the operator's rates.
-        let rates = self.rules_snapshot().await.rates.0.clone();
+        let (rates, _) = self.rules_snapshot().await.rates_on(self.today());
         let base = self.0.settings.base_currency;
         self.change_cart_with(id, caller, vec![variant_id], move |cart, snaps| {
             let snap = snaps

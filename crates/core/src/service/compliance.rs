@@ -51,6 +51,9 @@ pub struct ExchangeRatesView {
     pub updated_at: Option<DateTime<Utc>>,
     /// The table.
     pub rates: ExchangeRates,
+    /// The version in force today: this one, or an earlier one while this one waits
+    /// for its `valid_from` (0: none).
+    pub in_force_version: i64,
 }
 
 /// A statement the product page must show in a country.
@@ -159,19 +162,7 @@ impl Engine {
         limit: u32,
     ) -> CoreResult<Vec<RuleDocument>> {
         self.known_country(code)?;
-        if !(1..=100).contains(&limit) {
-            return Err(CoreError::invalid_field(
-                "limit",
-                "out_of_range",
-                "between 1 and 100",
-            ));
-        }
-        self.0
-            .store
-            .read()
-            .await?
-            .document_history(RULES_KIND, code, limit)
-            .await
+        self.document_history(RULES_KIND, code, limit).await
     }
 
     /// Replaces a country's rules with a new version (operator). With
@@ -262,37 +253,85 @@ impl Engine {
         self.invalidate_catalog_cache_everywhere().await;
     }
 
-    /// The exchange-rate table in force (operator).
+    /// The newest stored exchange-rate table, which `If-Match` refers to, and which
+    /// version is in force today (operator).
     pub async fn exchange_rates(&self) -> CoreResult<ExchangeRatesView> {
-        let mut r = self.0.store.read().await?;
-        Ok(
-            match r.document_history(RATES_KIND, RATES_KEY, 1).await?.pop() {
-                Some(d) => ExchangeRatesView {
-                    version: d.version,
-                    updated_by: d.actor_email,
-                    updated_at: Some(d.created_at),
-                    rates: serde_json::from_value(d.doc).map_err(|e| {
-                        CoreError::Internal(format!("stored rates unreadable: {e}"))
-                    })?,
-                },
-                None => ExchangeRatesView {
-                    version: 0,
-                    updated_by: None,
-                    updated_at: None,
-                    rates: ExchangeRates::default(),
-                },
+        let latest = self
+            .0
+            .store
+            .read()
+            .await?
+            .document_history(RATES_KIND, RATES_KEY, 1)
+            .await?
+            .pop();
+        let in_force_version = self.rules_snapshot().await.rates_on(self.today()).1;
+        Ok(match latest {
+            Some(d) => ExchangeRatesView {
+                version: d.version,
+                updated_by: d.actor_email,
+                updated_at: Some(d.created_at),
+                rates: serde_json::from_value(d.doc)
+                    .map_err(|e| CoreError::Internal(format!("stored rates unreadable: {e}")))?,
+                in_force_version,
             },
-        )
+            None => ExchangeRatesView {
+                version: 0,
+                updated_by: None,
+                updated_at: None,
+                rates: ExchangeRates::default(),
+                in_force_version,
+            },
+        })
     }
 
-    /// Replaces the exchange-rate table (operator).
+    /// Stored exchange-rate tables, newest version first (operator): which rates were
+    /// in force when, for customs declarations and disputes.
+    pub async fn exchange_rates_history(&self, limit: u32) -> CoreResult<Vec<RuleDocument>> {
+        self.document_history(RATES_KIND, RATES_KEY, limit).await
+    }
+
+    /// Up to `limit` (1-100) stored versions of a document, newest first.
+    async fn document_history(
+        &self,
+        kind: &str,
+        key: &str,
+        limit: u32,
+    ) -> CoreResult<Vec<RuleDocument>> {
+        if !(1..=100).contains(&limit) {
+            return Err(CoreError::invalid_field(
+                "limit",
+                "out_of_range",
+                "between 1 and 100",
+            ));
+        }
+        self.0
+            .store
+            .read()
+            .await?
+            .document_history(kind, key, limit)
+            .await
+    }
+
+    /// Stores a new exchange-rate table (operator), in force from its `valid_from`
+    /// (today when absent; never a past day, since orders already placed keep the
+    /// rates they were priced with).
     pub async fn put_exchange_rates(
         &self,
         staff: &Principal,
-        rates: ExchangeRates,
+        mut rates: ExchangeRates,
         expected_version: Option<i64>,
     ) -> CoreResult<ExchangeRatesView> {
-        let errors = rates.validate();
+        let today = self.today();
+        let mut errors = rates.validate();
+        match rates.valid_from {
+            Some(day) if day < today => errors.push(FieldError::new(
+                "valid_from",
+                "out_of_range",
+                format!("today ({today}) or later"),
+            )),
+            Some(_) => {}
+            None => rates.valid_from = Some(today),
+        }
         if !errors.is_empty() {
             return Err(CoreError::validation(errors));
         }
@@ -309,14 +348,16 @@ impl Engine {
                     "exchange_rates",
                     "compliance.rates_updated",
                 ),
-                json!({"base": rates.base}),
+                json!({"base": rates.base, "valid_from": rates.valid_from}),
             )
             .await?;
+        let in_force_version = self.rules_snapshot().await.rates_on(today).1;
         Ok(ExchangeRatesView {
             version: stored.version,
             updated_by: stored.actor_email,
             updated_at: Some(stored.created_at),
             rates,
+            in_force_version,
         })
     }
 
@@ -475,8 +516,9 @@ impl Engine {
         let reg = &self.0.compliance;
         let plugin = reg.plugin(&cart.country);
         let rules = snap.rules(&cart.country);
+        let (rates, _) = snap.rates_on(day);
         let ctx = PriceContext {
-            rates: &snap.rates.0,
+            rates: &rates,
             base_currency: self.0.settings.base_currency,
             tax: plugin.zip(rules).map(|(p, r)| (p.tax.as_ref(), r.as_ref())),
             origin: reg.origin(),
@@ -552,7 +594,7 @@ impl Engine {
                     lines: &lines,
                     subtotal: priced.totals.subtotal,
                     identifiers: &ids,
-                    rates: &snap.rates.0,
+                    rates: &snap.rates_on(day).0,
                     history,
                 };
                 if history.is_some() {
