@@ -500,9 +500,16 @@ fn etag(version: i64) -> [(header::HeaderName, HeaderValue); 1] {
 
 /// The version an `If-Match` header asks to replace: `"3"` (or `W/"3"`); `*` or no
 /// header: whichever is current.
+/// The version a replacing PUT expects to replace: `None` for `*` (replace whatever is
+/// stored). Required: a whole-document PUT without it would silently undo another
+/// operator's change made since this one read the document.
 fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     let Some(v) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "if_match_required",
+            "send If-Match with the quoted version from the ETag you read, or * to replace whatever is stored",
+        ));
     };
     let bad = || {
         ApiError::new(
@@ -567,12 +574,13 @@ pub(crate) async fn get_country_rules(
 /// Unknown fields, overlapping periods, bad patterns or rates: 422 with field errors.
 #[utoipa::path(put, path = "/admin/countries/{code}/rules", tag = "compliance",
     params(("code" = String, Path, description = "ISO 3166-1 alpha-2 code, either case"),
-           ("If-Match" = Option<String>, Header, description = "The version being replaced, quoted")),
+           ("If-Match" = String, Header, description = "The version being replaced, quoted (`\"3\"`), or `*` for any")),
     request_body = CountryRulesDoc,
     responses((status = 200, body = CountryRulesDto, headers(("ETag" = String, description = "The new version, quoted"))),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "version_conflict"),
+              (status = 428, body = Problem, content_type = "application/problem+json", description = "if_match_required"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn put_country_rules(
@@ -673,11 +681,12 @@ pub(crate) async fn exchange_rates_history(
 /// currency, and limits and duty bands set in other currencies. `If-Match` as for
 /// country rules.
 #[utoipa::path(put, path = "/admin/exchange-rates", tag = "compliance",
-    params(("If-Match" = Option<String>, Header, description = "The version being replaced, quoted")),
+    params(("If-Match" = String, Header, description = "The version being replaced, quoted (`\"3\"`), or `*` for any")),
     request_body = ExchangeRatesBody,
     responses((status = 200, body = ExchangeRatesDto, headers(("ETag" = String, description = "The new version, quoted"))),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "version_conflict"),
+              (status = 428, body = Problem, content_type = "application/problem+json", description = "if_match_required"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn put_exchange_rates(

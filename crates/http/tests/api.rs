@@ -301,10 +301,15 @@ impl App {
             r.body["variants"][0]["id"].as_str().unwrap().into(),
         )
     }
+    /// PUT with `If-Match: *`: replaces whatever version is stored.
+    async fn put_any(&self, uri: &str, token: &str, body: Value) -> Res {
+        let any = [("if-match", "*")];
+        send(&self.admin, Method::PUT, uri, Some(token), Some(body), &any).await
+    }
     /// Replaces `AQ`'s rules, which must be accepted.
     async fn put_aq_rules(&self, admin: &str, rules: Value) {
         let r = self
-            .admin(Method::PUT, "/admin/countries/AQ/rules", admin, Some(rules))
+            .put_any("/admin/countries/AQ/rules", admin, rules)
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     }
@@ -2603,9 +2608,7 @@ async fn a_missing_exchange_rate_shows_in_the_cart_before_checkout_refuses() {
     assert_eq!(r.body["code"], "exchange_rate_missing");
 
     let rates = json!({"base": "KRW", "rates": {"USD": "0.00072"}, "source": "test"});
-    let r = app
-        .admin(Method::PUT, "/admin/exchange-rates", &admin, Some(rates))
-        .await;
+    let r = app.put_any("/admin/exchange-rates", &admin, rates).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = app.get(&format!("/store/carts/{cart}"), None).await;
     assert!(codes(&r).is_empty(), "{}", r.body);
@@ -2751,9 +2754,15 @@ async fn operators_replace_country_rules_with_versions() {
         r.body["errors"],
         json!([{"field": "served[0].valid_too", "code": "unknown_field", "message": "unknown field"}])
     );
+    // Without If-Match nothing is replaced: the caller must say which version it read.
+    let r = put(defaults.clone(), None).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str().unwrap()),
+        (StatusCode::PRECONDITION_REQUIRED, "if_match_required")
+    );
     let mut bad = defaults.clone();
     bad["country"] = json!("KR");
-    let r = put(bad, None).await;
+    let r = put(bad, Some("*")).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.body["errors"][0]["code"], "country_mismatch");
     let r = app
@@ -2762,8 +2771,8 @@ async fn operators_replace_country_rules_with_versions() {
     assert_eq!(r.body["version"], 1);
     assert_eq!(r.headers[header::ETAG], "\"1\"");
 
-    // Restore the defaults (no If-Match: whatever is current): version 2.
-    let r = put(defaults.clone(), None).await;
+    // Restore the defaults (`If-Match: *`: whatever is current): version 2.
+    let r = put(defaults.clone(), Some("*")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["version"], 2);
     assert_eq!(app.handles(listing).await, ["aq-valid"]);
@@ -2810,7 +2819,8 @@ async fn operators_replace_country_rules_with_versions() {
         (Method::GET, "/admin/countries/korea/rules"),
     ] {
         let body = (m == Method::PUT).then(|| defaults.clone());
-        let r = app.admin(m.clone(), uri, &admin, body).await;
+        let any = [("if-match", "*")];
+        let r = send(&app.admin, m.clone(), uri, Some(&admin), body, &any).await;
         assert_eq!(
             (r.status, r.body["code"].as_str().unwrap()),
             (StatusCode::NOT_FOUND, "not_found"),
@@ -3173,11 +3183,10 @@ async fn exchange_rates_convert_prices_a_variant_lacks() {
         (StatusCode::CONFLICT, "version_conflict")
     );
     let r = app
-        .admin(
-            Method::PUT,
+        .put_any(
             "/admin/exchange-rates",
             &admin,
-            Some(json!({"base": "KRW", "rates": {"USD": "-1"}})),
+            json!({"base": "KRW", "rates": {"USD": "-1"}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -3186,11 +3195,10 @@ async fn exchange_rates_convert_prices_a_variant_lacks() {
         json!([{"field": "rates.USD", "code": "out_of_range", "message": "a rate is positive"}])
     );
     let r = app
-        .admin(
-            Method::PUT,
+        .put_any(
             "/admin/exchange-rates",
             &admin,
-            Some(json!({"base": "KRW", "rates": {}, "bogus": 1})),
+            json!({"base": "KRW", "rates": {}, "bogus": 1}),
         )
         .await;
     assert_eq!(

@@ -20,6 +20,7 @@ error-method_not_allowed = This method is not allowed here.
 error-timeout = The request took too long.
 error-bad_request = The request is not valid.
 error-invalid_if_match = The If-Match header is not valid.
+error-if_match_required = Send If-Match with the version you read, or * to replace whatever is stored.
 error-invalid_cursor = The page cursor is not valid.
 error-invalid_idempotency_key = The Idempotency-Key header is not valid.
 error-amount_mismatch = The amount does not match the order.

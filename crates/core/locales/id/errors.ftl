@@ -18,6 +18,7 @@ error-method_not_allowed = Metode ini tidak diizinkan di sini.
 error-timeout = Permintaan memakan waktu terlalu lama.
 error-bad_request = Permintaan tidak valid.
 error-invalid_if_match = Header If-Match tidak valid.
+error-if_match_required = Kirim If-Match dengan versi yang Anda baca, atau * untuk mengganti apa pun yang tersimpan.
 error-invalid_cursor = Kursor halaman tidak valid.
 error-invalid_idempotency_key = Header Idempotency-Key tidak valid.
 error-amount_mismatch = Jumlah tidak sesuai dengan pesanan.

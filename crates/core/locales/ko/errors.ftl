@@ -18,6 +18,7 @@ error-method_not_allowed = 이 주소에서는 허용되지 않는 방식입니�
 error-timeout = 요청 처리 시간이 초과되었습니다.
 error-bad_request = 요청이 올바르지 않습니다.
 error-invalid_if_match = If-Match 헤더가 올바르지 않습니다.
+error-if_match_required = 읽어 온 버전을 If-Match로 보내거나, 저장된 내용을 그대로 덮어쓰려면 *를 보내세요.
 error-invalid_cursor = 페이지 커서가 올바르지 않습니다.
 error-invalid_idempotency_key = Idempotency-Key 헤더가 올바르지 않습니다.
 error-amount_mismatch = 금액이 주문과 일치하지 않습니다.
