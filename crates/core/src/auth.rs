@@ -76,6 +76,22 @@ pub fn token_hash(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+impl Claims {
+    /// When the token was issued, in milliseconds since the epoch.
+    pub fn issued_at_ms(&self) -> i64 {
+        self.iat_ms.unwrap_or(self.iat.saturating_mul(1000))
+    }
+
+    /// Who the token names.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            id: self.sub,
+            email: self.email.clone(),
+            role: self.role,
+        }
+    }
+}
+
 /// Claims inside an access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -91,6 +107,10 @@ pub struct Claims {
     pub aud: String,
     /// Issued at (unix seconds).
     pub iat: i64,
+    /// Issued at, in milliseconds: `iat` counts whole seconds, too coarse to tell a
+    /// token issued just before a password reset from one issued just after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<i64>,
     /// Expires (unix seconds).
     pub exp: i64,
 }
@@ -164,6 +184,7 @@ impl TokenService {
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_string(),
             iat: now.timestamp(),
+            iat_ms: Some(now.timestamp_millis()),
             exp: (now + self.ttl).timestamp(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -172,17 +193,19 @@ impl TokenService {
 
     /// Verifies signature, algorithm, issuer, audience and expiry.
     pub fn verify(&self, token: &str) -> CoreResult<Principal> {
+        self.verify_claims(token).map(|c| c.principal())
+    }
+
+    /// [`verify`](Self::verify), keeping every claim (the issue time, for checks
+    /// against the account's `sessions_valid_after`).
+    pub fn verify_claims(&self, token: &str) -> CoreResult<Claims> {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_issuer(&[self.issuer.as_str()]);
         v.set_audience(&[AUDIENCE]);
         v.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
-            .map_err(|_| CoreError::Unauthorized("invalid or expired access token".into()))?;
-        Ok(Principal {
-            id: data.claims.sub,
-            email: data.claims.email,
-            role: data.claims.role,
-        })
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|_| CoreError::Unauthorized("invalid or expired access token".into()))
     }
 }
 

@@ -66,6 +66,10 @@ pub struct Customer {
     /// working.
     #[serde(default)]
     pub disabled_at: Option<DateTime<Utc>>,
+    /// Set when the password changed: access tokens issued before it are refused where
+    /// the account is checked on every request (the admin API).
+    #[serde(default)]
+    pub sessions_valid_after: Option<DateTime<Utc>>,
 }
 
 /// A stored refresh token. Only its SHA-256 is kept; the family ties rotations together

@@ -105,7 +105,10 @@ pub trait OrderWrite: Send {
 /// Reading users.
 #[async_trait]
 pub trait CustomerRead: Send {
-    /// By id.
+    /// By id. Inside a transaction the account is locked until it ends (PostgreSQL:
+    /// `FOR UPDATE`; SQLite: the single writer): logins, refreshes, password changes
+    /// and staff changes read it there first, so a token is never stored after a reset
+    /// or disable revoked the account's tokens, and two changes never undo each other.
     async fn customer(&mut self, id: CustomerId) -> CoreResult<Option<Customer>>;
     /// By (lowercased) e-mail.
     async fn customer_by_email(&mut self, email: &str) -> CoreResult<Option<Customer>>;

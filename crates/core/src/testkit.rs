@@ -1054,6 +1054,7 @@ pub async fn staff_accounts_change_and_lose_their_tokens(store: Arc<dyn Store>) 
         role: Role::Admin,
         created_at: now(),
         disabled_at: None,
+        sessions_valid_after: None,
     };
     let (leaver, other) = (staff("leaver@shop.kr"), staff("stays@shop.kr"));
     let token = |hash: &str, family: &str, owner: &Customer| RefreshToken {
@@ -1134,6 +1135,7 @@ pub async fn staff_accounts_change_and_lose_their_tokens(store: Arc<dyn Store>) 
     assert!(tx
         .update_customer(&Customer {
             disabled_at: None,
+            sessions_valid_after: None,
             ..stored
         })
         .await
@@ -1157,6 +1159,7 @@ pub async fn accounts_tokens_idempotency_audit(store: Arc<dyn Store>) {
         role: Role::Operator,
         created_at: now(),
         disabled_at: None,
+        sessions_valid_after: None,
     };
     let mut tx = store.begin().await.unwrap();
     tx.insert_customer(&c).await.unwrap();
@@ -1957,16 +1960,14 @@ pub async fn late_payment_deliveries_race_to_one_event(store: Arc<dyn Store>) {
     let mut tx = store.begin().await.unwrap();
     tx.insert_order(&order).await.unwrap();
     tx.commit().await.unwrap();
-    let engine = crate::EngineBuilder::new(store.clone(), vec![7u8; 32])
-        .payments(
-            crate::payment::PaymentRegistry::new().register(Arc::new(RedeliveringProvider {
-                name: "redelivering",
-                order: order.id,
-                amount: order.payment.amount,
-            })),
-        )
-        .build()
-        .unwrap();
+    let engine = engine_paying_with(
+        &store,
+        Arc::new(RedeliveringProvider {
+            name: "redelivering",
+            order: order.id,
+            amount: order.payment.amount,
+        }),
+    );
     let deliveries: Vec<_> = (0..8)
         .map(|i| {
             let engine = engine.clone();
@@ -2064,16 +2065,7 @@ pub async fn a_refresh_token_replayed_at_once_leaves_no_valid_successor(store: A
 /// the interleaving, money that was captured is never left unrefunded on a canceled
 /// order (on PostgreSQL the cancel's decision must use the locked read).
 pub async fn confirm_and_cancel_racing_never_keep_money_unrefunded(store: Arc<dyn Store>) {
-    let engine = crate::EngineBuilder::new(store.clone(), vec![7u8; 32])
-        .payments(
-            crate::payment::PaymentRegistry::new().register(Arc::new(RedeliveringProvider {
-                name: "manual",
-                order: OrderId::new(),
-                amount: Money::zero(Currency::KRW),
-            })),
-        )
-        .build()
-        .unwrap();
+    let engine = manual_engine(&store);
     let staff = crate::auth::Principal {
         id: CustomerId::new(),
         email: "ops@example.com".into(),
@@ -2119,6 +2111,10 @@ struct GatedRefunds {
     entered: tokio::sync::Notify,
     release: tokio::sync::Notify,
     fail: std::sync::atomic::AtomicBool,
+    /// A refund is waiting at the gate; another call meanwhile is refused at once, as
+    /// providers refuse a key whose first request is still running.
+    busy: std::sync::atomic::AtomicBool,
+    refunds: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -2133,11 +2129,19 @@ impl crate::payment::PaymentProvider for GatedRefunds {
         Err(CoreError::Internal("not used".into()))
     }
     async fn refund(&self, r: &crate::payment::RefundRequest) -> crate::CoreResult<String> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.busy.swap(true, SeqCst) {
+            return Err(CoreError::Unavailable(
+                "a refund with this key is in progress".into(),
+            ));
+        }
         self.entered.notify_one();
         self.release.notified().await;
-        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+        self.busy.store(false, SeqCst);
+        if self.fail.load(SeqCst) {
             Err(CoreError::Unavailable("refund refused".into()))
         } else {
+            self.refunds.fetch_add(1, SeqCst);
             Ok(format!("refund-{}", r.order_id))
         }
     }
@@ -2152,11 +2156,10 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
         entered: tokio::sync::Notify::new(),
         release: tokio::sync::Notify::new(),
         fail: std::sync::atomic::AtomicBool::new(false),
+        busy: std::sync::atomic::AtomicBool::new(false),
+        refunds: std::sync::atomic::AtomicUsize::new(0),
     });
-    let engine = crate::EngineBuilder::new(store.clone(), vec![7u8; 32])
-        .payments(crate::payment::PaymentRegistry::new().register(gate.clone()))
-        .build()
-        .unwrap();
+    let engine = engine_paying_with(&store, gate.clone());
     let staff = crate::auth::Principal {
         id: CustomerId::new(),
         email: "ops@example.com".into(),
@@ -2183,16 +2186,25 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
     };
     let wait = std::time::Duration::from_secs(10);
 
-    // The refund is with the provider: fulfilment is refused, then the cancel lands.
-    let o = paid();
-    insert(o.clone()).await;
-    let cancel = {
-        let (engine, staff) = (engine.clone(), staff.clone());
-        tokio::spawn(async move { engine.cancel_by_staff(&staff, o.id, None).await })
+    // A paid order whose cancel is spawned and has reached the provider.
+    let cancel_at_the_gate = || {
+        let (engine, staff, gate) = (engine.clone(), staff.clone(), gate.clone());
+        let insert = &insert;
+        async move {
+            let o = paid();
+            insert(o.clone()).await;
+            let id = o.id;
+            let cancel =
+                tokio::spawn(async move { engine.cancel_by_staff(&staff, id, None).await });
+            tokio::time::timeout(wait, gate.entered.notified())
+                .await
+                .expect("the cancel calls the provider");
+            (o, cancel)
+        }
     };
-    tokio::time::timeout(wait, gate.entered.notified())
-        .await
-        .expect("the cancel calls the provider");
+
+    // The refund is with the provider: fulfilment is refused, then the cancel lands.
+    let (o, cancel) = cancel_at_the_gate().await;
     assert_eq!(
         stored_order(&store, o.id).await.payment.status,
         PaymentStatus::Refunding
@@ -2218,6 +2230,11 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
     gate.release.notify_one();
     let refused = engine.cancel_by_staff(&staff, o.id, None).await;
     assert!(refused.is_err(), "{refused:?}");
+    // The provider was asked (this also takes the gate's signal, so the next scenario
+    // waits for its own call).
+    tokio::time::timeout(wait, gate.entered.notified())
+        .await
+        .expect("the cancel called the provider");
     let last = stored_order(&store, o.id).await;
     assert_eq!(
         (last.status, last.payment.status),
@@ -2225,8 +2242,35 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
     );
     assert!(engine.fulfill_order(&staff, o.id, ship()).await.is_ok());
 
-    // A crash left an order `refunding`: the next cancel refunds (same key) and ends it.
+    // Two cancels at once: the second finds the first's refund with the provider and
+    // is refused; it must not put the payment back, or the first, whose refund goes
+    // through, would find a shippable paid order.
     gate.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (o, first) = cancel_at_the_gate().await;
+    let second = tokio::time::timeout(wait, engine.cancel_by_staff(&staff, o.id, None))
+        .await
+        .expect("the second cancel does not wait for the first");
+    assert!(second.is_err(), "{second:?}");
+    assert_eq!(
+        stored_order(&store, o.id).await.payment.status,
+        PaymentStatus::Refunding
+    );
+    let refunds_before = gate.refunds.load(std::sync::atomic::Ordering::SeqCst);
+    gate.release.notify_one();
+    let first = tokio::time::timeout(wait, first).await.unwrap().unwrap();
+    assert!(first.is_ok(), "{first:?}");
+    assert_eq!(
+        gate.refunds.load(std::sync::atomic::Ordering::SeqCst),
+        refunds_before + 1
+    );
+    let last = stored_order(&store, o.id).await;
+    assert_eq!(
+        (last.status, last.payment.status),
+        (OrderStatus::Canceled, PaymentStatus::Refunded)
+    );
+    assert!(engine.fulfill_order(&staff, o.id, ship()).await.is_err());
+
+    // A crash left an order `refunding`: the next cancel refunds (same key) and ends it.
     let mut o = paid();
     o.payment.status = PaymentStatus::Refunding;
     insert(o.clone()).await;
@@ -2238,6 +2282,98 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
         (last.status, last.payment.status),
         (OrderStatus::Canceled, PaymentStatus::Refunded)
     );
+}
+
+/// Sessions begun or refreshed with the old password while an admin resets it never
+/// outlive the reset: a login checked against the old password and a refresh of an old
+/// session, racing the reset, leave no refresh token that still works (on PostgreSQL
+/// this needs the account lock every one of them takes first).
+pub async fn a_password_reset_leaves_no_session_behind(store: Arc<dyn Store>) {
+    use crate::service::users::{LoginAttempt, StaffUpdate};
+    let engine = manual_engine(&store);
+    engine
+        .bootstrap_admin("root@shop.kr", "root-password")
+        .await
+        .unwrap();
+    let root = engine
+        .login(LoginAttempt {
+            email: "root@shop.kr",
+            password: "root-password",
+            client_ip: None,
+            staff_only: true,
+        })
+        .await
+        .unwrap()
+        .customer;
+    let root = crate::auth::Principal {
+        id: root.id,
+        email: root.email,
+        role: Role::Admin,
+    };
+    let racer = engine
+        .create_staff(&root, "racer@shop.kr", "pass-0-long", Role::Operator)
+        .await
+        .unwrap();
+    let login = |password: String| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .login(LoginAttempt {
+                    email: "racer@shop.kr",
+                    password: &password,
+                    client_ip: None,
+                    staff_only: true,
+                })
+                .await
+        }
+    };
+    for round in 0..6 {
+        let (old, new) = (
+            format!("pass-{round}-long"),
+            format!("pass-{}-long", round + 1),
+        );
+        let before = login(old.clone()).await.unwrap();
+        let reset = {
+            let (engine, root) = (engine.clone(), root.clone());
+            let change = StaffUpdate {
+                password: Some(new),
+                ..Default::default()
+            };
+            tokio::spawn(async move { engine.update_staff(&root, racer.id, change).await })
+        };
+        let (signed_in, refreshed) =
+            tokio::join!(login(old), engine.refresh(&before.refresh_token));
+        reset.await.unwrap().unwrap();
+        for (what, pair) in [("login", signed_in), ("refresh", refreshed)] {
+            if let Ok(pair) = pair {
+                assert!(
+                    engine.refresh(&pair.refresh_token).await.is_err(),
+                    "round {round}: a {what} with the old password outlived the reset"
+                );
+            }
+        }
+    }
+}
+
+/// An engine on `store` whose one payment provider is `provider`.
+fn engine_paying_with(
+    store: &Arc<dyn Store>,
+    provider: Arc<dyn crate::payment::PaymentProvider>,
+) -> crate::Engine {
+    crate::EngineBuilder::new(store.clone(), vec![7u8; 32])
+        .payments(crate::payment::PaymentRegistry::new().register(provider))
+        .build()
+        .unwrap()
+}
+
+/// An engine on `store` with a `manual` provider that refunds at once.
+fn manual_engine(store: &Arc<dyn Store>) -> crate::Engine {
+    let provider = RedeliveringProvider {
+        name: "manual",
+        order: OrderId::new(),
+        amount: Money::zero(Currency::KRW),
+    };
+    engine_paying_with(store, Arc::new(provider))
 }
 
 /// The stored order `id`, which must exist.
@@ -2276,7 +2412,8 @@ macro_rules! storage_contract_tests {
             an_order_read_in_a_transaction_holds_it, late_payment_deliveries_race_to_one_event,
             a_refresh_token_replayed_at_once_leaves_no_valid_successor,
             confirm_and_cancel_racing_never_keep_money_unrefunded,
-            a_refunding_cancellation_holds_off_fulfilment);
+            a_refunding_cancellation_holds_off_fulfilment,
+            a_password_reset_leaves_no_session_behind);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(

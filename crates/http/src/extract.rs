@@ -91,6 +91,16 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .then_some(token.trim())
 }
 
+fn required_bearer(parts: &Parts) -> Result<&str, ApiError> {
+    bearer(parts).ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a bearer access token is required",
+        )
+    })
+}
+
 /// A signed-in user (any role). Missing or bad token: 401.
 #[derive(Debug, Clone)]
 pub(crate) struct Auth(pub Principal);
@@ -98,14 +108,7 @@ pub(crate) struct Auth(pub Principal);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a bearer access token is required",
-            )
-        })?;
-        Ok(Auth(state.engine.tokens().verify(token)?))
+        Ok(Auth(state.engine.tokens().verify(required_bearer(parts)?)?))
     }
 }
 
@@ -133,18 +136,20 @@ pub(crate) struct Staff(pub Principal);
 impl FromRequestParts<AppState> for Staff {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Auth(p) =
-            <Auth as FromRequestParts<AppState>>::from_request_parts(parts, state).await?;
-        if !p.role.is_staff() {
+        let claims = state
+            .engine
+            .tokens()
+            .verify_claims(required_bearer(parts)?)?;
+        if !claims.role.is_staff() {
             return Err(ApiError::new(
                 axum::http::StatusCode::FORBIDDEN,
                 "forbidden",
                 "operator or admin role required",
             ));
         }
-        // The token may predate a change an admin made (disabled, demoted): the account
-        // as stored now decides.
-        Ok(Staff(state.engine.staff_session(p).await?))
+        // The token may predate a change an admin made (disabled, demoted, password
+        // reset): the account as stored now decides.
+        Ok(Staff(state.engine.staff_session(&claims).await?))
     }
 }
 

@@ -1083,7 +1083,7 @@ async fn staff_accounts_are_demoted_disabled_and_reset_at_once() {
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     let second = again.body["access_token"].as_str().unwrap().to_string();
 
-    // A password reset signs the account out everywhere.
+    // A password reset signs the account out everywhere, access tokens included.
     let before = again.body["refresh_token"].as_str().unwrap().to_string();
     let r = app
         .admin(
@@ -1097,6 +1097,17 @@ async fn staff_accounts_are_demoted_disabled_and_reset_at_once() {
     assert_eq!(
         staff_refresh(&app, &before).await.status,
         StatusCode::UNAUTHORIZED
+    );
+    let r = app.admin(Method::GET, "/admin/orders", &second, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    let relogin = staff_login(&app, "second@shop.kr", "fresh-pass-2").await;
+    let second = relogin.body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.admin(Method::GET, "/admin/orders", &second, None)
+            .await
+            .status,
+        StatusCode::OK,
+        "a token issued right after the reset works"
     );
 
     // Two enabled admins: each may disable the other once, never the last one.
@@ -3362,6 +3373,26 @@ async fn a_rate_table_scheduled_ahead_waits_for_its_day() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+
+    // Many tables scheduled ahead (an importer storing every published rate) never push
+    // the one in force out; more than 92 days ahead is refused.
+    for week in 1..=25 {
+        let body = json!({"base": "KRW", "rates": {"USD": "0.0009"}, "valid_from": day(week * 3)});
+        let r = app.put_any("/admin/exchange-rates", &admin, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["in_force_version"], 2, "{}", r.body);
+    }
+    assert_eq!(usd_price().await, "31.20");
+    let body = json!({"base": "KRW", "rates": {"USD": "0.0009"}, "valid_from": day(93)});
+    let r = app.put_any("/admin/exchange-rates", &admin, body).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["field"], "valid_from");
+    clock.advance(chrono::Duration::days(3));
+    assert_eq!(
+        usd_price().await,
+        "35.10",
+        "the first scheduled table's day came"
+    );
 }
 
 #[tokio::test]

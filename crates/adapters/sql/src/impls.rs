@@ -56,7 +56,7 @@ macro_rules! catalog_read {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! commerce_read {
-    (@ $t:ty; $cart:ident; $order:ident; $($aw:tt)*) => {
+    (@ $t:ty; $cart:ident; $order:ident; $customer:ident; $($aw:tt)*) => {
         #[::async_trait::async_trait]
         impl ::jangteo_core::ports::CartRead for $t {
             async fn cart(
@@ -96,7 +96,7 @@ macro_rules! commerce_read {
                 &mut self,
                 id: ::jangteo_core::ids::CustomerId,
             ) -> ::jangteo_core::CoreResult<Option<::jangteo_core::customer::Customer>> {
-                customer_where(self.conn(), "id", &id.to_string()) $($aw)*
+                $customer(self.conn(), id) $($aw)*
             }
             async fn customer_by_email(
                 &mut self,
@@ -141,15 +141,16 @@ macro_rules! commerce_read {
         }
     };
     ($t:ty) => {
-        $crate::commerce_read!(@ $t; cart; order; .await);
+        $crate::commerce_read!(@ $t; cart; order; customer; .await);
     };
-    // A transaction whose cart and order reads lock the row (`cart_for_update`,
-    // `order_for_update`), see `CartRead` and `OrderRead`.
+    // A transaction whose cart, order and account reads lock the row
+    // (`cart_for_update`, `order_for_update`, `customer_for_update`), see `CartRead`,
+    // `OrderRead` and `CustomerRead`.
     ($t:ty, locking) => {
-        $crate::commerce_read!(@ $t; cart_for_update; order_for_update; .await);
+        $crate::commerce_read!(@ $t; cart_for_update; order_for_update; customer_for_update; .await);
     };
     ($t:ty, sync) => {
-        $crate::commerce_read!(@ $t; cart; order;);
+        $crate::commerce_read!(@ $t; cart; order; customer;);
     };
 }
 

@@ -75,14 +75,15 @@ pub struct DatedRates {
     pub from: NaiveDate,
 }
 
-/// The newest stored exchange-rate tables (the registry reads the last
-/// [`RATE_VERSIONS_KEPT`]).
+/// The exchange-rate tables that can be in force today or later: the one in force
+/// and those scheduled ahead (older ones can never be in force again, since a new
+/// table never starts before the day it is stored).
 #[derive(Debug, Clone, Default)]
 pub struct RateTables(pub Vec<DatedRates>);
 
-/// How many stored rate tables a snapshot keeps: enough for every table scheduled
-/// ahead and the one in force.
-pub const RATE_VERSIONS_KEPT: u32 = 20;
+/// How far ahead a table may be scheduled (`valid_from` at most this many days after
+/// the day it is stored): what bounds how far back the registry must read.
+pub const RATE_MAX_DAYS_AHEAD: i64 = 92;
 
 impl RateTables {
     /// The table in force on `day`: of the tables whose first day has come, the one
@@ -90,12 +91,61 @@ impl RateTables {
     /// day). A table scheduled for a later day stays out until then; before any table
     /// there are no rates (prices only in their own currencies).
     pub fn on(&self, day: NaiveDate) -> (Arc<ExchangeRates>, i64) {
+        self.in_force(day)
+            .map(|t| (t.table.clone(), t.version))
+            .unwrap_or_else(|| (Arc::new(ExchangeRates::default()), 0))
+    }
+
+    fn in_force(&self, day: NaiveDate) -> Option<&DatedRates> {
         self.0
             .iter()
             .filter(|t| t.from <= day)
             .max_by_key(|t| (t.from, t.version))
-            .map(|t| (t.table.clone(), t.version))
-            .unwrap_or_else(|| (Arc::new(ExchangeRates::default()), 0))
+    }
+
+    /// Reads the stored tables newest first, in growing pages, until none of the
+    /// older ones could still be in force on `today` or later: a table stored before
+    /// `from - RATE_MAX_DAYS_AHEAD` of the one in force today starts before it. Keeps
+    /// only the table in force and the later ones.
+    async fn load(r: &mut dyn crate::ports::Reads, today: NaiveDate) -> CoreResult<Self> {
+        let mut limit = 20u32;
+        loop {
+            let docs = r.document_history(RATES_KIND, RATES_KEY, limit).await?;
+            let complete = docs.len() < limit as usize;
+            let oldest_stored = docs.last().map(|d| d.created_at.date_naive());
+            let mut tables = Vec::new();
+            for d in docs {
+                match serde_json::from_value::<ExchangeRates>(d.doc) {
+                    Ok(x) => tables.push(DatedRates {
+                        from: x.valid_from.unwrap_or(d.created_at.date_naive()),
+                        table: Arc::new(x),
+                        version: d.version,
+                    }),
+                    Err(e) => tracing::error!(version = d.version, error = %e,
+                        "stored exchange rates are unreadable; leaving that version out"),
+                }
+            }
+            let all = RateTables(tables);
+            let current = all.in_force(today).map(|t| (t.from, t.version));
+            let settled = match (current, oldest_stored) {
+                (Some((from, _)), Some(oldest)) => {
+                    oldest < from - chrono::Duration::days(RATE_MAX_DAYS_AHEAD)
+                }
+                _ => false,
+            };
+            if complete || settled {
+                let kept = all
+                    .0
+                    .into_iter()
+                    .filter(|t| match current {
+                        Some(c) => (t.from, t.version) >= c,
+                        None => true,
+                    })
+                    .collect();
+                return Ok(RateTables(kept));
+            }
+            limit = limit.saturating_mul(4);
+        }
     }
 }
 
@@ -204,7 +254,7 @@ impl ComplianceRegistry {
     /// The current snapshot, re-read from the store when older than the refresh
     /// period. A store failure keeps the last good snapshot (rules change rarely; a
     /// request that needs the database fails on its own).
-    pub async fn snapshot(&self, store: &dyn Store) -> Arc<RulesSnapshot> {
+    pub async fn snapshot(&self, store: &dyn Store, today: NaiveDate) -> Arc<RulesSnapshot> {
         if let Some(s) = self.fresh() {
             return s;
         }
@@ -212,7 +262,7 @@ impl ComplianceRegistry {
         if let Some(s) = self.fresh() {
             return s;
         }
-        match self.load(store).await {
+        match self.load(store, today).await {
             Ok(s) => {
                 let s = Arc::new(s);
                 let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
@@ -246,12 +296,9 @@ impl ComplianceRegistry {
             .loaded_at = None;
     }
 
-    async fn load(&self, store: &dyn Store) -> CoreResult<RulesSnapshot> {
+    async fn load(&self, store: &dyn Store, today: NaiveDate) -> CoreResult<RulesSnapshot> {
         let mut r = store.read().await?;
         let docs = r.latest_documents(RULES_KIND).await?;
-        let rates = r
-            .document_history(RATES_KIND, RATES_KEY, RATE_VERSIONS_KEPT)
-            .await?;
         let mut rules = self.defaults.clone();
         for d in docs {
             if !self.plugins.contains_key(&d.key) {
@@ -267,19 +314,7 @@ impl ComplianceRegistry {
                     "stored country rules are unreadable; using the plugin's defaults"),
             }
         }
-        let mut tables = Vec::new();
-        for d in rates {
-            match serde_json::from_value::<ExchangeRates>(d.doc) {
-                Ok(x) => tables.push(DatedRates {
-                    from: x.valid_from.unwrap_or(d.created_at.date_naive()),
-                    table: Arc::new(x),
-                    version: d.version,
-                }),
-                Err(e) => tracing::error!(version = d.version, error = %e,
-                    "stored exchange rates are unreadable; leaving that version out"),
-            }
-        }
-        let rates = RateTables(tables);
+        let rates = RateTables::load(&mut *r, today).await?;
         Ok(RulesSnapshot { rules, rates })
     }
 

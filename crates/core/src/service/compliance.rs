@@ -105,7 +105,10 @@ impl Engine {
     }
 
     pub(crate) async fn rules_snapshot(&self) -> Arc<RulesSnapshot> {
-        self.0.compliance.snapshot(self.0.store.as_ref()).await
+        self.0
+            .compliance
+            .snapshot(self.0.store.as_ref(), self.today())
+            .await
     }
 
     fn known_country(&self, code: &str) -> CoreResult<()> {
@@ -314,7 +317,7 @@ impl Engine {
 
     /// Stores a new exchange-rate table (operator), in force from its `valid_from`
     /// (today when absent; never a past day, since orders already placed keep the
-    /// rates they were priced with).
+    /// rates they were priced with, and at most 92 days ahead).
     pub async fn put_exchange_rates(
         &self,
         staff: &Principal,
@@ -323,11 +326,13 @@ impl Engine {
     ) -> CoreResult<ExchangeRatesView> {
         let today = self.today();
         let mut errors = rates.validate();
+        let latest =
+            today + chrono::Duration::days(crate::compliance::registry::RATE_MAX_DAYS_AHEAD);
         match rates.valid_from {
-            Some(day) if day < today => errors.push(FieldError::new(
+            Some(day) if day < today || day > latest => errors.push(FieldError::new(
                 "valid_from",
                 "out_of_range",
-                format!("today ({today}) or later"),
+                format!("from today ({today}) to {latest}"),
             )),
             Some(_) => {}
             None => rates.valid_from = Some(today),

@@ -211,14 +211,14 @@ impl Engine {
             .order(order.id)
             .await?
             .ok_or(CoreError::NotFound { entity: "order" })?;
-        match (current.payment.status, refunded) {
-            (PaymentStatus::Refunding, true) => {}
+        match (current.status, current.payment.status, refunded) {
             // A second cancel that waited on the refund behind the first one: the
             // order is already what the caller asked for.
-            (PaymentStatus::Refunded, true) if current.status == OrderStatus::Canceled => {
-                return Ok(current)
-            }
-            (PaymentStatus::Captured | PaymentStatus::Refunding, false) => {
+            (OrderStatus::Canceled, PaymentStatus::Refunded, true) => return Ok(current),
+            // The provider refunded: the order must say so, even if a cancel whose own
+            // refund call failed put the payment back to `captured` meanwhile.
+            (OrderStatus::Paid, PaymentStatus::Captured | PaymentStatus::Refunding, true) => {}
+            (_, PaymentStatus::Captured | PaymentStatus::Refunding, false) => {
                 // Paid between the first read and this one (a webhook, an operator's
                 // confirmation): canceling now would keep the money without a refund.
                 return Err(CoreError::conflict(
@@ -226,13 +226,26 @@ impl Engine {
                     "the order was paid while this request ran; read it again",
                 ));
             }
-            (_, true) => {
+            (OrderStatus::Fulfilled | OrderStatus::Delivered, _, true) => {
+                // Shipped in the moment another cancel had put the payment back: the
+                // money is returned all the same, so the order is recorded refunded.
+                let shipped = current.status;
+                self.record_refund(tx, current, actor, now).await?;
+                return Err(CoreError::conflict(
+                    "invalid_state",
+                    format!(
+                        "the order was {} while the refund ran; the refund went through and the order is now refunded",
+                        shipped.as_str()
+                    ),
+                ));
+            }
+            (_, _, true) => {
                 return Err(CoreError::conflict(
                     "concurrent_update",
                     "the order changed while this request ran; read it again",
                 ))
             }
-            (_, false) => {}
+            (_, _, false) => {}
         }
         current.transition(OrderStatus::Canceled, actor, reason, now)?;
         current.payment.status = if refunded {
@@ -258,19 +271,53 @@ impl Engine {
         Ok(current)
     }
 
+    /// Writes a refund the provider made for an order that was shipped meanwhile:
+    /// `fulfilled`/`delivered` -> `refunded`, with its event.
+    async fn record_refund(
+        &self,
+        mut tx: Box<dyn crate::ports::Tx>,
+        mut order: Order,
+        actor: Actor,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> CoreResult<Order> {
+        order.transition(
+            OrderStatus::Refunded,
+            actor,
+            Some("refunded by a cancellation that raced the fulfilment".into()),
+            now,
+        )?;
+        order.payment.status = PaymentStatus::Refunded;
+        save_transition(&mut tx, &order).await?;
+        let events = [DomainEvent::new(
+            "order.refunded",
+            "order",
+            order.id,
+            now,
+            order_payload(&order),
+        )];
+        self.commit(tx, &events).await?;
+        Ok(order)
+    }
+
     /// Refunds a paid order that is being canceled, so that nothing can ship it in
     /// between: the payment is marked `refunding` (which fulfilment refuses) and
     /// committed before the provider is called, and put back to `captured` if the
-    /// provider refuses. An order left `refunding` by a crash is finished by the next
-    /// cancel; the provider dedupes the refund by its per-order key.
+    /// provider refuses the call that marked it. An order left `refunding` by a crash
+    /// (or a refused call of a later cancel) is finished by the next cancel; the
+    /// provider dedupes the refund by its per-order key.
     async fn refund_for_cancel(&self, id: OrderId, reason: Option<&str>) -> CoreResult<()> {
         let mut tx = self.0.store.begin().await?;
         let mut order = tx
             .order(id)
             .await?
             .ok_or(CoreError::NotFound { entity: "order" })?;
+        // Only the cancel that marked the payment `refunding` may put it back: another
+        // one that finds it marked may be failing only because the first one's refund
+        // is still with the provider.
+        let owner;
         match (order.status, order.payment.status) {
             (OrderStatus::Paid, PaymentStatus::Captured) => {
+                owner = true;
                 order.payment.status = PaymentStatus::Refunding;
                 order.updated_at = self.now();
                 if !tx.update_order_if(&order, OrderStatus::Paid).await? {
@@ -281,7 +328,10 @@ impl Engine {
                 }
                 tx.commit().await?;
             }
-            (OrderStatus::Paid, PaymentStatus::Refunding) => drop(tx),
+            (OrderStatus::Paid, PaymentStatus::Refunding) => {
+                owner = false;
+                drop(tx)
+            }
             (status, _) => {
                 return Err(CoreError::conflict(
                     "invalid_state",
@@ -296,7 +346,9 @@ impl Engine {
             .refund_payment(&order, reason.unwrap_or("canceled"))
             .await
         {
-            self.undo_refunding(id).await?;
+            if owner {
+                self.undo_refunding(id).await?;
+            }
             return Err(e);
         }
         Ok(())

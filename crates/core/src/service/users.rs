@@ -92,6 +92,7 @@ impl Engine {
             role,
             created_at: self.now(),
             disabled_at: None,
+            sessions_valid_after: None,
         };
         let mut tx = self.0.store.begin().await?;
         tx.insert_customer(&customer).await?;
@@ -227,6 +228,7 @@ impl Engine {
         }
         if let Some(h) = new_hash {
             after.password_hash = h;
+            after.sessions_valid_after = Some(now);
         }
         let active_admin = |c: &Customer| c.role == Role::Admin && c.disabled_at.is_none();
         if active_admin(&before) && !active_admin(&after) {
@@ -268,12 +270,21 @@ impl Engine {
     }
 
     /// The staff member an access token names, as the account is now: a token of a
-    /// disabled or deleted account is refused, and a demoted admin acts with the new
-    /// role, without waiting for the token to expire. The admin API calls it on every
-    /// request.
-    pub async fn staff_session(&self, token: Principal) -> CoreResult<Principal> {
-        let account = self.0.store.read().await?.customer(token.id).await?;
+    /// disabled or deleted account, or one issued before the password last changed, is
+    /// refused, and a demoted admin acts with the new role, without waiting for the
+    /// token to expire. The admin API calls it on every request.
+    pub async fn staff_session(&self, token: &crate::auth::Claims) -> CoreResult<Principal> {
+        let account = self.0.store.read().await?.customer(token.sub).await?;
+        // Tokens issued before a password change (or reset) are refused: a reset is how
+        // an admin cuts off someone who stole a session.
+        let stale = |c: &Customer| {
+            c.sessions_valid_after
+                .is_some_and(|after| token.issued_at_ms() < after.timestamp_millis())
+        };
         match account {
+            Some(c) if stale(&c) => Err(CoreError::Unauthorized(
+                "the password changed after this token was issued; sign in again".into(),
+            )),
             Some(c) if c.disabled_at.is_none() && c.role.is_staff() => Ok(Principal {
                 id: c.id,
                 email: c.email,
@@ -353,6 +364,16 @@ impl Engine {
             limiter.release(k).await?;
         }
         let mut tx = self.0.store.begin().await?;
+        // The password was checked outside any transaction (hashing is slow); with the
+        // account now locked, make sure no reset or disable landed in between, or the
+        // token stored below would outlive the revocation it raced.
+        let current = tx.customer(customer.id).await?;
+        if current
+            .as_ref()
+            .is_none_or(|c| c.password_hash != customer.password_hash || c.disabled_at.is_some())
+        {
+            return Err(CoreError::Unauthorized("invalid e-mail or password".into()));
+        }
         let pair = self.issue_tokens(&mut *tx, customer, None).await?;
         self.commit(tx, &[]).await?;
         Ok(pair)
@@ -418,6 +439,16 @@ impl Engine {
         let hash = token_hash(refresh_token);
         let now = self.now();
         let mut tx = self.0.store.begin().await?;
+        let owner = tx.refresh_token(&hash).await?.ok_or_else(bad)?.customer_id;
+        // The account first, locked (as password changes and staff changes lock it
+        // before they revoke), then the token as it is now: a revocation racing this
+        // call either lands before it (and is seen) or waits for its commit (and
+        // revokes the successor too).
+        let customer = tx
+            .customer(owner)
+            .await?
+            .filter(|c| c.disabled_at.is_none())
+            .ok_or_else(bad)?;
         let record = tx.refresh_token(&hash).await?.ok_or_else(bad)?;
         if record.revoked || record.expires_at <= now {
             return Err(bad());
@@ -430,11 +461,6 @@ impl Engine {
                 "refresh token was already used; sign in again".into(),
             ));
         }
-        let customer = tx
-            .customer(record.customer_id)
-            .await?
-            .filter(|c| c.disabled_at.is_none())
-            .ok_or_else(bad)?;
         // The successor is stored in the transaction that marks this token used. Were it
         // stored after, a replay racing this call could revoke the family in between and
         // the successor, inserted after the revocation, would stay valid.
@@ -518,7 +544,16 @@ impl Engine {
             .await?
             .filter(|c| c.disabled_at.is_none())
             .ok_or_else(|| CoreError::Unauthorized("this account is disabled or gone".into()))?;
+        if after.password_hash != account.password_hash {
+            // Changed (reset by an admin, or another change) since `current` was
+            // checked: that check no longer proves anything.
+            return Err(CoreError::conflict(
+                "concurrent_update",
+                "the password changed while this request ran; sign in again",
+            ));
+        }
         after.password_hash = hash;
+        after.sessions_valid_after = Some(self.now());
         tx.update_customer(&after).await?;
         tx.revoke_customer_tokens(after.id).await?;
         if after.role.is_staff() {
