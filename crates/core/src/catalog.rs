@@ -674,6 +674,20 @@ pub struct ProductQuery {
     pub status: Option<ProductStatus>,
 }
 
+impl ProductQuery {
+    /// What a cursor of this query's pages is bound to: the sort, and for price sorts
+    /// the currency.
+    pub fn cursor_order(&self) -> String {
+        let currency = self.currency.map(|c| c.code()).unwrap_or_default();
+        match self.sort {
+            ProductSort::Newest => "newest".into(),
+            ProductSort::Handle => "handle".into(),
+            ProductSort::PriceAsc => format!("price_asc:{currency}"),
+            ProductSort::PriceDesc => format!("price_desc:{currency}"),
+        }
+    }
+}
+
 /// A keyset position: the sort key of the last item and its id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
@@ -681,6 +695,11 @@ pub struct Cursor {
     pub key: String,
     /// Id of the last item, the tiebreaker.
     pub id: ProductId,
+    /// The ordering the key belongs to ([`ProductQuery::cursor_order`]): a cursor
+    /// reused with another sort or currency would compare a price with a handle and
+    /// page silently wrong, so it is refused instead.
+    #[serde(default)]
+    pub order: String,
 }
 
 impl Cursor {
@@ -790,6 +809,7 @@ mod tests {
         let c = Cursor {
             key: "123".into(),
             id: ProductId::new(),
+            order: "newest".into(),
         };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert!(Cursor::decode("!!!").is_err());
@@ -797,6 +817,7 @@ mod tests {
         let nul = Cursor {
             key: "a\0b".into(),
             id: ProductId::new(),
+            order: "handle".into(),
         };
         assert!(Cursor::decode(&nul.encode()).is_err());
     }

@@ -435,7 +435,10 @@ pub(crate) async fn audit_log(
 /// Daily sales per destination country and product (from the sales-statistics
 /// consumer; net of refunds).
 #[utoipa::path(get, path = "/admin/stats/sales", tag = "reports", params(SalesQuery),
-    responses((status = 200, body = SalesReport), (status = 422, description = "Bad range", body = crate::problem::Problem)))]
+    responses((status = 200, body = SalesReport),
+              (status = 400, description = "invalid_query: a date is missing or malformed", body = crate::problem::Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Bad range", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
 pub(crate) async fn sales_report(
     State(s): State<AppState>,
     _s: Staff,
@@ -602,7 +605,8 @@ pub(crate) async fn put_country_rules(
 #[utoipa::path(get, path = "/admin/countries/{code}/rules/history", tag = "compliance",
     params(("code" = String, Path, description = "ISO 3166-1 alpha-2 code, either case"), HistoryQuery),
     responses((status = 200, body = CountryRulesHistory),
-              (status = 404, body = Problem, content_type = "application/problem+json")),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "limit out of range", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn country_rules_history(
     State(s): State<AppState>,

@@ -351,7 +351,8 @@ pub struct ProductListQuery {
     pub cursor: Option<String>,
     /// Locale (overrides `Accept-Language`).
     pub locale: Option<String>,
-    /// Admin only: `draft` or `published`.
+    /// Admin API only: `draft` or `published` (the store lists published products and
+    /// ignores it).
     pub status: Option<String>,
     /// Only products that may be sold into this country today (ISO 3166-1 alpha-2).
     pub country: Option<String>,
@@ -1032,12 +1033,22 @@ pub struct OrderList {
     pub next_cursor: Option<String>,
 }
 
-/// Query of order listings.
+/// Query of the admin order listing.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
-    /// Status filter (admin).
+    /// Only orders in this state (`pending`, `paid`, ...).
     pub status: Option<String>,
+    /// Page size, 1-100 (default 20).
+    pub limit: Option<u32>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Query of a buyer's order listing (every state, newest first).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BuyerOrderListQuery {
     /// Page size, 1-100 (default 20).
     pub limit: Option<u32>,
     /// Cursor from the previous page.

@@ -48,8 +48,27 @@ pub struct Problem {
     /// Extra members for some codes (e.g. `variant_id`, `requested`, `available`;
     /// `violations` for `compliance_violation`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<ProblemMembers>)]
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The members some problem codes add (documentation of [`Problem::extra`]: a client
+/// generator learns their names and types from it).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ProblemMembers {
+    /// `out_of_stock`: the variant short of stock.
+    pub variant_id: Option<String>,
+    /// `out_of_stock`: the quantity asked for.
+    pub requested: Option<i64>,
+    /// `out_of_stock`: the quantity there was.
+    pub available: Option<i64>,
+    /// `compliance_violation`: every rule the cart breaks.
+    pub violations: Option<Vec<crate::dto::ViolationDto>>,
+    /// `payment_declined`: the provider's reason (`card_declined`, ...).
+    pub decline_code: Option<String>,
+    /// `internal_error`: the id to quote to support (also in the server log).
+    pub reference: Option<String>,
 }
 
 /// An error on its way to the client (boxed: handlers return it in every `Result`).
@@ -427,4 +446,36 @@ pub async fn localize_problems(
     let body = serde_json::to_vec(&doc).unwrap_or_else(|_| bytes.to_vec());
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every problem code api.md lists has a title in every shipped language, so no
+    /// caller gets a bare HTTP reason phrase ("Conflict") where the docs promise a
+    /// localized title.
+    #[test]
+    fn every_documented_code_has_a_title_in_every_language() {
+        let api = include_str!("../../../docs/api.md");
+        // Rows of the error table: "| `code`[, `code`...] | 409 ...".
+        let is_status = |rest: &str| {
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            digits == 3 && !rest[3..].starts_with('-')
+        };
+        let codes: Vec<&str> = api
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once("` | "))
+            .filter(|(_, rest)| is_status(rest))
+            .flat_map(|(cell, _)| cell.split("`, `"))
+            .collect();
+        assert!(codes.len() > 40, "the error table was not found: {codes:?}");
+        let catalog = jangteo_core::i18n::errors().expect("error catalog loads");
+        let missing: Vec<String> = codes
+            .iter()
+            .flat_map(|code| ["en", "ko", "id"].map(|l| (l, *code)))
+            .filter(|(l, code)| !catalog.has(l, &format!("error-{code}")))
+            .map(|(l, code)| format!("{l}:{code}"))
+            .collect();
+        assert!(missing.is_empty(), "no title for {missing:?}");
+    }
 }

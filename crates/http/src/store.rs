@@ -430,13 +430,13 @@ pub(crate) async fn me(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<ax
 }
 
 /// The buyer's orders, newest first.
-#[utoipa::path(get, path = "/store/orders", tag = "orders", params(OrderListQuery),
+#[utoipa::path(get, path = "/store/orders", tag = "orders", params(BuyerOrderListQuery),
     responses((status = 200, body = OrderList), (status = 401, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_orders(
     State(s): State<AppState>,
     Auth(p): Auth,
-    ApiQuery(q): ApiQuery<OrderListQuery>,
+    ApiQuery(q): ApiQuery<BuyerOrderListQuery>,
 ) -> ApiResult<axum::Json<OrderList>> {
     let limit = q.limit.unwrap_or(20);
     let before = order_cursor(q.cursor.as_deref())?;
@@ -481,7 +481,9 @@ fn access<'a>(auth: &'a Option<Auth>, headers: &'a HeaderMap) -> ApiResult<Order
 /// One order of the buyer (bearer token), or of a guest (`X-Order-Token`).
 #[utoipa::path(get, path = "/store/orders/{id}", tag = "orders",
     params(("id" = String, Path), ("X-Order-Token" = Option<String>, Header, description = "Guest order token")),
-    responses((status = 200, body = OrderDto), (status = 404, body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = OrderDto),
+              (status = 401, description = "neither a bearer token nor X-Order-Token", body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json")),
     security((), ("bearer" = [])))]
 pub(crate) async fn get_order(
     State(s): State<AppState>,
@@ -539,6 +541,7 @@ pub(crate) fn parse_cancel(b: CancelBody) -> ApiResult<Option<String>> {
 #[utoipa::path(post, path = "/store/payments/{provider}/webhook", tag = "payments",
     params(("provider" = String, Path)),
     responses((status = 204, description = "Accepted"), (status = 401, body = Problem, content_type = "application/problem+json"),
+              (status = 404, description = "unknown provider, or an order the provider names that does not exist", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn payment_webhook(
     State(s): State<AppState>,

@@ -1215,6 +1215,14 @@ async fn every_admin_route_refuses_anonymous_and_customer_tokens() {
         .await
         .body;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    // Problem documents' extra members are typed for client generators.
+    let schemas = doc["components"]["schemas"].to_string();
+    for member in ["violations", "decline_code", "variant_id", "available"] {
+        assert!(
+            schemas.contains(&format!("\"{member}\"")),
+            "{member} in {schemas:.300}"
+        );
+    }
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         if path.starts_with("/admin/auth/") || path.starts_with("/health") {
@@ -2276,6 +2284,38 @@ async fn listings_paginate_and_filter() {
         seen,
         (0..7).map(|i| format!("item-{i}")).collect::<Vec<_>>()
     );
+    // A cursor belongs to its sort (and a price sort's currency): reused with another
+    // it is refused, not a silently wrong page.
+    let r = app
+        .get("/store/products?limit=2&sort=price_asc&currency=KRW", None)
+        .await;
+    let cursor = r.body["next_cursor"].as_str().unwrap().to_string();
+    let r = app
+        .get(
+            &format!("/store/products?limit=2&sort=price_asc&currency=KRW&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    for other in [
+        "sort=newest",
+        "sort=handle",
+        "sort=price_desc&currency=KRW",
+        "sort=price_asc&currency=USD",
+    ] {
+        let r = app
+            .get(
+                &format!("/store/products?limit=2&{other}&cursor={cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["errors"][0]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_cursor")),
+            "{other}: {}",
+            r.body
+        );
+    }
     let r = app
         .get(
             "/store/products?category=ginseng&currency=KRW&min_price=39000&max_price=39000",
@@ -3597,6 +3637,23 @@ async fn payment_webhooks_settle_pending_orders_once() {
         }
     };
     let count = |events: &[String], t: &str| events.iter().filter(|e| *e == t).count();
+
+    // A provider that is not installed: the webhook URL does not exist.
+    let r = send(
+        &app.store,
+        Method::POST,
+        "/store/payments/stripe/webhook",
+        None,
+        Some(json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{}",
+        r.body
+    );
 
     // Paid: refused until the sender and the amount check out, then applied once.
     let first = pay(app.ready_cart(None, &vid, 2).await).await;

@@ -33,6 +33,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             PaymentRegistry::new()
                 .register(jangteo_payment_manual::ManualConfig::default().build()),
         )
+        // Country plugins bring each destination's rules and tax. Register every
+        // country you sell into: with none at all, compliance is off and tax is zero.
+        .country(Arc::new(jangteo_country_kr::Korea))
         .build()?;
 
     // 3. Events: relay the outbox to an in-process bus and listen.
@@ -112,6 +115,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         placed.order.totals.total.amount,
         rust_decimal::Decimal::from(78_000)
     );
+    // Korean VAT is included in the shelf price: 78,000 won holds 7,091 won of it.
+    assert!(placed.order.totals.tax_included);
+    println!("of which VAT {}", placed.order.totals.tax);
 
     // 6. Deliver the events and show them.
     let sent = relay.drain().await?;

@@ -174,10 +174,7 @@ impl ProductSearch {
             },
             None => None,
         };
-        if !errors.is_empty() {
-            return Err(CoreError::validation(errors));
-        }
-        Ok(ProductQuery {
+        let query = ProductQuery {
             status,
             terms,
             category: self.category.clone().filter(|c| !c.is_empty()),
@@ -188,7 +185,22 @@ impl ProductSearch {
             limit,
             after,
             include_drafts: self.include_drafts,
-        })
+        };
+        if query
+            .after
+            .as_ref()
+            .is_some_and(|c| c.order != query.cursor_order())
+        {
+            errors.push(FieldError::new(
+                "cursor",
+                "invalid_cursor",
+                "this cursor belongs to another sort or currency; start again without it",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(CoreError::validation(errors));
+        }
+        Ok(query)
     }
 }
 

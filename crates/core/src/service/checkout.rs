@@ -576,7 +576,15 @@ impl Engine {
         headers: &std::collections::HashMap<String, String>,
         body: &[u8],
     ) -> CoreResult<()> {
-        let p = self.0.payments.get(Some(provider))?;
+        // A webhook URL naming no installed provider is a path that does not exist,
+        // not a bad checkout field.
+        let p = self
+            .0
+            .payments
+            .get(Some(provider))
+            .map_err(|_| CoreError::NotFound {
+                entity: "payment provider",
+            })?;
         match p.verify_webhook(headers, body).await? {
             crate::payment::WebhookEvent::Paid {
                 order_id,

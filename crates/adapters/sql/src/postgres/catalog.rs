@@ -253,7 +253,11 @@ pub(crate) async fn products(conn: &mut PgConnection, q: &ProductQuery) -> CoreR
     }
     let products = attach_variants(conn, items).await?;
     let next = match (more, products.last(), last_key) {
-        (true, Some(p), Some(key)) => Some(Cursor { key, id: p.id }),
+        (true, Some(p), Some(key)) => Some(Cursor {
+            key,
+            id: p.id,
+            order: q.cursor_order(),
+        }),
         _ => None,
     };
     Ok(ProductPage { products, next })

@@ -228,7 +228,11 @@ pub(crate) fn products(conn: &Connection, q: &ProductQuery) -> CoreResult<Produc
     })?;
     let products = attach_variants(conn, items)?;
     let next = match (more, products.last(), last_key) {
-        (true, Some(p), Some(key)) => Some(Cursor { key, id: p.id }),
+        (true, Some(p), Some(key)) => Some(Cursor {
+            key,
+            id: p.id,
+            order: q.cursor_order(),
+        }),
         _ => None,
     };
     Ok(ProductPage { products, next })
