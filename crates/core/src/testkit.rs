@@ -2284,8 +2284,8 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
     );
 }
 
-/// Sessions begun or refreshed with the old password while an admin resets it never
-/// outlive the reset: a login checked against the old password and a refresh of an old
+/// Sessions begun or refreshed with the old password while an admin resets it, or
+/// begun before an admin disabled the account, never outlive that change: a login checked against the old password and a refresh of an old
 /// session, racing the reset, leave no refresh token that still works (on PostgreSQL
 /// this needs the account lock every one of them takes first).
 pub async fn a_password_reset_leaves_no_session_behind(store: Arc<dyn Store>) {
@@ -2353,6 +2353,26 @@ pub async fn a_password_reset_leaves_no_session_behind(store: Arc<dyn Store>) {
             }
         }
     }
+
+    // Disabled, then enabled again: a session from before the disable stays dead, on
+    // the admin API too; a new login works.
+    let session = |pair: &crate::service::users::TokenPair| {
+        engine.tokens().verify_claims(&pair.access_token).unwrap()
+    };
+    let before = login("pass-6-long".into()).await.unwrap();
+    assert!(engine.staff_session(&session(&before)).await.is_ok());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    for disabled in [true, false] {
+        let change = StaffUpdate {
+            disabled: Some(disabled),
+            ..Default::default()
+        };
+        engine.update_staff(&root, racer.id, change).await.unwrap();
+    }
+    assert!(engine.staff_session(&session(&before)).await.is_err());
+    assert!(engine.refresh(&before.refresh_token).await.is_err());
+    let after = login("pass-6-long".into()).await.unwrap();
+    assert!(engine.staff_session(&session(&after)).await.is_ok());
 }
 
 /// An engine on `store` whose one payment provider is `provider`.

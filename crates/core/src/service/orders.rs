@@ -230,7 +230,7 @@ impl Engine {
                 // Shipped in the moment another cancel had put the payment back: the
                 // money is returned all the same, so the order is recorded refunded.
                 let shipped = current.status;
-                self.record_refund(tx, current, actor, now).await?;
+                self.record_refund(tx, current, actor, audit, now).await?;
                 return Err(CoreError::conflict(
                     "invalid_state",
                     format!(
@@ -278,6 +278,7 @@ impl Engine {
         mut tx: Box<dyn crate::ports::Tx>,
         mut order: Order,
         actor: Actor,
+        audit: Option<crate::ports::AuditEntry>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> CoreResult<Order> {
         order.transition(
@@ -288,6 +289,10 @@ impl Engine {
         )?;
         order.payment.status = PaymentStatus::Refunded;
         save_transition(&mut tx, &order).await?;
+        // The staff member's cancel moved the money: it belongs in the audit log.
+        if let Some(a) = audit {
+            tx.append_audit(&a).await?;
+        }
         let events = [DomainEvent::new(
             "order.refunded",
             "order",

@@ -207,7 +207,6 @@ impl Engine {
             Some(p) => Some(hash_password(p.clone()).await?),
             None => None,
         };
-        let now = self.now();
         let mut tx = self.0.store.begin().await?;
         // Every staff change takes this one lock, so two admins demoting each other at
         // once cannot both pass the last-admin check below.
@@ -217,12 +216,19 @@ impl Engine {
             .await?
             .filter(|c| c.role.is_staff())
             .ok_or(CoreError::NotFound { entity: "user" })?;
+        // Read once the account is locked: a login that held the lock first issued its
+        // token before this moment, so `sessions_valid_after` below refuses it.
+        let now = self.now();
         let mut after = before.clone();
         if let Some(role) = change.role {
             after.role = role;
         }
         match change.disabled {
-            Some(true) if after.disabled_at.is_none() => after.disabled_at = Some(now),
+            Some(true) if after.disabled_at.is_none() => {
+                after.disabled_at = Some(now);
+                // Enabling the account again must not bring its old tokens back.
+                after.sessions_valid_after = Some(now);
+            }
             Some(false) => after.disabled_at = None,
             _ => {}
         }
@@ -481,6 +487,10 @@ impl Engine {
         }
         let mut tx = self.0.store.begin().await?;
         if let Some(record) = tx.refresh_token(&token_hash(refresh_token)).await? {
+            // The account lock first, as a refresh takes it: a refresh of this chain
+            // running now has then either stored its successor (revoked below) or
+            // not started.
+            tx.customer(record.customer_id).await?;
             tx.revoke_refresh_family(&record.family).await?;
             self.commit(tx, &[]).await?;
         }
