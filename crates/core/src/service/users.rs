@@ -288,19 +288,21 @@ impl Engine {
                 .is_some_and(|after| token.issued_at_ms() < after.timestamp_millis())
         };
         match account {
-            Some(c) if stale(&c) => Err(CoreError::Unauthorized(
-                "the password changed after this token was issued; sign in again".into(),
+            None => Err(CoreError::Unauthorized("this account no longer exists".into())),
+            Some(c) if c.disabled_at.is_some() => Err(CoreError::Unauthorized(
+                "this account is disabled; sign in again once an admin enables it".into(),
             )),
-            Some(c) if c.disabled_at.is_none() && c.role.is_staff() => Ok(Principal {
+            Some(c) if stale(&c) => Err(CoreError::Unauthorized(
+                "this session ended (a password change, or the account was disabled); sign in again"
+                    .into(),
+            )),
+            Some(c) if c.role.is_staff() => Ok(Principal {
                 id: c.id,
                 email: c.email,
                 role: c.role,
             }),
-            Some(c) if c.disabled_at.is_none() => Err(CoreError::Forbidden(
+            Some(_) => Err(CoreError::Forbidden(
                 "operator or admin role required".into(),
-            )),
-            _ => Err(CoreError::Unauthorized(
-                "this account is disabled; sign in again once an admin enables it".into(),
             )),
         }
     }
