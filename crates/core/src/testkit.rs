@@ -2277,17 +2277,81 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
     gate.release.notify_one();
     let finished = engine.cancel_by_staff(&staff, o.id, None).await;
     assert!(finished.is_ok(), "{finished:?}");
+    tokio::time::timeout(wait, gate.entered.notified())
+        .await
+        .expect("the cancel called the provider");
     let last = stored_order(&store, o.id).await;
     assert_eq!(
         (last.status, last.payment.status),
         (OrderStatus::Canceled, PaymentStatus::Refunded)
     );
+
+    // A cancel that found the payment `refunding` (another cancel marked it) and whose
+    // refund goes through, while that other cancel, refused, put the payment back and
+    // (second round) staff shipped the order: the money is gone, so the order says so,
+    // canceled, or refunded with its event and the operator's audit entry.
+    for shipped in [false, true] {
+        let mut o = paid();
+        o.payment.status = PaymentStatus::Refunding;
+        insert(o.clone()).await;
+        let late = {
+            let (engine, staff) = (engine.clone(), staff.clone());
+            tokio::spawn(async move { engine.cancel_by_staff(&staff, o.id, None).await })
+        };
+        tokio::time::timeout(wait, gate.entered.notified())
+            .await
+            .expect("the late cancel calls the provider");
+        // The other cancel's undo, as `undo_refunding` writes it.
+        let mut tx = store.begin().await.unwrap();
+        let mut back = tx.order(o.id).await.unwrap().unwrap();
+        back.payment.status = PaymentStatus::Captured;
+        assert!(tx.update_order_if(&back, OrderStatus::Paid).await.unwrap());
+        tx.commit().await.unwrap();
+        if shipped {
+            assert!(engine.fulfill_order(&staff, o.id, ship()).await.is_ok());
+        }
+        gate.release.notify_one();
+        let answer = tokio::time::timeout(wait, late).await.unwrap().unwrap();
+        let last = stored_order(&store, o.id).await;
+        if !shipped {
+            assert!(answer.is_ok(), "{answer:?}");
+            assert_eq!(
+                (last.status, last.payment.status),
+                (OrderStatus::Canceled, PaymentStatus::Refunded)
+            );
+            continue;
+        }
+        assert!(
+            matches!(&answer, Err(CoreError::Conflict { code, .. }) if *code == "invalid_state"),
+            "{answer:?}"
+        );
+        assert_eq!(
+            (last.status, last.payment.status),
+            (OrderStatus::Refunded, PaymentStatus::Refunded)
+        );
+        let events = store.outbox_pending(10_000).await.unwrap();
+        assert!(events
+            .iter()
+            .any(|r| r.event.aggregate_id == o.id.to_string()
+                && r.event.event_type == "order.refunded"));
+        let audit = store
+            .read()
+            .await
+            .unwrap()
+            .audit_entries(100, None)
+            .await
+            .unwrap();
+        assert!(audit
+            .iter()
+            .any(|a| a.action == "order.cancel" && a.target_id == o.id.to_string()));
+    }
 }
 
 /// Sessions begun or refreshed with the old password while an admin resets it, or
-/// begun before an admin disabled the account, never outlive that change: a login checked against the old password and a refresh of an old
-/// session, racing the reset, leave no refresh token that still works (on PostgreSQL
-/// this needs the account lock every one of them takes first).
+/// begun before an admin disabled the account, never outlive that change: a login
+/// checked against the old password and a refresh of an old session, racing the
+/// reset, leave no refresh token that still works (on PostgreSQL this needs the account
+/// lock every one of them takes first).
 pub async fn a_password_reset_leaves_no_session_behind(store: Arc<dyn Store>) {
     use crate::service::users::{LoginAttempt, StaffUpdate};
     let engine = manual_engine(&store);
