@@ -101,14 +101,21 @@ fn required_bearer(parts: &Parts) -> Result<&str, ApiError> {
     })
 }
 
-/// A signed-in user (any role). Missing or bad token: 401.
+/// A signed-in user (any role). Missing or bad token, or one the account no longer
+/// honours (disabled, password changed since): 401.
 #[derive(Debug, Clone)]
 pub(crate) struct Auth(pub Principal);
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Auth(state.engine.tokens().verify(required_bearer(parts)?)?))
+        let claims = state
+            .engine
+            .tokens()
+            .verify_claims(required_bearer(parts)?)?;
+        // One primary-key read per signed-in request: a buyer who changes a stolen
+        // password must not leave the thief 15 minutes of orders and addresses.
+        Ok(Auth(state.engine.session(&claims).await?))
     }
 }
 

@@ -1709,6 +1709,15 @@ async fn buyers_sign_out_and_change_their_password() {
     let changed = change("buyer-password", "new-buyer-password").await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
     assert!(changed.body["access_token"].is_string());
+    // Whoever holds an access token issued before the change (a thief, say) is cut
+    // off on the next request, not when the token expires.
+    let before = app.get("/store/customers/me", Some(&access)).await;
+    assert_eq!(before.status, StatusCode::UNAUTHORIZED, "{}", before.body);
+    let fresh = token_of(&changed, "access_token");
+    assert_eq!(
+        app.get("/store/customers/me", Some(&fresh)).await.status,
+        StatusCode::OK
+    );
     assert_eq!(
         refresh(token_of(&laptop, "refresh_token")).await,
         StatusCode::UNAUTHORIZED,

@@ -177,7 +177,7 @@ impl Engine {
 
     /// Changes a staff account's role, password or whether it is disabled (admins only).
     /// Disabling or a new password revokes the account's refresh tokens, and
-    /// [`Engine::staff_session`] refuses its access tokens from the next request on. A
+    /// [`Engine::session`] refuses its access tokens from the next request on. A
     /// change that would leave no enabled admin is refused (`last_admin`), so the store
     /// can never lock itself out.
     pub async fn update_staff(
@@ -275,11 +275,13 @@ impl Engine {
         Ok(after)
     }
 
-    /// The staff member an access token names, as the account is now: a token of a
-    /// disabled or deleted account, or one issued before the password last changed, is
-    /// refused, and a demoted admin acts with the new role, without waiting for the
-    /// token to expire. The admin API calls it on every request.
-    pub async fn staff_session(&self, token: &crate::auth::Claims) -> CoreResult<Principal> {
+    /// The account an access token names, as it is now: a token of a disabled or
+    /// deleted account, or one issued before the password last changed (or the account
+    /// was disabled), is refused without waiting for the token to expire, and the
+    /// account's current role is the one that acts. Both APIs call it on every request
+    /// that carries a token: a buyer who changes a stolen password, or an operator who
+    /// disables an account, cuts every session off at once.
+    pub async fn session(&self, token: &crate::auth::Claims) -> CoreResult<Principal> {
         let account = self.0.store.read().await?.customer(token.sub).await?;
         // Tokens issued before a password change (or reset) are refused: a reset is how
         // an admin cuts off someone who stole a session.
@@ -296,14 +298,24 @@ impl Engine {
                 "this session ended (a password change, or the account was disabled); sign in again"
                     .into(),
             )),
-            Some(c) if c.role.is_staff() => Ok(Principal {
+            Some(c) => Ok(Principal {
                 id: c.id,
                 email: c.email,
                 role: c.role,
             }),
-            Some(_) => Err(CoreError::Forbidden(
+        }
+    }
+
+    /// [`session`](Self::session) for the admin API: a demoted admin acts with the new
+    /// role, a staff member demoted to customer is refused (403).
+    pub async fn staff_session(&self, token: &crate::auth::Claims) -> CoreResult<Principal> {
+        let p = self.session(token).await?;
+        if p.role.is_staff() {
+            Ok(p)
+        } else {
+            Err(CoreError::Forbidden(
                 "operator or admin role required".into(),
-            )),
+            ))
         }
     }
 
