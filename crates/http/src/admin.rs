@@ -71,7 +71,7 @@ pub(crate) async fn change_password(
 }
 
 /// Lists products, drafts included.
-#[utoipa::path(get, path = "/admin/products", tag = "catalog", params(ProductListQuery),
+#[utoipa::path(get, path = "/admin/products", tag = "catalog", params(ProductListQuery, ProductStatusQuery),
     responses((status = 200, body = ProductList<AdminProduct>), (status = 401, body = Problem, content_type = "application/problem+json"),
               (status = 403, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -79,8 +79,12 @@ pub(crate) async fn list_products(
     State(s): State<AppState>,
     _s: Staff,
     ApiQuery(q): ApiQuery<ProductListQuery>,
+    ApiQuery(status): ApiQuery<ProductStatusQuery>,
 ) -> ApiResult<axum::Json<ProductList<AdminProduct>>> {
-    let page = s.engine.search_products(&search_of(&q, true)).await?;
+    let page = s
+        .engine
+        .search_products(&search_of(&q, Some(status)))
+        .await?;
     Ok(axum::Json(ProductList {
         products: page.products.iter().map(AdminProduct::from).collect(),
         next_cursor: page.next.as_ref().map(Cursor::encode),
@@ -88,7 +92,7 @@ pub(crate) async fn list_products(
 }
 
 /// Creates a product.
-#[utoipa::path(post, path = "/admin/products", tag = "catalog", request_body = ProductBody,
+#[utoipa::path(post, path = "/admin/products", tag = "catalog", request_body = NewProductBody,
     responses((status = 201, body = AdminProduct), (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -122,7 +126,7 @@ pub(crate) async fn get_product(
 }
 
 /// Changes a product; the body is any subset of the create body.
-#[utoipa::path(patch, path = "/admin/products/{id}", tag = "catalog", params(("id" = String, Path)), request_body = ProductBody,
+#[utoipa::path(patch, path = "/admin/products/{id}", tag = "catalog", params(("id" = String, Path)), request_body = ProductPatchBody,
     responses((status = 200, body = AdminProduct), (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]

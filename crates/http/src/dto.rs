@@ -351,11 +351,17 @@ pub struct ProductListQuery {
     pub cursor: Option<String>,
     /// Locale (overrides `Accept-Language`).
     pub locale: Option<String>,
-    /// Admin API only: `draft` or `published` (the store lists published products and
-    /// ignores it).
-    pub status: Option<String>,
     /// Only products that may be sold into this country today (ISO 3166-1 alpha-2).
     pub country: Option<String>,
+}
+
+/// The admin listing's filter on top of [`ProductListQuery`] (the store lists published
+/// products only).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProductStatusQuery {
+    /// `draft` or `published`; both when absent.
+    pub status: Option<String>,
 }
 
 /// Query of a rules history.
@@ -1248,16 +1254,11 @@ pub struct HealthDto {
     pub status: String,
 }
 
-/// A variant in a product create or patch body (documentation of
-/// `jangteo_core::catalog::VariantInput`, which is what the handler parses).
+/// What a variant body may set besides its identity (documentation of
+/// `jangteo_core::catalog::VariantInput`, which is what the handlers parse).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
-pub struct VariantBody {
-    /// Existing variant to change (patch); absent to match by SKU or create.
-    id: Option<String>,
-    /// SKU: 1-64 of letters, digits, `-`, `_`, `.`; required when creating.
-    #[schema(example = "RG-30")]
-    sku: Option<String>,
+pub struct VariantFields {
     /// Option values, e.g. `{"size": "30 sticks"}`.
     options: Option<BTreeMap<String, String>>,
     /// One positive price per currency; replaces the list when given.
@@ -1267,20 +1268,37 @@ pub struct VariantBody {
     stock: Option<i64>,
 }
 
-/// A product create body, or a patch with any subset of its fields (documentation of
-/// `jangteo_core::catalog::ProductInput`). Unknown fields are refused.
+/// A variant of a new product.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
-pub struct ProductBody {
-    /// 1-100 of lowercase letters, digits and dashes; required when creating.
-    #[schema(example = "red-ginseng-stick")]
-    handle: Option<String>,
+pub struct NewVariantBody {
+    /// SKU: 1-64 of letters, digits, `-`, `_`, `.`.
+    #[schema(example = "RG-30")]
+    sku: String,
+    #[serde(flatten)]
+    fields: VariantFields,
+}
+
+/// A variant in a product patch, or the body of a variant patch: every field optional.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct VariantBody {
+    /// Existing variant to change; absent to match by SKU or add a variant.
+    id: Option<String>,
+    /// SKU: 1-64 of letters, digits, `-`, `_`, `.`; required to add a variant.
+    #[schema(example = "RG-30")]
+    sku: Option<String>,
+    #[serde(flatten)]
+    fields: VariantFields,
+}
+
+/// The optional fields of a product body, on create and patch alike.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ProductFields {
     /// `draft` (default) or `published`.
     #[schema(example = "published")]
     status: Option<String>,
-    /// Title per locale; required when creating.
-    #[schema(example = json!({"ko": "홍삼 스틱", "en": "Red ginseng stick"}))]
-    title: Option<BTreeMap<String, String>>,
     /// Description per locale.
     description: Option<BTreeMap<String, String>>,
     /// Category handles (unknown ones are created).
@@ -1298,9 +1316,39 @@ pub struct ProductBody {
     /// Structure/function claims per locale.
     #[schema(example = json!({"en": ["Supports immune function"]}))]
     claims: Option<BTreeMap<String, Vec<String>>>,
-    /// Variants; on patch the list is the new set (listed ones are changed or added by
-    /// id or SKU, unlisted ones removed).
+}
+
+/// A product create body (documentation of `jangteo_core::catalog::ProductInput`).
+/// Unknown fields are refused.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct NewProductBody {
+    /// 1-100 of lowercase letters, digits and dashes.
+    #[schema(example = "red-ginseng-stick")]
+    handle: String,
+    /// Title per locale.
+    #[schema(example = json!({"ko": "홍삼 스틱", "en": "Red ginseng stick"}))]
+    title: BTreeMap<String, String>,
+    /// At least one variant.
+    #[schema(min_items = 1)]
+    variants: Vec<NewVariantBody>,
+    #[serde(flatten)]
+    fields: ProductFields,
+}
+
+/// A product patch: any subset of a create body's fields. Unknown fields are refused.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct ProductPatchBody {
+    /// New handle.
+    handle: Option<String>,
+    /// Title per locale; replaces the map when given.
+    title: Option<BTreeMap<String, String>>,
+    /// The new set of variants: listed ones are changed or added by id or SKU, unlisted
+    /// ones removed.
     variants: Option<Vec<VariantBody>>,
+    #[serde(flatten)]
+    fields: ProductFields,
 }
 
 /// Query of `GET /admin/stats/sales`.

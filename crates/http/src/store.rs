@@ -49,7 +49,7 @@ pub(crate) async fn list_products(
     ApiQuery(q): ApiQuery<ProductListQuery>,
 ) -> ApiResult<Response> {
     let currency = currency_param(q.currency.as_deref())?;
-    let page = s.engine.search_products(&search_of(&q, false)).await?;
+    let page = s.engine.search_products(&search_of(&q, None)).await?;
     // The engine hands back another page value whenever the country's rules, the day
     // or the catalog change; the key adds everything the rendering itself depends on:
     // the locale chain (`?locale=` and `Accept-Language`) and the whole query string
@@ -65,7 +65,9 @@ pub(crate) async fn list_products(
     }))
 }
 
-pub(crate) fn search_of(q: &ProductListQuery, include_drafts: bool) -> ProductSearch {
+/// The engine's search from a listing query; `drafts` is the admin API's status filter
+/// (`Some`, even of `None`, lists drafts too).
+pub(crate) fn search_of(q: &ProductListQuery, drafts: Option<ProductStatusQuery>) -> ProductSearch {
     ProductSearch {
         q: q.q.clone(),
         category: q.category.clone(),
@@ -75,12 +77,8 @@ pub(crate) fn search_of(q: &ProductListQuery, include_drafts: bool) -> ProductSe
         sort: q.sort.clone(),
         limit: q.limit,
         cursor: q.cursor.clone(),
-        include_drafts,
-        status: if include_drafts {
-            q.status.clone()
-        } else {
-            None
-        },
+        include_drafts: drafts.is_some(),
+        status: drafts.and_then(|d| d.status),
         country: q.country.clone(),
     }
 }

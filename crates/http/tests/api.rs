@@ -1293,6 +1293,29 @@ async fn every_admin_route_refuses_anonymous_and_customer_tokens() {
             "{schema} missing from the admin OpenAPI"
         );
     }
+    let params = doc["paths"]["/admin/products"]["get"]["parameters"].to_string();
+    assert!(params.contains("\"status\""), "{params}");
+    // A client generator sees what a create needs, and that a patch needs nothing.
+    let required = |schema: &str| -> Vec<String> {
+        let s = &doc["components"]["schemas"][schema];
+        let own = s["allOf"].as_array().map_or(s, |parts| {
+            parts
+                .iter()
+                .find(|p| p.get("properties").is_some())
+                .unwrap()
+        });
+        own["required"]
+            .as_array()
+            .map(|r| r.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let mut create = required("NewProductBody");
+    create.sort();
+    assert_eq!(create, ["handle", "title", "variants"]);
+    assert_eq!(required("NewVariantBody"), ["sku"]);
+    assert!(required("ProductPatchBody").is_empty());
+    let body = &doc["paths"]["/admin/products"]["post"]["requestBody"];
+    assert!(body.to_string().contains("NewProductBody"), "{body}");
     // The store's own doc is served too, and lists the buyer flow.
     let doc = app.get("/openapi.json", None).await.body;
     for p in [
@@ -1313,6 +1336,10 @@ async fn every_admin_route_refuses_anonymous_and_customer_tokens() {
             .map(|x| x["name"].as_str().unwrap())
             .collect();
         assert!(params.contains(&"country"), "{p}: {params:?}");
+        assert!(
+            !params.contains(&"status"),
+            "{p} lists published products only"
+        );
     }
     for schema in [
         "ViolationDto",
