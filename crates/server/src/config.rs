@@ -27,6 +27,10 @@ pub(crate) struct ServerConfig {
     pub(crate) store_addr: SocketAddr,
     /// Admin API listener (keep it on the internal network).
     pub(crate) admin_addr: SocketAddr,
+    /// Which APIs `serve` listens for: `store`, `admin` or both. A public store service
+    /// that has no admin listener at all cannot expose the back office by a routing
+    /// mistake.
+    pub(crate) apis: Vec<String>,
     /// Folder for the SQLite database and the generated JWT secret.
     pub(crate) data_dir: PathBuf,
     /// Seconds a request may take.
@@ -170,6 +174,7 @@ impl Default for Config {
             server: ServerConfig {
                 store_addr: "127.0.0.1:8080".parse().expect("static address"),
                 admin_addr: "127.0.0.1:8081".parse().expect("static address"),
+                apis: vec!["store".into(), "admin".into()],
                 data_dir: PathBuf::from("./data"),
                 request_timeout_secs: 30,
                 shutdown_grace_secs: 35,

@@ -44,6 +44,9 @@ enum Command {
         /// Admin API address.
         #[arg(long)]
         admin_addr: Option<std::net::SocketAddr>,
+        /// APIs to serve: `store`, `admin`, or both (`store,admin`, the default).
+        #[arg(long, value_delimiter = ',')]
+        apis: Option<Vec<String>>,
         /// Data folder (SQLite file, generated secrets).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -280,7 +283,52 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// Which listeners `serve` opens (`server.apis`): (store, admin).
+fn apis(cfg: &Config) -> Result<(bool, bool), ServerError> {
+    let (mut store, mut admin) = (false, false);
+    for api in &cfg.server.apis {
+        match api.trim() {
+            "store" => store = true,
+            "admin" => admin = true,
+            other => {
+                return Err(ServerError::Usage(format!(
+                    "server.apis: `{other}` is not an API; use `store`, `admin` or both"
+                )))
+            }
+        }
+    }
+    if !store && !admin {
+        return Err(ServerError::Usage(
+            "server.apis is empty: serve needs `store`, `admin` or both (`jangteo worker` runs the events alone)".into(),
+        ));
+    }
+    Ok((store, admin))
+}
+
+/// Binds one API's listener and serves it until `stop`; `None` when the API is off.
+async fn listen(
+    on: bool,
+    addr: std::net::SocketAddr,
+    app: impl FnOnce() -> axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Option<(String, tokio::task::JoinHandle<std::io::Result<()>>)>, ServerError> {
+    if !on {
+        return Ok(None);
+    }
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(io(format!("binding {addr}")))?;
+    let url = format!("http://{}", l.local_addr().map_err(io("listener address"))?);
+    let srv = axum::serve(
+        l,
+        app().into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop);
+    Ok(Some((url, tokio::spawn(async move { srv.await }))))
+}
+
 async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), ServerError> {
+    let (store_on, admin_on) = apis(&cfg)?;
     let store = open_store(&cfg, true).await?;
     let engine = build_engine(&cfg, store).await?;
 
@@ -347,43 +395,38 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
         cors_origins: cfg.server.cors_origins.clone(),
         ..HttpSettings::default()
     };
-    let store_app = jangteo_http::store_router(engine.clone(), &http);
-    let admin_app = jangteo_http::admin_router(engine.clone(), &http);
-    let store_l = TcpListener::bind(cfg.server.store_addr)
-        .await
-        .map_err(io(format!("binding {}", cfg.server.store_addr)))?;
-    let admin_l = TcpListener::bind(cfg.server.admin_addr)
-        .await
-        .map_err(io(format!("binding {}", cfg.server.admin_addr)))?;
-    let store_url = format!(
-        "http://{}",
-        store_l.local_addr().map_err(io("store address"))?
-    );
-    let admin_url = format!(
-        "http://{}",
-        admin_l.local_addr().map_err(io("admin address"))?
-    );
-
-    let store_srv = axum::serve(
-        store_l,
-        store_app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    let store_srv = listen(
+        store_on,
+        cfg.server.store_addr,
+        || jangteo_http::store_router(engine.clone(), &http),
+        wait_stop(stop_rx.clone()),
     )
-    .with_graceful_shutdown(wait_stop(stop_rx.clone()));
-    let admin_srv = axum::serve(
-        admin_l,
-        admin_app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    .await?;
+    let admin_srv = listen(
+        admin_on,
+        cfg.server.admin_addr,
+        || jangteo_http::admin_router(engine.clone(), &http),
+        wait_stop(stop_rx.clone()),
     )
-    .with_graceful_shutdown(wait_stop(stop_rx.clone()));
-    let store_task = tokio::spawn(async move { store_srv.await });
-    let admin_task = tokio::spawn(async move { admin_srv.await });
+    .await?;
 
     tracing::info!(
         startup_ms = started.elapsed().as_millis() as u64,
         "jangteo ready"
     );
     println!("Jangteo is running ({} ms)", started.elapsed().as_millis());
-    println!("  store API  {store_url}/store/products   (OpenAPI: {store_url}/openapi.json)");
-    println!("  admin API  {admin_url}/admin/products   (OpenAPI: {admin_url}/openapi.json)");
+    match &store_srv {
+        Some((url, _)) => {
+            println!("  store API  {url}/store/products   (OpenAPI: {url}/openapi.json)")
+        }
+        None => println!("  store API  off (server.apis)"),
+    }
+    match &admin_srv {
+        Some((url, _)) => {
+            println!("  admin API  {url}/admin/products   (OpenAPI: {url}/openapi.json)")
+        }
+        None => println!("  admin API  off (server.apis)"),
+    }
     if demo_mode && !bootstrapped {
         println!("  demo admin {} / {}", DEMO_ADMIN.0, DEMO_ADMIN.1);
     }
@@ -394,8 +437,9 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
     let _ = tokio::time::timeout(grace, async {
-        let _ = store_task.await;
-        let _ = admin_task.await;
+        for (_, task) in [store_srv, admin_srv].into_iter().flatten() {
+            let _ = task.await;
+        }
         let _ = events_stop_tx.send(true);
         for t in event_tasks {
             let _ = t.await;
@@ -467,10 +511,14 @@ fn main() -> std::process::ExitCode {
             demo,
             store_addr,
             admin_addr,
+            apis,
             data_dir,
         } => {
             if let Some(a) = store_addr {
                 cfg.server.store_addr = *a;
+            }
+            if let Some(a) = apis {
+                cfg.server.apis = a.clone();
             }
             if let Some(a) = admin_addr {
                 cfg.server.admin_addr = *a;

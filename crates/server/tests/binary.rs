@@ -52,6 +52,88 @@ fn demo_store_serves_restarts_and_stops_gracefully() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A store service and a back-office service from the same binary and database: each
+/// opens only its own listener, so the admin API cannot be reached through the public
+/// hosts even by a gateway's routing mistake.
+#[test]
+fn store_and_admin_apis_run_as_separate_services() {
+    let dir = std::env::temp_dir().join(format!("jangteo-apis-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // The admin port the store service would have used stays free.
+    let port = |l: std::net::TcpListener| l.local_addr().unwrap().port();
+    let spare = port(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let spare_addr = format!("127.0.0.1:{spare}");
+    let store_only =
+        common::start_args(&dir, &[], &["--apis", "store", "--admin-addr", &spare_addr]);
+    assert!(store_only.admin.is_empty(), "admin API printed as running");
+    assert_eq!(
+        http(&store_only.store, "GET", "/health/ready", None, None).0,
+        200
+    );
+    let (st, body) = http(
+        &store_only.store,
+        "GET",
+        "/store/products?limit=1",
+        None,
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        std::net::TcpStream::connect(&spare_addr).is_err(),
+        "something listens on the admin address of a store-only service"
+    );
+    // The store router has no admin routes either.
+    assert_eq!(
+        http(&store_only.store, "GET", "/admin/products", None, None).0,
+        404
+    );
+
+    // The back office beside it, on the same data: the first start loaded the demo.
+    let admin_only = common::start_args(&dir, &[], &["--apis", "admin"]);
+    assert!(admin_only.store.is_empty(), "store API printed as running");
+    let token = login(&admin_only);
+    let (st, body) = http(
+        &admin_only.admin,
+        "GET",
+        "/admin/products?limit=1",
+        Some(&token),
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        http(&admin_only.admin, "GET", "/health/ready", None, None).0,
+        200
+    );
+    drop(admin_only);
+    drop(store_only);
+
+    for (apis, what) in [
+        ("shop", "`shop` is not an API"),
+        ("", "server.apis is empty"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_jangteo"))
+            .args(["serve", "--data-dir"])
+            .arg(&dir)
+            .env(
+                "JANGTEO__SERVER__APIS",
+                format!(
+                    "[{}]",
+                    if apis.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\"{apis}\"")
+                    }
+                ),
+            )
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{apis:?}: {err}");
+        assert!(err.contains(what), "{apis:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Bad settings exit 2 and name the setting; a database that does not answer exits 1
 /// (deploy.md, "Exit codes"), so a deploy script can tell the two apart.
 #[test]

@@ -27,21 +27,27 @@ pub fn start(data: &std::path::Path) -> Server {
 
 /// Like [`start`], with extra environment (backend URLs, settings).
 pub fn start_with(data: &std::path::Path, env: &[(&str, String)]) -> Server {
+    let srv = start_args(data, env, &[]);
+    assert!(!srv.store.is_empty() && !srv.admin.is_empty());
+    srv
+}
+
+/// Like [`start_with`], with extra `serve` flags; a URL of an API that is off is empty.
+pub fn start_args(data: &std::path::Path, env: &[(&str, String)], args: &[&str]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jangteo"));
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd
-        .args([
-            "serve",
-            "--demo",
-            "--store-addr",
-            "127.0.0.1:0",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
+    cmd.args(["serve", "--demo", "--data-dir"])
         .arg(data)
+        .args(args);
+    // Free ports unless the caller chose an address.
+    for flag in ["--store-addr", "--admin-addr"] {
+        if !args.contains(&flag) {
+            cmd.args([flag, "127.0.0.1:0"]);
+        }
+    }
+    let mut child = cmd
         .env("JANGTEO_BOOTSTRAP_ADMIN_EMAIL", "boss@shop.kr")
         .env("JANGTEO_BOOTSTRAP_ADMIN_PASSWORD", "boss-password-1")
         .env("RUST_LOG", "warn")
@@ -52,9 +58,12 @@ pub fn start_with(data: &std::path::Path, env: &[(&str, String)]) -> Server {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut store, mut admin) = (String::new(), String::new());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while store.is_empty() || admin.is_empty() {
+    loop {
         assert!(Instant::now() < deadline, "server did not print its URLs");
         let line = lines.next().expect("server exited early").unwrap();
+        if line.contains("Press Ctrl-C") {
+            break;
+        }
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -68,9 +77,9 @@ pub fn start_with(data: &std::path::Path, env: &[(&str, String)]) -> Server {
                     .to_string()
             });
         if line.contains("store API") {
-            store = url.unwrap();
+            store = url.unwrap_or_default();
         } else if line.contains("admin API") {
-            admin = url.unwrap();
+            admin = url.unwrap_or_default();
         }
     }
     // Keep draining stdout so the server never blocks on a full pipe.
