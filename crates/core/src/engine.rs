@@ -97,6 +97,7 @@ pub(crate) struct Inner {
     pub(crate) product_details: PageCache<Product>,
     pub(crate) shared_cache: Option<Arc<dyn SharedCache>>,
     pub(crate) compliance: Arc<ComplianceRegistry>,
+    pub(crate) error_messages: Arc<crate::i18n::Catalog>,
 }
 
 /// The engine. Cheap to clone.
@@ -125,6 +126,7 @@ pub struct EngineBuilder {
     jwt_secret: Vec<u8>,
     data_key: Option<Vec<u8>>,
     countries: Vec<Plugin>,
+    error_messages: Vec<(String, String)>,
     settings: EngineSettings,
 }
 
@@ -143,6 +145,7 @@ impl EngineBuilder {
             jwt_secret: jwt_secret.into(),
             data_key: None,
             countries: Vec::new(),
+            error_messages: Vec::new(),
             settings: EngineSettings::default(),
         }
     }
@@ -190,6 +193,21 @@ impl EngineBuilder {
         self
     }
 
+    /// Problem titles (and field messages) for the error codes a plugin answers with:
+    /// `(locale, .ftl source)` pairs of `error-<code> = ...` (and `field-<code> = ...`)
+    /// messages, e.g. a payment plugin's `MESSAGES` constant. Without them a plugin's
+    /// own code is titled with the bare HTTP reason. [`build`](Self::build) refuses a
+    /// source that does not parse, another kind of message id, or one a locale
+    /// already has.
+    pub fn error_messages(mut self, sources: &[(&str, &str)]) -> Self {
+        self.error_messages.extend(
+            sources
+                .iter()
+                .map(|(l, s)| ((*l).to_string(), (*s).to_string())),
+        );
+        self
+    }
+
     /// The key sealing buyer identifiers at rest (32 bytes or more). Defaults to one
     /// derived from the JWT secret; set a separate one to rotate them independently.
     pub fn data_key(mut self, key: impl Into<Vec<u8>>) -> Self {
@@ -227,6 +245,7 @@ impl EngineBuilder {
             &data_key,
             self.settings.rules_refresh,
         )?);
+        let error_messages = Arc::new(crate::i18n::Catalog::errors_with(&self.error_messages)?);
         let ttl = self.settings.catalog_cache_ttl;
         Ok(Engine(Arc::new(Inner {
             store: self.store,
@@ -242,6 +261,7 @@ impl EngineBuilder {
             product_details: PageCache::new(ttl, 50_000),
             shared_cache: self.shared_cache,
             compliance,
+            error_messages,
         })))
     }
 }
@@ -250,6 +270,12 @@ impl Engine {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.0.store
+    }
+
+    /// Problem titles and field messages: the shipped ones and the plugins'
+    /// ([`EngineBuilder::error_messages`]).
+    pub fn error_messages(&self) -> &crate::i18n::Catalog {
+        &self.0.error_messages
     }
 
     /// Settings in force.

@@ -98,23 +98,54 @@ const ERRORS: &[(&str, &str)] = &[
     ("id", include_str!("../locales/id/errors.ftl")),
 ];
 
-/// Titles of problem documents (`error-<code>`) and field messages (`field-<code>`),
-/// parsed once. `None` only if the shipped catalogs were broken (a unit test proves
-/// they are not); callers then keep their English text.
-pub fn errors() -> Option<&'static Catalog> {
-    static CATALOG: std::sync::OnceLock<Option<Catalog>> = std::sync::OnceLock::new();
-    CATALOG
-        .get_or_init(|| match Catalog::load("error", ERRORS) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!(error = %e, "error messages failed to load");
-                None
-            }
-        })
-        .as_ref()
-}
-
 impl Catalog {
+    /// Titles of problem documents (`error-<code>`) and field messages (`field-<code>`):
+    /// the shipped ones plus plugins' (`locale`, `.ftl`
+    /// source) pairs. A plugin may only add `error-<code>` and `field-<code>` messages
+    /// and never redefine one a locale already has (the documented titles stay what the
+    /// docs say); it may translate shipped ones into a locale the engine does not ship,
+    /// which gets a bundle of its own.
+    pub fn errors_with(extra: &[(String, String)]) -> CoreResult<Self> {
+        let mut catalog = Catalog::load("error", ERRORS)?;
+        for (locale, source) in extra {
+            catalog.extend(locale, source)?;
+        }
+        Ok(catalog)
+    }
+
+    fn extend(&mut self, locale: &str, source: &str) -> CoreResult<()> {
+        let bad =
+            |why: String| CoreError::Internal(format!("plugin {locale} error messages: {why}"));
+        let resource =
+            FluentResource::try_new(source.to_string()).map_err(|(_, e)| bad(format!("{e:?}")))?;
+        for entry in resource.entries() {
+            if let fluent_syntax::ast::Entry::Message(m) = entry {
+                let id = m.id.name;
+                if !(id.starts_with("error-") || id.starts_with("field-")) {
+                    return Err(bad(format!(
+                        "`{id}` is neither `error-<code>` nor `field-<code>`"
+                    )));
+                }
+            }
+        }
+        let index = match self.bundles.iter().position(|(l, _)| l == locale) {
+            Some(i) => i,
+            None => {
+                let lang = locale
+                    .parse()
+                    .map_err(|_| bad("not a locale".to_string()))?;
+                let mut bundle = FluentBundle::new_concurrent(vec![lang]);
+                bundle.set_use_isolating(false);
+                self.bundles.push((locale.to_string(), bundle));
+                self.bundles.len() - 1
+            }
+        };
+        self.bundles[index]
+            .1
+            .add_resource(resource)
+            .map_err(|e| bad(format!("a message this locale already has: {e:?}")))
+    }
+
     /// Whether the first locale of `chain` (or its language) has message `id`; used to
     /// decide whether a localized text exists before replacing an English one.
     pub fn has(&self, locale: &str, id: &str) -> bool {
@@ -160,7 +191,7 @@ mod tests {
             }
             Catalog::load("test", sources).unwrap();
         }
-        let errors = errors().expect("error catalog loads");
+        let errors = Catalog::errors_with(&[]).expect("error catalog loads");
         let (text, used) = errors
             .render(
                 &["ko-KR", "en"],
@@ -175,6 +206,43 @@ mod tests {
         );
         assert!(errors.has("id", "field-required"));
         assert!(!errors.has("ja", "field-required"));
+    }
+
+    /// Plugins add titles for their own codes, and translations into locales the
+    /// engine does not ship; they cannot retitle a documented code or add other kinds
+    /// of messages.
+    #[test]
+    fn plugins_add_titles_but_never_replace_one() {
+        let own = |l: &str, src: &str| vec![(l.to_string(), src.to_string())];
+        let c = Catalog::errors_with(&own("ko", "error-qr_expired = QR 코드가 만료되었습니다.\n"))
+            .unwrap();
+        let args = FluentArgs::new();
+        let (text, used) = c.render(&["ko"], "error-qr_expired", None, &args).unwrap();
+        assert_eq!(
+            (text.as_str(), used.as_str()),
+            ("QR 코드가 만료되었습니다.", "ko")
+        );
+        // Another language falls back to English, which the plugin did not give: the
+        // caller then keeps the HTTP reason (render fails, as for unknown codes).
+        assert!(c.render(&["id"], "error-qr_expired", None, &args).is_err());
+
+        let thai = Catalog::errors_with(&own("th", "error-out_of_stock = สินค้าหมด\n")).unwrap();
+        let (text, used) = thai
+            .render(&["th"], "error-out_of_stock", None, &args)
+            .unwrap();
+        assert_eq!((text.as_str(), used.as_str()), ("สินค้าหมด", "th"));
+
+        for (locale, src, why) in [
+            ("en", "error-out_of_stock = Gone.\n", "already has"),
+            ("en", "order-placed = Thanks\n", "neither"),
+            ("en", "error-x = {\n", "plugin en error messages"),
+            ("not a locale!", "error-x = X\n", "not a locale"),
+        ] {
+            let e = Catalog::errors_with(&own(locale, src))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{src:?}: {e}");
+        }
     }
 
     /// A limit that could not be checked for want of a rate says so in every language,

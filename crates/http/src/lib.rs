@@ -188,6 +188,7 @@ fn finish(
 ) -> Router {
     let (router, api) = router.split_for_parts();
     let locales = std::sync::Arc::new(engine.settings().default_locales.clone());
+    let problem_engine = engine.clone();
     // Serialized once; the document does not change while the process runs.
     let doc = axum::body::Bytes::from(serde_json::to_vec(&api).unwrap_or_default());
     let listings = std::sync::Arc::new(render::Rendered::new(10_000));
@@ -226,7 +227,7 @@ fn finish(
         ))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(axum::middleware::from_fn(move |req, next| {
-            problem::localize_problems(locales.clone(), req, next)
+            problem::localize_problems(problem_engine.clone(), locales.clone(), req, next)
         }))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())

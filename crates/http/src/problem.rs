@@ -359,11 +359,13 @@ fn request_chain(req: &axum::extract::Request, defaults: &[String]) -> Vec<Strin
 }
 
 /// Localizes every problem document on its way out: `title` becomes the code's message
-/// (`error-<code>` in `crates/core/locales/*/errors.ftl`) in the caller's locale. When
+/// (`error-<code>` in `crates/core/locales/*/errors.ftl`, or a plugin's messages) in the
+/// caller's locale. When
 /// that locale is not English, field messages become `field-<code>` and `detail` is
 /// rebuilt from localized parts (in English the use cases' more specific texts stay).
 /// Done once here rather than in every handler, so no error path can forget it.
 pub async fn localize_problems(
+    engine: jangteo_core::Engine,
     defaults: std::sync::Arc<Vec<String>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
@@ -374,9 +376,10 @@ pub async fn localize_problems(
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    let Some(catalog) = jangteo_core::i18n::errors().filter(|_| is_problem) else {
+    if !is_problem {
         return res;
-    };
+    }
+    let catalog = engine.error_messages();
     let (mut parts, body) = res.into_parts();
     // Problem documents are small (field errors are capped); should one still be
     // larger, the client gets a short document for its status instead of nothing.
@@ -469,7 +472,7 @@ mod tests {
             .flat_map(|(cell, _)| cell.split("`, `"))
             .collect();
         assert!(codes.len() > 40, "the error table was not found: {codes:?}");
-        let catalog = jangteo_core::i18n::errors().expect("error catalog loads");
+        let catalog = jangteo_core::i18n::Catalog::errors_with(&[]).expect("error catalog loads");
         let missing: Vec<String> = codes
             .iter()
             .flat_map(|code| ["en", "ko", "id"].map(|l| (l, *code)))

@@ -110,6 +110,18 @@ struct CallbackProvider;
 
 const CALLBACK_TOKEN: &str = "callback-verification-token";
 
+/// Titles of the provider's own error code, as a plugin crate ships them.
+const CALLBACK_MESSAGES: &[(&str, &str)] = &[
+    (
+        "en",
+        "error-malformed_webhook = The payment callback could not be read.\n",
+    ),
+    (
+        "ko",
+        "error-malformed_webhook = 결제 콜백을 읽을 수 없습니다.\n",
+    ),
+];
+
 #[async_trait::async_trait]
 impl PaymentProvider for CallbackProvider {
     fn name(&self) -> &str {
@@ -170,6 +182,7 @@ async fn build_app(clock: Arc<dyn Clock>, with_country: bool) -> App {
                 .register(jangteo_payment_manual::ManualConfig::default().build())
                 .register(Arc::new(CallbackProvider)),
         )
+        .error_messages(CALLBACK_MESSAGES)
         .clock(clock);
     if with_country {
         builder = builder.country(Arc::new(Antarctica));
@@ -3709,6 +3722,25 @@ async fn payment_webhooks_settle_pending_orders_once() {
     let r = callback(&app.store, CALLBACK_TOKEN, json!({"status": "PAID"})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(r.body["code"], "malformed_webhook");
+    // The plugin's own code is titled from its messages, in the caller's language.
+    assert_eq!(r.body["title"], "The payment callback could not be read.");
+    let r = send(
+        &app.store,
+        Method::POST,
+        "/store/payments/callback/webhook",
+        None,
+        Some(json!({"status": "PAID"})),
+        &[
+            ("x-callback-token", CALLBACK_TOKEN),
+            ("accept-language", "ko-KR"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.body["title"], "결제 콜백을 읽을 수 없습니다.",
+        "{}",
+        r.body
+    );
     assert_eq!(order_status(id.clone()).await["status"], "pending");
     for _ in 0..3 {
         let r = callback(&app.store, CALLBACK_TOKEN, paid.clone()).await;
