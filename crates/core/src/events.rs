@@ -124,6 +124,37 @@ pub async fn apply_batch(
     handler: &dyn EventHandler,
     events: &[&DomainEvent],
 ) -> CoreResult<BatchApplied> {
+    let result = apply_batch_inner(handler, events).await;
+    // Per consumer: applied (redeliveries included: a handler that dedupes still
+    // counts them), skipped as unusable, and batches that failed and come again.
+    let name = || handler.name().to_string();
+    match &result {
+        Ok(done) => {
+            metrics::counter!("jangteo_events_applied_total", "handler" => name())
+                .increment(done.applied as u64);
+            // Event age when applied: the consumer's lag, in time rather than offsets.
+            let now = chrono::Utc::now();
+            let age =
+                metrics::histogram!("jangteo_event_age_at_apply_seconds", "handler" => name());
+            for e in events {
+                let micros = (now - e.occurred_at).num_microseconds().unwrap_or(i64::MAX);
+                age.record(micros.max(0) as f64 / 1e6);
+            }
+            if done.skipped > 0 {
+                metrics::counter!("jangteo_events_skipped_total", "handler" => name())
+                    .increment(done.skipped as u64);
+            }
+        }
+        Err(_) => metrics::counter!("jangteo_event_batch_failures_total", "handler" => name())
+            .increment(1),
+    }
+    result
+}
+
+async fn apply_batch_inner(
+    handler: &dyn EventHandler,
+    events: &[&DomainEvent],
+) -> CoreResult<BatchApplied> {
     if events.is_empty() {
         return Ok(BatchApplied::default());
     }
@@ -317,6 +348,17 @@ impl OutboxRelay {
             let ((published, published_in), behind) = tokio::join!(publish, behind);
             let (behind_in, more) = behind?;
             published?;
+            // Monitoring: how many left, and how long each took from the use case to
+            // the broker's acknowledgement (the outbox latency budget is on its p99).
+            metrics::counter!("jangteo_outbox_published_total").increment(events.len() as u64);
+            let acked_at = chrono::Utc::now();
+            let delivery = metrics::histogram!("jangteo_outbox_delivery_seconds");
+            for e in &events {
+                let secs = (acked_at - e.occurred_at)
+                    .num_microseconds()
+                    .unwrap_or(i64::MAX);
+                delivery.record(secs.max(0) as f64 / 1e6);
+            }
             *acked = in_flight;
             next = more;
             tracing::debug!(
@@ -337,6 +379,7 @@ impl OutboxRelay {
             match self.drain().await {
                 Ok(_) => backoff = poll,
                 Err(e) => {
+                    metrics::counter!("jangteo_outbox_relay_errors_total").increment(1);
                     tracing::warn!(error = %e, "outbox relay failed; retrying");
                     backoff = (backoff * 2).min(Duration::from_secs(10));
                 }

@@ -225,6 +225,16 @@ pub struct OutboxRow {
     pub event: DomainEvent,
 }
 
+/// Events committed but not yet acknowledged by the publisher: what monitoring watches
+/// (a broker outage shows as a growing backlog).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    /// Unsent rows.
+    pub unsent: u64,
+    /// When the oldest unsent event happened; `None` when nothing waits.
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 /// Sales of one product on one day in one destination country and currency, in the
 /// sales-statistics projection. Figures are net: refunds and cancellations of paid
 /// orders subtract.
@@ -553,6 +563,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// Marks rows sent after the publisher acknowledged them.
     async fn outbox_mark_sent(&self, seqs: &[i64]) -> CoreResult<()>;
+    /// How many rows wait to be published and since when (monitoring).
+    async fn outbox_backlog(&self) -> CoreResult<OutboxBacklog>;
     /// Takes or renews the outbox lease for `ttl`; true when `holder` has it. Several
     /// relays may run (in several processes); only the lease holder publishes, so two
     /// live relays do not publish the same rows and per-entity order is kept. A holder

@@ -1274,13 +1274,32 @@ fn placed_events(n: usize, aggregates: usize) -> Vec<DomainEvent> {
 }
 
 pub async fn outbox_keeps_commit_order(store: Arc<dyn Store>) {
-    let events = placed_events(5, 5);
+    assert_eq!(
+        store.outbox_backlog().await.unwrap(),
+        crate::ports::OutboxBacklog::default()
+    );
+    // The first event happened earliest, so the backlog's age is its age.
+    let mut events = placed_events(5, 5);
+    for (i, e) in events.iter_mut().enumerate() {
+        e.occurred_at = now() - Duration::minutes(10 - i as i64);
+    }
     let mut tx = store.begin().await.unwrap();
     tx.append_events(&events[..3]).await.unwrap();
     tx.commit().await.unwrap();
     let mut tx = store.begin().await.unwrap();
     tx.append_events(&events[3..]).await.unwrap();
     tx.commit().await.unwrap();
+    let backlog = |unsent: u64, oldest: &DomainEvent| {
+        let store = store.clone();
+        let at = oldest.occurred_at;
+        async move {
+            let b = store.outbox_backlog().await.unwrap();
+            assert_eq!(b.unsent, unsent, "{b:?}");
+            let off = (b.oldest.expect("an oldest event") - at).num_milliseconds();
+            assert_eq!(off, 0, "{b:?}, expected {at}");
+        }
+    };
+    backlog(5, &events[0]).await;
     let rows = store.outbox_pending(3).await.unwrap();
     assert_eq!(
         rows.iter().map(|r| r.event.clone()).collect::<Vec<_>>(),
@@ -1290,6 +1309,7 @@ pub async fn outbox_keeps_commit_order(store: Arc<dyn Store>) {
         .outbox_mark_sent(&rows.iter().map(|r| r.seq).collect::<Vec<_>>())
         .await
         .unwrap();
+    backlog(2, &events[3]).await;
     let rest = store.outbox_pending(10).await.unwrap();
     // Pruning removes sent rows only.
     assert_eq!(

@@ -34,10 +34,12 @@ use utoipa_axum::routes;
 mod admin;
 pub mod dto;
 mod extract;
+mod metrics;
 pub mod problem;
 mod render;
 mod store;
 
+pub use metrics::{metrics_router, MetricsSource};
 use problem::ApiError;
 
 /// Shared state of the handlers.
@@ -68,6 +70,9 @@ pub struct HttpSettings {
     /// Origins allowed to call the API from a browser (CORS); empty: no CORS headers
     /// (same-origin front ends, or the gateway handles it).
     pub cors_origins: Vec<String>,
+    /// Serves `GET /metrics` on the admin router when set (the admin API stays on the
+    /// internal network, where Prometheus scrapes).
+    pub metrics: Option<MetricsSource>,
 }
 
 impl Default for HttpSettings {
@@ -78,6 +83,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             trust_forwarded_for: false,
             cors_origins: Vec::new(),
+            metrics: None,
         }
     }
 }
@@ -181,6 +187,7 @@ fn spawn_render_purge(
 }
 
 fn finish(
+    api_name: &'static str,
     router: OpenApiRouter<AppState>,
     engine: Engine,
     body_limit: usize,
@@ -207,6 +214,7 @@ fn finish(
                 }
             }),
         )
+        .route_layer(axum::middleware::from_fn(metrics::tag_route))
         .fallback(not_found)
         .with_state(AppState {
             engine,
@@ -228,6 +236,9 @@ fn finish(
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(axum::middleware::from_fn(move |req, next| {
             problem::localize_problems(problem_engine.clone(), locales.clone(), req, next)
+        }))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            metrics::track(api_name, req, next)
         }))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -298,7 +309,7 @@ pub fn store_router(engine: Engine, settings: &HttpSettings) -> Router {
         .routes(routes!(store::payment_webhook))
         .routes(routes!(live))
         .routes(routes!(ready));
-    finish(r, engine, settings.store_body_limit, settings)
+    finish("store", r, engine, settings.store_body_limit, settings)
 }
 
 /// The admin API router (catalog and order management, staff users, audit log).
@@ -338,5 +349,16 @@ pub fn admin_router(engine: Engine, settings: &HttpSettings) -> Router {
         .routes(routes!(admin::exchange_rates_history))
         .routes(routes!(live))
         .routes(routes!(ready));
-    finish(r, engine, settings.admin_body_limit, settings)
+    // Not in the OpenAPI document: a Prometheus endpoint, not part of the JSON API.
+    let r = match &settings.metrics {
+        Some(source) => {
+            let source = source.clone();
+            r.route(
+                "/metrics",
+                axum::routing::get(move || metrics::scrape(source.clone())),
+            )
+        }
+        None => r,
+    };
+    finish("admin", r, engine, settings.admin_body_limit, settings)
 }

@@ -31,6 +31,9 @@ pub(crate) struct ServerConfig {
     /// that has no admin listener at all cannot expose the back office by a routing
     /// mistake.
     pub(crate) apis: Vec<String>,
+    /// A listener for `GET /metrics` and the health checks alone, for processes without
+    /// the admin API (`jangteo worker`, a store-only service); none when unset.
+    pub(crate) metrics_addr: Option<SocketAddr>,
     /// Folder for the SQLite database and the generated JWT secret.
     pub(crate) data_dir: PathBuf,
     /// Seconds a request may take.
@@ -175,6 +178,7 @@ impl Default for Config {
                 store_addr: "127.0.0.1:8080".parse().expect("static address"),
                 admin_addr: "127.0.0.1:8081".parse().expect("static address"),
                 apis: vec!["store".into(), "admin".into()],
+                metrics_addr: None,
                 data_dir: PathBuf::from("./data"),
                 request_timeout_secs: 30,
                 shutdown_grace_secs: 35,

@@ -18,6 +18,7 @@ mod config;
 mod demo;
 mod events;
 mod memory;
+mod monitoring;
 
 use config::Config;
 
@@ -327,10 +328,31 @@ async fn listen(
     Ok(Some((url, tokio::spawn(async move { srv.await }))))
 }
 
+/// The `server.metrics_addr` listener, when set (and a recorder is installed).
+async fn metrics_listener(
+    cfg: &Config,
+    engine: &Engine,
+    metrics: Option<jangteo_http::MetricsSource>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Option<(String, tokio::task::JoinHandle<std::io::Result<()>>)>, ServerError> {
+    let (Some(addr), Some(source)) = (cfg.server.metrics_addr, metrics) else {
+        return Ok(None);
+    };
+    listen(
+        true,
+        addr,
+        || jangteo_http::metrics_router(engine.clone(), source),
+        stop,
+    )
+    .await
+}
+
 async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), ServerError> {
     let (store_on, admin_on) = apis(&cfg)?;
     let store = open_store(&cfg, true).await?;
     let engine = build_engine(&cfg, store).await?;
+    // Before anything records (the relay, the consumers, the first requests).
+    let metrics = monitoring::install().map(|h| monitoring::source(h, engine.clone()));
 
     let bootstrapped = std::env::var("JANGTEO_BOOTSTRAP_ADMIN_EMAIL").is_ok()
         && std::env::var("JANGTEO_BOOTSTRAP_ADMIN_PASSWORD").is_ok();
@@ -393,6 +415,7 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
         request_timeout: Duration::from_secs(cfg.server.request_timeout_secs),
         trust_forwarded_for: cfg.server.trust_forwarded_for,
         cors_origins: cfg.server.cors_origins.clone(),
+        metrics: metrics.clone(),
         ..HttpSettings::default()
     };
     let store_srv = listen(
@@ -409,6 +432,7 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
         wait_stop(stop_rx.clone()),
     )
     .await?;
+    let metrics_srv = metrics_listener(&cfg, &engine, metrics, wait_stop(stop_rx.clone())).await?;
 
     tracing::info!(
         startup_ms = started.elapsed().as_millis() as u64,
@@ -427,6 +451,9 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
         }
         None => println!("  admin API  off (server.apis)"),
     }
+    if let Some((url, _)) = &metrics_srv {
+        println!("  metrics    {url}/metrics");
+    }
     if demo_mode && !bootstrapped {
         println!("  demo admin {} / {}", DEMO_ADMIN.0, DEMO_ADMIN.1);
     }
@@ -437,7 +464,7 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
     let _ = tokio::time::timeout(grace, async {
-        for (_, task) in [store_srv, admin_srv].into_iter().flatten() {
+        for (_, task) in [store_srv, admin_srv, metrics_srv].into_iter().flatten() {
             let _ = task.await;
         }
         let _ = events_stop_tx.send(true);
@@ -480,14 +507,26 @@ async fn worker(cfg: Config) -> Result<(), ServerError> {
     let store = open_store(&cfg, true).await?;
     let engine = build_engine(&cfg, store).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let tasks = events::start(&cfg, &engine, events::Role::Worker, stop_rx)?;
+    let metrics = monitoring::install().map(|h| monitoring::source(h, engine.clone()));
+    let tasks = events::start(&cfg, &engine, events::Role::Worker, stop_rx.clone())?;
+    let mut stop_metrics = stop_rx;
+    let metrics_srv = metrics_listener(&cfg, &engine, metrics, async move {
+        let _ = stop_metrics.wait_for(|s| *s).await;
+    })
+    .await?;
     tracing::info!("jangteo worker running");
+    if let Some((url, _)) = &metrics_srv {
+        println!("  metrics    {url}/metrics");
+    }
     println!("Jangteo worker running. Press Ctrl-C to stop.");
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
     let _ = tokio::time::timeout(grace, async {
         for t in tasks {
+            let _ = t.await;
+        }
+        if let Some((_, t)) = metrics_srv {
             let _ = t.await;
         }
     })

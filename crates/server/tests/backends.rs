@@ -227,6 +227,14 @@ fn kafka_stopped_while_200_orders_are_placed_loses_nothing() {
         .parse()
         .unwrap();
     assert!(unsent >= 400, "events wait in the outbox: {unsent}");
+    // Monitoring shows the outage: the backlog, its age, and the relay failing.
+    eventually(60, "the outage in the metrics", || {
+        let text = scrape(&srv.admin);
+        let value = |name: &str| metric(&text, name, &[]).unwrap_or(0.0);
+        value("jangteo_outbox_unsent") >= 400.0
+            && value("jangteo_outbox_oldest_unsent_age_seconds") > 0.0
+            && value("jangteo_outbox_relay_errors_total") >= 1.0
+    });
 
     stack.start("kafka");
     eventually(180, "every event delivered and consumed once", || {
@@ -240,6 +248,12 @@ fn kafka_stopped_while_200_orders_are_placed_loses_nothing() {
     assert_eq!(
         psql(&db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
         "0"
+    );
+    let text = scrape(&srv.admin);
+    assert_eq!(metric(&text, "jangteo_outbox_unsent", &[]), Some(0.0));
+    assert_eq!(
+        metric(&text, "jangteo_outbox_oldest_unsent_age_seconds", &[]),
+        Some(0.0)
     );
     // Each consumer recorded each event it applied exactly once.
     assert_eq!(
@@ -655,8 +669,21 @@ fn two_workers_and_a_server_publish_each_event_once() {
         vars,
         srv,
     } = split_deployment("w");
+    // Each worker serves its metrics and health checks on a listener of its own.
+    let ports: Vec<std::net::SocketAddr> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        })
+        .collect();
     let workers: Vec<Kill> = (0..2)
-        .map(|i| worker(&vars, &format!("worker{i}")))
+        .map(|i| {
+            let mut vars = vars.clone();
+            vars.push(("JANGTEO__SERVER__METRICS_ADDR", ports[i].to_string()));
+            worker(&vars, &format!("worker{i}"))
+        })
         .collect();
     let token = login(&srv);
     let (_, variant) = product(&srv, &token, "split-deploy", 100);
@@ -673,6 +700,29 @@ fn two_workers_and_a_server_publish_each_event_once() {
         psql(&db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
         "0"
     );
+    // Between them the workers published every row, and their consumers applied the
+    // order events (the API server, run_workers = false, records neither).
+    let (mut published, mut applied) = (0.0, 0.0);
+    for p in &ports {
+        let base = format!("http://{p}");
+        assert_eq!(http(&base, "GET", "/health/ready", None, None).0, 200);
+        let text = scrape(&base);
+        published += metric(&text, "jangteo_outbox_published_total", &[]).unwrap_or(0.0);
+        applied += metric(
+            &text,
+            "jangteo_events_applied_total",
+            &[("handler", "sales-statistics")],
+        )
+        .unwrap_or(0.0);
+    }
+    let rows: f64 = psql(&db, "SELECT count(*) FROM outbox").parse().unwrap();
+    assert!(published >= rows, "published {published} of {rows} rows");
+    assert!(
+        applied >= 30.0,
+        "sales statistics applied {applied} order.paid events"
+    );
+    let api = scrape(&srv.admin);
+    assert_eq!(metric(&api, "jangteo_outbox_published_total", &[]), None);
 
     // Read the orders topic from the start with a fresh group: every event once.
     let collect = Arc::new(Collect::default());

@@ -134,6 +134,113 @@ fn store_and_admin_apis_run_as_separate_services() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Monitoring: the admin listener serves Prometheus metrics of requests, orders, the
+/// outbox and the consumers; `server.metrics_addr` serves them (and the health checks)
+/// for processes without an admin listener; the public store listener never does.
+#[test]
+fn metrics_show_requests_orders_outbox_and_consumers() {
+    let dir = std::env::temp_dir().join(format!("jangteo-metrics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let spare = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let srv = common::start_with(
+        &dir,
+        &[("JANGTEO__SERVER__METRICS_ADDR", spare.to_string())],
+    );
+    let token = login(&srv);
+    let (_, variant) = common::product(&srv, &token, "metered", 10);
+    for _ in 0..2 {
+        let r = common::complete(&srv, &common::ready_cart(&srv, &variant, 1)).unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    assert_eq!(
+        http(
+            &srv.store,
+            "GET",
+            "/store/products/no-such-product",
+            None,
+            None
+        )
+        .0,
+        404
+    );
+
+    let m = |text: &str, name: &str, labels: &[(&str, &str)]| {
+        common::metric(text, name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+    common::eventually(
+        30,
+        "both orders' events applied and the outbox empty",
+        || {
+            let text = common::scrape(&srv.admin);
+            common::metric(&text, "jangteo_outbox_unsent", &[]) == Some(0.0)
+                && common::metric(
+                    &text,
+                    "jangteo_events_applied_total",
+                    &[("handler", "sales-statistics")],
+                )
+                .is_some_and(|n| n >= 2.0)
+        },
+    );
+    let text = common::scrape(&srv.admin);
+    let completions = [
+        ("api", "store"),
+        ("method", "POST"),
+        ("route", "/store/carts/{id}/complete"),
+        ("status", "201"),
+    ];
+    assert_eq!(m(&text, "jangteo_http_requests_total", &completions), 2.0);
+    // Templates, not paths: the unknown handle is counted under its route.
+    let missing = [
+        ("route", "/store/products/{id_or_handle}"),
+        ("status", "404"),
+    ];
+    assert_eq!(m(&text, "jangteo_http_requests_total", &missing), 1.0);
+    assert!(
+        m(
+            &text,
+            "jangteo_http_request_duration_seconds_count",
+            &completions[..3]
+        ) >= 2.0
+    );
+    assert_eq!(
+        m(
+            &text,
+            "jangteo_orders_placed_total",
+            &[("provider", "manual")]
+        ),
+        2.0
+    );
+    // Each order has at least its placed and paid events, plus the product's.
+    assert!(m(&text, "jangteo_outbox_published_total", &[]) >= 4.0);
+    assert!(m(&text, "jangteo_outbox_delivery_seconds_count", &[]) >= 4.0);
+    assert!(
+        m(
+            &text,
+            "jangteo_events_applied_total",
+            &[("handler", "notifications")]
+        ) >= 4.0
+    );
+    assert_eq!(
+        m(&text, "jangteo_outbox_oldest_unsent_age_seconds", &[]),
+        0.0
+    );
+    assert_eq!(m(&text, "jangteo_database_up", &[]), 1.0);
+    assert!(m(&text, "process_resident_memory_bytes", &[]) > 1e6);
+
+    // The buyer-facing listener has no metrics route; the dedicated one has it and
+    // the health checks.
+    assert_eq!(http(&srv.store, "GET", "/metrics", None, None).0, 404);
+    let own = format!("http://{spare}");
+    assert!(common::metric(&common::scrape(&own), "jangteo_database_up", &[]) == Some(1.0));
+    assert_eq!(http(&own, "GET", "/health/ready", None, None).0, 200);
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Bad settings exit 2 and name the setting; a database that does not answer exits 1
 /// (deploy.md, "Exit codes"), so a deploy script can tell the two apart.
 #[test]

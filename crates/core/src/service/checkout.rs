@@ -381,6 +381,8 @@ impl Engine {
         // The events went in with `place_order`: commit and wake the relay.
         tx.commit().await?;
         self.0.relay_wake.notify_one();
+        metrics::counter!("jangteo_orders_placed_total", "provider" => provider.name().to_string())
+            .increment(1);
         if order.status == OrderStatus::Paid {
             return Ok(CheckoutResult {
                 order,
@@ -398,6 +400,8 @@ impl Engine {
         let outcome = match answered {
             Ok(o) => o,
             Err(e) => {
+                metrics::counter!("jangteo_payment_provider_errors_total", "provider" => provider.name().to_string())
+                    .increment(1);
                 // The order stays pending with its stock reserved; a webhook or the
                 // expiry sweeper settles it.
                 tracing::warn!(order = %order_id, error = %e, "payment provider failed; order left pending");
@@ -585,7 +589,18 @@ impl Engine {
             .map_err(|_| CoreError::NotFound {
                 entity: "payment provider",
             })?;
-        match p.verify_webhook(headers, body).await? {
+        let verified = p.verify_webhook(headers, body).await;
+        let outcome = match &verified {
+            Ok(crate::payment::WebhookEvent::Paid { .. }) => "paid",
+            Ok(crate::payment::WebhookEvent::Failed { .. }) => "failed",
+            Ok(crate::payment::WebhookEvent::Ignored) => "ignored",
+            Err(_) => "refused",
+        };
+        // A provider's integration breaking (secret rotated, format changed) shows as
+        // refused webhooks before buyers complain that paid orders stay pending.
+        metrics::counter!("jangteo_payment_webhooks_total", "provider" => provider.to_string(), "outcome" => outcome)
+            .increment(1);
+        match verified? {
             crate::payment::WebhookEvent::Paid {
                 order_id,
                 reference,

@@ -170,6 +170,42 @@ pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(&s[start..end]).unwrap_or_else(|e| panic!("{e}: {s}"))
 }
 
+/// The value of one series in a Prometheus exposition (`name{labels} value`), matched
+/// by its name and every given `label="value"` pair; summed over series that match.
+/// `None` when no series matches.
+pub fn metric(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut found = None;
+    for line in exposition.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+        if series_name != name {
+            continue;
+        }
+        if labels
+            .iter()
+            .all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\"")))
+        {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
+        }
+    }
+    found
+}
+
+/// `GET /metrics` of a base URL, checked to be the Prometheus text format.
+pub fn scrape(base: &str) -> String {
+    let r = try_http(base, "GET", "/metrics", None, None, &[]).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.header("content-type")
+            .unwrap_or_default()
+            .starts_with("text/plain"),
+        "{r:?}"
+    );
+    r.body
+}
+
 /// An access token of the bootstrap admin.
 pub fn login(srv: &Server) -> String {
     let (st, body) = http(

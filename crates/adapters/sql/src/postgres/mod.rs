@@ -253,6 +253,12 @@ impl Store for PostgresStore {
         outbox::pending(&mut conn, limit, skip).await
     }
 
+    async fn outbox_backlog(&self) -> CoreResult<jangteo_core::ports::OutboxBacklog> {
+        self.ensure_migrated().await?;
+        let mut conn = self.pool.acquire().await.map_err(map)?;
+        outbox::backlog(&mut conn).await
+    }
+
     async fn outbox_mark_sent(&self, seqs: &[i64]) -> CoreResult<()> {
         let mut conn = self.pool.acquire().await.map_err(map)?;
         outbox::mark_sent(&mut conn, seqs).await

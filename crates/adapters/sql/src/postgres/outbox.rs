@@ -25,6 +25,23 @@ pub(crate) async fn pending(
     crate::outbox::decode(rows)
 }
 
+pub(crate) async fn backlog(
+    conn: &mut PgConnection,
+) -> CoreResult<jangteo_core::ports::OutboxBacklog> {
+    // The oldest by `seq` through the partial index, not min(occurred_at) over every row.
+    let (unsent, oldest): (i64, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL),
+                (SELECT occurred_at FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1)",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(map)?;
+    Ok(jangteo_core::ports::OutboxBacklog {
+        unsent: u64::try_from(unsent).unwrap_or(0),
+        oldest,
+    })
+}
+
 pub(crate) async fn mark_sent(conn: &mut PgConnection, seqs: &[i64]) -> CoreResult<()> {
     sqlx::query("UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)")
         .bind(seqs)

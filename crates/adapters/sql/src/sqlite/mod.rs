@@ -290,6 +290,11 @@ impl Store for SqliteStore {
         outbox::pending(r.conn(), limit)
     }
 
+    async fn outbox_backlog(&self) -> CoreResult<jangteo_core::ports::OutboxBacklog> {
+        let mut r = self.reader().await?;
+        outbox::backlog(r.conn())
+    }
+
     async fn outbox_mark_sent(&self, seqs: &[i64]) -> CoreResult<()> {
         let mut tx = self.begin_tx().await?;
         outbox::mark_sent(tx.conn(), seqs)?;

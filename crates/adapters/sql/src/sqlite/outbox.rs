@@ -17,6 +17,22 @@ pub(crate) fn pending(conn: &Connection, limit: u32) -> CoreResult<Vec<OutboxRow
     crate::outbox::decode(rows)
 }
 
+pub(crate) fn backlog(conn: &Connection) -> CoreResult<jangteo_core::ports::OutboxBacklog> {
+    // The oldest by `seq` through the partial index, not min(occurred_at) over every row.
+    let (unsent, oldest): (i64, Option<String>) = q::one(
+        conn,
+        "SELECT (SELECT count(*) FROM outbox WHERE sent_at IS NULL) AS unsent,
+                (SELECT occurred_at FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1) AS oldest",
+        [],
+        |r| Ok((col(r, "unsent")?, col(r, "oldest")?)),
+    )?
+    .unwrap_or((0, None));
+    Ok(jangteo_core::ports::OutboxBacklog {
+        unsent: u64::try_from(unsent).unwrap_or(0),
+        oldest: oldest.as_deref().map(crate::time::parse).transpose()?,
+    })
+}
+
 pub(crate) fn mark_sent(conn: &Connection, seqs: &[i64]) -> CoreResult<()> {
     let now = ts(chrono::Utc::now());
     for chunk in seqs.chunks(500) {
