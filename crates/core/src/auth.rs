@@ -77,11 +77,6 @@ pub fn token_hash(token: &str) -> String {
 }
 
 impl Claims {
-    /// When the token was issued, in milliseconds since the epoch.
-    pub fn issued_at_ms(&self) -> i64 {
-        self.iat_ms.unwrap_or(self.iat.saturating_mul(1000))
-    }
-
     /// Who the token names.
     pub fn principal(&self) -> Principal {
         Principal {
@@ -107,10 +102,11 @@ pub struct Claims {
     pub aud: String,
     /// Issued at (unix seconds).
     pub iat: i64,
-    /// Issued at, in milliseconds: `iat` counts whole seconds, too coarse to tell a
-    /// token issued just before a password reset from one issued just after.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iat_ms: Option<i64>,
+    /// The account's session version when the token was issued
+    /// ([`Customer::session_version`](crate::customer::Customer::session_version));
+    /// tokens without one are of version 0.
+    #[serde(default)]
+    pub sv: i64,
     /// Expires (unix seconds).
     pub exp: i64,
 }
@@ -169,12 +165,13 @@ impl TokenService {
         self.ttl
     }
 
-    /// Signs a token for a user.
+    /// Signs a token for a user whose account is at `session_version`.
     pub fn issue(
         &self,
         id: CustomerId,
         email: &str,
         role: Role,
+        session_version: i64,
         now: DateTime<Utc>,
     ) -> CoreResult<String> {
         let claims = Claims {
@@ -184,7 +181,7 @@ impl TokenService {
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_string(),
             iat: now.timestamp(),
-            iat_ms: Some(now.timestamp_millis()),
+            sv: session_version,
             exp: (now + self.ttl).timestamp(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
@@ -196,8 +193,8 @@ impl TokenService {
         self.verify_claims(token).map(|c| c.principal())
     }
 
-    /// [`verify`](Self::verify), keeping every claim (the issue time, for checks
-    /// against the account's `sessions_valid_after`).
+    /// [`verify`](Self::verify), keeping every claim (the session version, checked
+    /// against the account's).
     pub fn verify_claims(&self, token: &str) -> CoreResult<Claims> {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_issuer(&[self.issuer.as_str()]);
@@ -302,13 +299,16 @@ mod tests {
     fn tokens_round_trip_and_expire() {
         let s = svc();
         let id = CustomerId::new();
-        let t = s.issue(id, "a@b.co", Role::Operator, Utc::now()).unwrap();
+        let t = s
+            .issue(id, "a@b.co", Role::Operator, 0, Utc::now())
+            .unwrap();
         assert_eq!(s.verify(&t).unwrap().role, Role::Operator);
         let old = s
             .issue(
                 id,
                 "a@b.co",
                 Role::Operator,
+                0,
                 Utc::now() - chrono::Duration::hours(1),
             )
             .unwrap();
@@ -320,7 +320,7 @@ mod tests {
         let s = svc();
         let other = TokenService::new(&[8u8; 32], "test", chrono::Duration::minutes(15)).unwrap();
         let t = other
-            .issue(CustomerId::new(), "a@b.co", Role::Admin, Utc::now())
+            .issue(CustomerId::new(), "a@b.co", Role::Admin, 0, Utc::now())
             .unwrap();
         assert!(s.verify(&t).is_err());
         // header {"alg":"none"} with admin claims and an empty signature

@@ -66,10 +66,12 @@ pub struct Customer {
     /// working.
     #[serde(default)]
     pub disabled_at: Option<DateTime<Utc>>,
-    /// Set when the password changed: access tokens issued before it are refused where
-    /// the account is checked on every request (the admin API).
+    /// Bumped by a password change or reset and by disabling the account. Access tokens
+    /// carry the version they were issued under and are refused once it moved on: a
+    /// counter, not a time, so no clock (of this host or another) decides which tokens
+    /// predate the change.
     #[serde(default)]
-    pub sessions_valid_after: Option<DateTime<Utc>>,
+    pub session_version: i64,
 }
 
 /// A stored refresh token. Only its SHA-256 is kept; the family ties rotations together

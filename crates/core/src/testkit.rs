@@ -1054,7 +1054,7 @@ pub async fn staff_accounts_change_and_lose_their_tokens(store: Arc<dyn Store>) 
         role: Role::Admin,
         created_at: now(),
         disabled_at: None,
-        sessions_valid_after: None,
+        session_version: 0,
     };
     let (leaver, other) = (staff("leaver@shop.kr"), staff("stays@shop.kr"));
     let token = |hash: &str, family: &str, owner: &Customer| RefreshToken {
@@ -1135,7 +1135,7 @@ pub async fn staff_accounts_change_and_lose_their_tokens(store: Arc<dyn Store>) 
     assert!(tx
         .update_customer(&Customer {
             disabled_at: None,
-            sessions_valid_after: None,
+            session_version: 0,
             ..stored
         })
         .await
@@ -1159,7 +1159,7 @@ pub async fn accounts_tokens_idempotency_audit(store: Arc<dyn Store>) {
         role: Role::Operator,
         created_at: now(),
         disabled_at: None,
-        sessions_valid_after: None,
+        session_version: 0,
     };
     let mut tx = store.begin().await.unwrap();
     tx.insert_customer(&c).await.unwrap();
@@ -2131,6 +2131,8 @@ struct GatedRefunds {
     entered: tokio::sync::Notify,
     release: tokio::sync::Notify,
     fail: std::sync::atomic::AtomicBool,
+    /// The refund goes through but the answer is lost (a timeout): `Unavailable`.
+    lost: std::sync::atomic::AtomicBool,
     /// A refund is waiting at the gate; another call meanwhile is refused at once, as
     /// providers refuse a key whose first request is still running.
     busy: std::sync::atomic::AtomicBool,
@@ -2159,11 +2161,16 @@ impl crate::payment::PaymentProvider for GatedRefunds {
         self.release.notified().await;
         self.busy.store(false, SeqCst);
         if self.fail.load(SeqCst) {
-            Err(CoreError::Unavailable("refund refused".into()))
-        } else {
-            self.refunds.fetch_add(1, SeqCst);
-            Ok(format!("refund-{}", r.order_id))
+            return Err(CoreError::PaymentDeclined {
+                code: "refund_refused".into(),
+                message: "the charge can no longer be refunded".into(),
+            });
         }
+        self.refunds.fetch_add(1, SeqCst);
+        if self.lost.load(SeqCst) {
+            return Err(CoreError::Unavailable("the provider timed out".into()));
+        }
+        Ok(format!("refund-{}", r.order_id))
     }
 }
 
@@ -2176,6 +2183,7 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
         entered: tokio::sync::Notify::new(),
         release: tokio::sync::Notify::new(),
         fail: std::sync::atomic::AtomicBool::new(false),
+        lost: std::sync::atomic::AtomicBool::new(false),
         busy: std::sync::atomic::AtomicBool::new(false),
         refunds: std::sync::atomic::AtomicUsize::new(0),
     });
@@ -2289,6 +2297,68 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
         (OrderStatus::Canceled, PaymentStatus::Refunded)
     );
     assert!(engine.fulfill_order(&staff, o.id, ship()).await.is_err());
+
+    // The refund went through but its answer was lost: whether money moved is
+    // unknown, so the order stays `refunding` and cannot ship; a cancel sent again
+    // (same key at the provider) settles it.
+    gate.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+    let o = paid();
+    insert(o.clone()).await;
+    gate.release.notify_one();
+    let lost = engine.cancel_by_staff(&staff, o.id, None).await;
+    assert!(matches!(lost, Err(CoreError::Unavailable(_))), "{lost:?}");
+    tokio::time::timeout(wait, gate.entered.notified())
+        .await
+        .expect("the cancel called the provider");
+    assert_eq!(
+        stored_order(&store, o.id).await.payment.status,
+        PaymentStatus::Refunding
+    );
+    assert!(engine.fulfill_order(&staff, o.id, ship()).await.is_err());
+    gate.lost.store(false, std::sync::atomic::Ordering::SeqCst);
+    gate.release.notify_one();
+    let again = engine.cancel_by_staff(&staff, o.id, None).await;
+    assert!(again.is_ok(), "{again:?}");
+    tokio::time::timeout(wait, gate.entered.notified())
+        .await
+        .expect("the retry called the provider");
+    let last = stored_order(&store, o.id).await;
+    assert_eq!(
+        (last.status, last.payment.status),
+        (OrderStatus::Canceled, PaymentStatus::Refunded)
+    );
+
+    // A mark nobody owns any more (its cancel was cut off long ago) and a provider that
+    // refuses: the cancel takes the mark over and puts the payment back, so the order
+    // can ship again rather than stay stuck. A recent mark is left alone.
+    gate.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    for (age, back) in [
+        (Duration::minutes(10), true),
+        (Duration::seconds(10), false),
+    ] {
+        let mut o = paid();
+        o.payment.status = PaymentStatus::Refunding;
+        o.updated_at = now() - age;
+        insert(o.clone()).await;
+        gate.release.notify_one();
+        let refused = engine.cancel_by_staff(&staff, o.id, None).await;
+        assert!(refused.is_err(), "{refused:?}");
+        tokio::time::timeout(wait, gate.entered.notified())
+            .await
+            .expect("the cancel called the provider");
+        let status = stored_order(&store, o.id).await.payment.status;
+        let expected = if back {
+            PaymentStatus::Captured
+        } else {
+            PaymentStatus::Refunding
+        };
+        assert_eq!(status, expected, "mark {age:?} old");
+        assert_eq!(
+            engine.fulfill_order(&staff, o.id, ship()).await.is_ok(),
+            back
+        );
+    }
+    gate.fail.store(false, std::sync::atomic::Ordering::SeqCst);
 
     // A crash left an order `refunding`: the next cancel refunds (same key) and ends it.
     let mut o = paid();
@@ -2434,6 +2504,12 @@ pub async fn a_password_reset_leaves_no_session_behind(store: Arc<dyn Store>) {
                     engine.refresh(&pair.refresh_token).await.is_err(),
                     "round {round}: a {what} with the old password outlived the reset"
                 );
+                // Its access token too, however close to the reset it was issued.
+                let claims = engine.tokens().verify_claims(&pair.access_token).unwrap();
+                assert!(
+                    engine.session(&claims).await.is_err(),
+                    "round {round}: a {what}'s access token outlived the reset"
+                );
             }
         }
     }
@@ -2445,7 +2521,6 @@ pub async fn a_password_reset_leaves_no_session_behind(store: Arc<dyn Store>) {
     };
     let before = login("pass-6-long".into()).await.unwrap();
     assert!(engine.staff_session(&session(&before)).await.is_ok());
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     for disabled in [true, false] {
         let change = StaffUpdate {
             disabled: Some(disabled),
@@ -2457,6 +2532,63 @@ pub async fn a_password_reset_leaves_no_session_behind(store: Arc<dyn Store>) {
     assert!(engine.refresh(&before.refresh_token).await.is_err());
     let after = login("pass-6-long".into()).await.unwrap();
     assert!(engine.staff_session(&session(&after)).await.is_ok());
+
+    // A change in the very instant a token was issued (a clock that stands still;
+    // the same millisecond on a real one, or an instance whose clock runs behind)
+    // still ends that token's session, and the token the change hands out works.
+    let clock = Arc::new(crate::clock::ManualClock::new(now()));
+    let frozen = crate::EngineBuilder::new(store.clone(), vec![7u8; 32])
+        .payments(
+            crate::payment::PaymentRegistry::new().register(Arc::new(RedeliveringProvider {
+                name: "manual",
+                order: OrderId::new(),
+                amount: Money::zero(Currency::KRW),
+            })),
+        )
+        .clock(clock)
+        .build()
+        .unwrap();
+    frozen
+        .register("frozen@example.com", "frozen-pass-1")
+        .await
+        .unwrap();
+    let buyer_login = || {
+        frozen.login(LoginAttempt {
+            email: "frozen@example.com",
+            password: "frozen-pass-1",
+            client_ip: None,
+            staff_only: false,
+        })
+    };
+    let (phone, laptop) = (buyer_login().await.unwrap(), buyer_login().await.unwrap());
+    let claims = |p: &crate::service::users::TokenPair| {
+        frozen.tokens().verify_claims(&p.access_token).unwrap()
+    };
+    assert!(frozen.session(&claims(&phone)).await.is_ok());
+    let who = frozen.session(&claims(&laptop)).await.unwrap();
+    let fresh = frozen
+        .change_password(&who, "frozen-pass-1", "frozen-pass-2")
+        .await
+        .unwrap();
+    assert!(
+        frozen.session(&claims(&phone)).await.is_err(),
+        "a token from the instant of the change outlived it"
+    );
+    assert!(frozen.session(&claims(&fresh)).await.is_ok());
+    let racer_now = frozen.session(&session(&after)).await.unwrap();
+    assert_eq!(racer_now.id, racer.id);
+    frozen
+        .update_staff(
+            &root,
+            racer.id,
+            StaffUpdate {
+                password: Some("pass-7-long".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(frozen.staff_session(&session(&after)).await.is_err());
 }
 
 /// An engine on `store` whose one payment provider is `provider`.

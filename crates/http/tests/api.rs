@@ -3463,15 +3463,39 @@ async fn a_rate_table_scheduled_ahead_waits_for_its_day() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 
+    // Read, edit, send back: the table carries its stored day, past by now, which
+    // means "from today" (any other past day is still refused, above).
+    clock.advance(chrono::Duration::days(2));
+    let admin = app.admin_token().await;
+    let r = app
+        .admin(Method::GET, "/admin/exchange-rates", &admin, None)
+        .await;
+    let mut edited = r.body["rates"].clone();
+    assert_eq!(edited["valid_from"], json!(next_week));
+    edited["rates"]["USD"] = json!("0.00081");
+    let r = send(
+        &app.admin,
+        Method::PUT,
+        "/admin/exchange-rates",
+        Some(&admin),
+        Some(edited),
+        &[("if-match", "\"2\"")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["rates"]["valid_from"], json!(day(0)));
+    assert_eq!(r.body["in_force_version"], r.body["version"]);
+    assert_eq!(usd_price().await, "31.59", "the edited rate prices at once");
+
     // Many tables scheduled ahead (an importer storing every published rate) never push
     // the one in force out; more than 92 days ahead is refused.
     for week in 1..=25 {
         let body = json!({"base": "KRW", "rates": {"USD": "0.0009"}, "valid_from": day(week * 3)});
         let r = app.put_any("/admin/exchange-rates", &admin, body).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        assert_eq!(r.body["in_force_version"], 2, "{}", r.body);
+        assert_eq!(r.body["in_force_version"], 3, "{}", r.body);
     }
-    assert_eq!(usd_price().await, "31.20");
+    assert_eq!(usd_price().await, "31.59");
     let body = json!({"base": "KRW", "rates": {"USD": "0.0009"}, "valid_from": day(93)});
     let r = app.put_any("/admin/exchange-rates", &admin, body).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);

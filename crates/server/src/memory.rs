@@ -62,7 +62,7 @@ fn trim_heap() {
 fn trim_heap() {}
 
 /// User + system CPU time of this process, in clock ticks.
-fn cpu_ticks() -> Option<u64> {
+pub(crate) fn cpu_ticks() -> Option<u64> {
     parse_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
 }
 

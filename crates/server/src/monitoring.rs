@@ -155,6 +155,10 @@ async fn read_gauges(engine: &Engine) {
     if let Some(bytes) = resident_bytes() {
         metrics::gauge!("process_resident_memory_bytes").set(bytes as f64);
     }
+    if let Some(ticks) = crate::memory::cpu_ticks() {
+        // Clock ticks of user and system time, 100 a second on Linux (USER_HZ).
+        metrics::counter!("process_cpu_seconds_total").absolute(ticks / 100);
+    }
 }
 
 /// Resident memory from `/proc/self/statm` (Linux only; counted in 4 KiB pages, the

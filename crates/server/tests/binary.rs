@@ -230,6 +230,7 @@ fn metrics_show_requests_orders_outbox_and_consumers() {
     );
     assert_eq!(m(&text, "jangteo_database_up", &[]), 1.0);
     assert!(m(&text, "process_resident_memory_bytes", &[]) > 1e6);
+    assert!(m(&text, "process_cpu_seconds_total", &[]) >= 0.0);
 
     // The buyer-facing listener has no metrics route; the dedicated one has it and
     // the health checks.

@@ -765,8 +765,9 @@ impl Engine {
             return Err(CoreError::conflict(
                 "invalid_state",
                 format!(
-                    "the order became {} while this request ran; nothing was confirmed",
-                    order.status.as_str()
+                    "the order became {} (payment {:?}) while this request ran; nothing was confirmed",
+                    order.status.as_str(),
+                    order.payment.status
                 ),
             ));
         }

@@ -316,8 +316,9 @@ impl Engine {
     }
 
     /// Stores a new exchange-rate table (operator), in force from its `valid_from`
-    /// (today when absent; never a past day, since orders already placed keep the
-    /// rates they were priced with, and at most 92 days ahead).
+    /// (today when absent, or when it is the past day of the newest stored table, as a
+    /// table read and sent back has; never another past day, since orders already
+    /// placed keep the rates they were priced with; at most 92 days ahead).
     pub async fn put_exchange_rates(
         &self,
         staff: &Principal,
@@ -328,11 +329,19 @@ impl Engine {
         let mut errors = rates.validate();
         let latest =
             today + chrono::Duration::days(crate::compliance::registry::RATE_MAX_DAYS_AHEAD);
+        // A table read with GET and sent back edited carries the stored table's day,
+        // which may have passed since: that day means "as before, from now on". Any
+        // other past day is refused (orders already placed keep their rates).
+        let stored_day = match rates.valid_from {
+            Some(day) if day < today => self.exchange_rates().await?.rates.valid_from,
+            _ => None,
+        };
         match rates.valid_from {
+            Some(day) if day < today && stored_day == Some(day) => rates.valid_from = Some(today),
             Some(day) if day < today || day > latest => errors.push(FieldError::new(
                 "valid_from",
                 "out_of_range",
-                format!("from today ({today}) to {latest}"),
+                format!("from today ({today}) to {latest}, or the stored table's day"),
             )),
             Some(_) => {}
             None => rates.valid_from = Some(today),

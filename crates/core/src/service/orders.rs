@@ -12,6 +12,12 @@ use crate::payment::RefundRequest;
 
 use super::checkout::order_payload;
 
+/// How old a `refunding` mark must be before another cancel may take it over (and put
+/// the payment back if the provider refuses). Longer than any live cancel holds it: the
+/// HTTP request timeout (30 s by default) drops a cancel long before, and provider
+/// clients time out in seconds.
+pub const REFUND_TAKEOVER: chrono::Duration = chrono::Duration::minutes(5);
+
 /// How a buyer proves an order is theirs.
 #[derive(Debug, Clone, Copy)]
 pub enum OrderAccess<'a> {
@@ -307,9 +313,12 @@ impl Engine {
     /// Refunds a paid order that is being canceled, so that nothing can ship it in
     /// between: the payment is marked `refunding` (which fulfilment refuses) and
     /// committed before the provider is called, and put back to `captured` if the
-    /// provider refuses the call that marked it. An order left `refunding` by a crash
-    /// (or a refused call of a later cancel) is finished by the next cancel; the
-    /// provider dedupes the refund by its per-order key.
+    /// provider refuses the call that marked it. An order left `refunding` (a crash, a
+    /// request cut off by its timeout, an answer of unknown outcome) is finished by the
+    /// next cancel, the provider deduping the refund by its per-order key; once the
+    /// mark is older than [`REFUND_TAKEOVER`], that cancel owns it, so a refusal then
+    /// puts the payment back instead of leaving the order neither shippable nor
+    /// cancelable.
     async fn refund_for_cancel(&self, id: OrderId, reason: Option<&str>) -> CoreResult<()> {
         let mut tx = self.0.store.begin().await?;
         let mut order = tx
@@ -318,13 +327,28 @@ impl Engine {
             .ok_or(CoreError::NotFound { entity: "order" })?;
         // Only the cancel that marked the payment `refunding` may put it back: another
         // one that finds it marked may be failing only because the first one's refund
-        // is still with the provider.
+        // is still with the provider. A mark older than any live cancel can be belongs
+        // to no one, and is taken over.
+        let now = self.now();
         let owner;
         match (order.status, order.payment.status) {
             (OrderStatus::Paid, PaymentStatus::Captured) => {
                 owner = true;
                 order.payment.status = PaymentStatus::Refunding;
-                order.updated_at = self.now();
+                order.updated_at = now;
+                if !tx.update_order_if(&order, OrderStatus::Paid).await? {
+                    return Err(CoreError::conflict(
+                        "concurrent_update",
+                        "the order changed while this request ran; read it again",
+                    ));
+                }
+                tx.commit().await?;
+            }
+            (OrderStatus::Paid, PaymentStatus::Refunding)
+                if order.updated_at <= now - REFUND_TAKEOVER =>
+            {
+                owner = true;
+                order.updated_at = now;
                 if !tx.update_order_if(&order, OrderStatus::Paid).await? {
                     return Err(CoreError::conflict(
                         "concurrent_update",
@@ -351,7 +375,11 @@ impl Engine {
             .refund_payment(&order, reason.unwrap_or("canceled"))
             .await
         {
-            if owner {
+            // `Unavailable` (a timeout, the provider unreachable) says nothing about
+            // whether the money moved: the order stays `refunding`, unshippable, and a
+            // cancel sent again settles it with the same key. Any other error is the
+            // provider's refusal: the order is paid as before.
+            if owner && !matches!(e, CoreError::Unavailable(_)) {
                 self.undo_refunding(id).await?;
             }
             return Err(e);

@@ -92,7 +92,7 @@ impl Engine {
             role,
             created_at: self.now(),
             disabled_at: None,
-            sessions_valid_after: None,
+            session_version: 0,
         };
         let mut tx = self.0.store.begin().await?;
         tx.insert_customer(&customer).await?;
@@ -216,8 +216,6 @@ impl Engine {
             .await?
             .filter(|c| c.role.is_staff())
             .ok_or(CoreError::NotFound { entity: "user" })?;
-        // Read once the account is locked: a login that held the lock first issued its
-        // token before this moment, so `sessions_valid_after` below refuses it.
         let now = self.now();
         let mut after = before.clone();
         if let Some(role) = change.role {
@@ -226,15 +224,21 @@ impl Engine {
         match change.disabled {
             Some(true) if after.disabled_at.is_none() => {
                 after.disabled_at = Some(now);
-                // Enabling the account again must not bring its old tokens back.
-                after.sessions_valid_after = Some(now);
             }
             Some(false) => after.disabled_at = None,
             _ => {}
         }
         if let Some(h) = new_hash {
             after.password_hash = h;
-            after.sessions_valid_after = Some(now);
+        }
+        // A new password or a disable ends every session: refresh tokens are revoked
+        // below, access tokens fall behind the version (enabling the account again
+        // does not bring them back). The account is locked, so a login racing this
+        // change issued its token under the old version or reads the new one.
+        if after.password_hash != before.password_hash
+            || (after.disabled_at.is_some() && before.disabled_at.is_none())
+        {
+            after.session_version = before.session_version + 1;
         }
         let active_admin = |c: &Customer| c.role == Role::Admin && c.disabled_at.is_none();
         if active_admin(&before) && !active_admin(&after) {
@@ -283,12 +287,9 @@ impl Engine {
     /// disables an account, cuts every session off at once.
     pub async fn session(&self, token: &crate::auth::Claims) -> CoreResult<Principal> {
         let account = self.0.store.read().await?.customer(token.sub).await?;
-        // Tokens issued before a password change (or reset) are refused: a reset is how
-        // an admin cuts off someone who stole a session.
-        let stale = |c: &Customer| {
-            c.sessions_valid_after
-                .is_some_and(|after| token.issued_at_ms() < after.timestamp_millis())
-        };
+        // Tokens issued before a password change (or reset, or a disable) are refused:
+        // a reset is how an admin cuts off someone who stole a session.
+        let stale = |c: &Customer| token.sv != c.session_version;
         match account {
             None => Err(CoreError::Unauthorized("this account no longer exists".into())),
             Some(c) if c.disabled_at.is_some() => Err(CoreError::Unauthorized(
@@ -427,10 +428,13 @@ impl Engine {
         family: Option<String>,
     ) -> CoreResult<TokenPair> {
         let now = self.now();
-        let access_token = self
-            .0
-            .tokens
-            .issue(customer.id, &customer.email, customer.role, now)?;
+        let access_token = self.0.tokens.issue(
+            customer.id,
+            &customer.email,
+            customer.role,
+            customer.session_version,
+            now,
+        )?;
         let refresh_token = random_token()?;
         let record = RefreshToken {
             token_hash: token_hash(&refresh_token),
@@ -577,7 +581,7 @@ impl Engine {
             ));
         }
         after.password_hash = hash;
-        after.sessions_valid_after = Some(self.now());
+        after.session_version += 1;
         tx.update_customer(&after).await?;
         tx.revoke_customer_tokens(after.id).await?;
         if after.role.is_staff() {

@@ -34,7 +34,7 @@ fn customer_from_row(r: &PgRow) -> CoreResult<Customer> {
         role: Role::parse(&r.try_get::<String, _>("role").map_err(map)?)?,
         created_at: r.try_get("created_at").map_err(map)?,
         disabled_at: r.try_get("disabled_at").map_err(map)?,
-        sessions_valid_after: r.try_get("sessions_valid_after").map_err(map)?,
+        session_version: r.try_get("session_version").map_err(map)?,
     })
 }
 
@@ -161,7 +161,7 @@ async fn customer_for_update(
     id: CustomerId,
 ) -> CoreResult<Option<Customer>> {
     let row = sqlx::query(
-        "SELECT id, email, password_hash, role, created_at, disabled_at, sessions_valid_after FROM customers WHERE id = $1 FOR UPDATE",
+        "SELECT id, email, password_hash, role, created_at, disabled_at, session_version FROM customers WHERE id = $1 FOR UPDATE",
     )
     .bind(id.0)
     .fetch_optional(conn)
@@ -183,7 +183,7 @@ async fn customer_where(
         return Ok(None);
     };
     let q = format!(
-        "SELECT id, email, password_hash, role, created_at, disabled_at, sessions_valid_after FROM customers WHERE {col} = $1"
+        "SELECT id, email, password_hash, role, created_at, disabled_at, session_version FROM customers WHERE {col} = $1"
     );
     let query = sqlx::query(&q);
     let query = if col == "id" {
@@ -204,7 +204,7 @@ async fn customers_with_roles(
 ) -> CoreResult<Vec<Customer>> {
     let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
     let rows = sqlx::query(
-        "SELECT id, email, password_hash, role, created_at, disabled_at, sessions_valid_after FROM customers WHERE role = ANY($1) ORDER BY created_at, id",
+        "SELECT id, email, password_hash, role, created_at, disabled_at, session_version FROM customers WHERE role = ANY($1) ORDER BY created_at, id",
     )
     .bind(&roles)
     .fetch_all(conn)
@@ -446,12 +446,12 @@ impl CustomerWrite for PgTx {
 
     async fn update_customer(&mut self, c: &Customer) -> CoreResult<bool> {
         let r = sqlx::query(
-            "UPDATE customers SET role = $1, password_hash = $2, disabled_at = $3, sessions_valid_after = $4 WHERE id = $5",
+            "UPDATE customers SET role = $1, password_hash = $2, disabled_at = $3, session_version = $4 WHERE id = $5",
         )
         .bind(c.role.as_str())
         .bind(&c.password_hash)
         .bind(c.disabled_at)
-        .bind(c.sessions_valid_after)
+        .bind(c.session_version)
         .bind(c.id.0)
         .execute(self.conn())
         .await

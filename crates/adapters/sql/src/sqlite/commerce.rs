@@ -35,9 +35,7 @@ fn customer_from_row(r: &Row<'_>) -> CoreResult<Customer> {
         disabled_at: col::<Option<String>>(r, "disabled_at")?
             .map(|t| parse(&t))
             .transpose()?,
-        sessions_valid_after: col::<Option<String>>(r, "sessions_valid_after")?
-            .map(|t| parse(&t))
-            .transpose()?,
+        session_version: col(r, "session_version")?,
     })
 }
 
@@ -108,7 +106,7 @@ fn customer(conn: &Connection, id: CustomerId) -> CoreResult<Option<Customer>> {
 
 fn customer_where(conn: &Connection, column: &str, v: &str) -> CoreResult<Option<Customer>> {
     let sql = format!(
-        "SELECT id, email, password_hash, role, created_at, disabled_at, sessions_valid_after FROM customers WHERE {column} = ?"
+        "SELECT id, email, password_hash, role, created_at, disabled_at, session_version FROM customers WHERE {column} = ?"
     );
     q::one(conn, &sql, [v], customer_from_row)
 }
@@ -118,7 +116,7 @@ fn customers_with_roles(conn: &Connection, roles: &[Role]) -> CoreResult<Vec<Cus
         return Ok(Vec::new());
     }
     let mut qb = Sql::new(
-        "SELECT id, email, password_hash, role, created_at, disabled_at, sessions_valid_after FROM customers WHERE role IN (",
+        "SELECT id, email, password_hash, role, created_at, disabled_at, session_version FROM customers WHERE role IN (",
     );
     qb.bind_list(roles.iter().map(|r| r.as_str().to_string()))
         .push(") ORDER BY created_at, id");
@@ -334,12 +332,12 @@ impl CustomerWrite for SqliteTx {
     async fn update_customer(&mut self, c: &Customer) -> CoreResult<bool> {
         let n = q::exec(
             self.conn(),
-            "UPDATE customers SET role = ?, password_hash = ?, disabled_at = ?, sessions_valid_after = ? WHERE id = ?",
+            "UPDATE customers SET role = ?, password_hash = ?, disabled_at = ?, session_version = ? WHERE id = ?",
             params![
                 c.role.as_str(),
                 c.password_hash,
                 c.disabled_at.map(ts),
-                c.sessions_valid_after.map(ts),
+                c.session_version,
                 c.id.to_string()
             ],
         )?;
