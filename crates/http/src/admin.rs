@@ -505,11 +505,22 @@ fn etag(version: i64) -> [(header::HeaderName, HeaderValue); 1] {
     [(header::ETAG, v)]
 }
 
-/// The version an `If-Match` header asks to replace: `"3"` (or `W/"3"`); `*` or no
-/// header: whichever is current.
-/// The version a replacing PUT expects to replace: `None` for `*` (replace whatever is
-/// stored). Required: a whole-document PUT without it would silently undo another
-/// operator's change made since this one read the document.
+/// The version a replacing PUT expects to replace (`If-Match: "3"`): `None` for `*`
+/// (replace whatever is stored). Required: a whole-document PUT without it would
+/// silently undo another operator's change made since this one read the document.
+/// An extractor placed before the body, so a missing header is reported first.
+pub(crate) struct IfMatch(Option<i64>);
+
+impl axum::extract::FromRequestParts<AppState> for IfMatch {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &AppState,
+    ) -> Result<Self, ApiError> {
+        if_match(&parts.headers).map(IfMatch)
+    }
+}
+
 fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Err(ApiError::new(
@@ -594,10 +605,9 @@ pub(crate) async fn put_country_rules(
     State(s): State<AppState>,
     Staff(p): Staff,
     Path(code): Path<String>,
-    headers: HeaderMap,
+    IfMatch(expected): IfMatch,
     ApiJson(doc): ApiJson<serde_json::Value>,
 ) -> ApiResult<impl IntoResponse> {
-    let expected = if_match(&headers)?;
     let view = s
         .engine
         .put_country_rules(&p, &country_code(&code), doc, expected)
@@ -700,10 +710,9 @@ pub(crate) async fn exchange_rates_history(
 pub(crate) async fn put_exchange_rates(
     State(s): State<AppState>,
     Staff(p): Staff,
-    headers: HeaderMap,
+    IfMatch(expected): IfMatch,
     ApiJson(rates): ApiJson<ExchangeRates>,
 ) -> ApiResult<impl IntoResponse> {
-    let expected = if_match(&headers)?;
     let view = s.engine.put_exchange_rates(&p, rates, expected).await?;
     Ok((etag(view.version), axum::Json(ExchangeRatesDto::from(view))))
 }

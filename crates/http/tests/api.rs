@@ -2860,6 +2860,11 @@ async fn operators_replace_country_rules_with_versions() {
         (r.status, r.body["code"].as_str().unwrap()),
         (StatusCode::PRECONDITION_REQUIRED, "if_match_required")
     );
+    // Said before anything about the body: fixing the body first would not help.
+    let mut bad = defaults.clone();
+    bad["served"][0]["valid_too"] = json!("2030-01-01");
+    let r = put(bad, None).await;
+    assert_eq!(r.status, StatusCode::PRECONDITION_REQUIRED, "{}", r.body);
     let mut bad = defaults.clone();
     bad["country"] = json!("KR");
     let r = put(bad, Some("*")).await;
