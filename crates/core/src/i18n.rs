@@ -126,6 +126,14 @@ impl Catalog {
                         "`{id}` is neither `error-<code>` nor `field-<code>`"
                     )));
                 }
+                // `en-US` is tried before `en`: a message there would replace the
+                // language's own for most browsers.
+                let lang = locale.split(['-', '_']).next().unwrap_or(locale);
+                if lang != locale && self.has(lang, id) {
+                    return Err(bad(format!(
+                        "`{id}` is already defined for `{lang}`, which `{locale}` would override"
+                    )));
+                }
             }
         }
         let index = match self.bundles.iter().position(|(l, _)| l == locale) {
@@ -234,6 +242,7 @@ mod tests {
 
         for (locale, src, why) in [
             ("en", "error-out_of_stock = Gone.\n", "already has"),
+            ("en-US", "error-out_of_stock = Gone.\n", "would override"),
             ("en", "order-placed = Thanks\n", "neither"),
             ("en", "error-x = {\n", "plugin en error messages"),
             ("not a locale!", "error-x = X\n", "not a locale"),

@@ -32,33 +32,38 @@ impl std::fmt::Debug for MetricsSource {
     }
 }
 
-/// The route template of a matched request (`/store/products/{id_or_handle}`), passed
-/// from the routing layer out to [`track`], which also sees answers made outside the
-/// routes (timeouts, panics, unknown paths).
-#[derive(Clone)]
-struct RouteLabel(MatchedPath);
+/// Where the routing layer leaves the route template of a matched request
+/// (`/store/products/{id_or_handle}`) for [`track`]. A slot in the request rather
+/// than a mark on the response: the timeout and panic layers between the two answer
+/// with responses of their own, and their 408s and 500s belong to the route too.
+#[derive(Clone, Default)]
+struct RouteSlot(Arc<std::sync::OnceLock<MatchedPath>>);
 
-/// Inner layer (`route_layer`): tags the response with the matched route.
+/// Inner layer (`route_layer`): fills the slot [`track`] put in the request.
 pub(crate) async fn tag_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut res = next.run(req).await;
-    if let Some(r) = route {
-        res.extensions_mut().insert(RouteLabel(r));
+    if let (Some(slot), Some(route)) = (
+        req.extensions().get::<RouteSlot>(),
+        req.extensions().get::<MatchedPath>(),
+    ) {
+        let _ = slot.0.set(route.clone());
     }
-    res
+    next.run(req).await
 }
 
 /// Outer layer: counts the request and its time by API, method, route template and
-/// status. Templates, not paths, so ids do not multiply the series; paths that match
-/// no route share `route="unmatched"`.
-pub(crate) async fn track(api: &'static str, req: Request, next: Next) -> Response {
+/// status, whatever answered it (the handler, the timeout, the panic guard). Templates,
+/// not paths, so ids do not multiply the series; paths that match no route share
+/// `route="unmatched"`.
+pub(crate) async fn track(api: &'static str, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(req.method());
+    let slot = RouteSlot::default();
+    req.extensions_mut().insert(slot.clone());
     let res = next.run(req).await;
-    let route = res
-        .extensions()
-        .get::<RouteLabel>()
-        .map_or_else(|| "unmatched".to_string(), |r| r.0.as_str().to_string());
+    let route = slot
+        .0
+        .get()
+        .map_or_else(|| "unmatched".to_string(), |r| r.as_str().to_string());
     metrics::counter!(
         "jangteo_http_requests_total",
         "api" => api, "method" => method, "route" => route.clone(),

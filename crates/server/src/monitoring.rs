@@ -15,6 +15,9 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
+/// How long a scrape waits for the database's gauges before reporting it down.
+const SCRAPE_DB_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Installs the process-wide recorder; `None` (logged) if one is installed already.
 pub(crate) fn install() -> Option<PrometheusHandle> {
     let builder = PrometheusBuilder::new()
@@ -52,8 +55,8 @@ fn describe() {
             "Requests answered, by API, method, route template and status.",
         ),
         (
-            "jangteo_orders_placed_total",
-            "Orders committed by checkout, by payment provider.",
+            "jangteo_checkouts_total",
+            "Checkouts that placed an order, by provider and outcome: paid, pending, declined.",
         ),
         (
             "jangteo_payment_provider_errors_total",
@@ -133,7 +136,15 @@ pub(crate) fn source(handle: PrometheusHandle, engine: Engine) -> MetricsSource 
     MetricsSource(std::sync::Arc::new(move || {
         let (handle, engine) = (handle.clone(), engine.clone());
         Box::pin(async move {
-            read_gauges(&engine).await;
+            // A database that does not answer (a network partition: no error, no
+            // reply) must not hang the scrape, or `jangteo_database_up` would never
+            // read 0 and the alert on it never fire.
+            if tokio::time::timeout(SCRAPE_DB_TIMEOUT, read_gauges(&engine))
+                .await
+                .is_err()
+            {
+                metrics::gauge!("jangteo_database_up").set(0.0);
+            }
             handle.render()
         })
     }))

@@ -209,8 +209,8 @@ fn metrics_show_requests_orders_outbox_and_consumers() {
     assert_eq!(
         m(
             &text,
-            "jangteo_orders_placed_total",
-            &[("provider", "manual")]
+            "jangteo_checkouts_total",
+            &[("provider", "manual"), ("outcome", "paid")]
         ),
         2.0
     );

@@ -381,9 +381,17 @@ impl Engine {
         // The events went in with `place_order`: commit and wake the relay.
         tx.commit().await?;
         self.0.relay_wake.notify_one();
-        metrics::counter!("jangteo_orders_placed_total", "provider" => provider.name().to_string())
+        // Counted once the buyer's answer is known: paid, pending (the provider
+        // confirms later, or could not be asked) or declined (order canceled).
+        let counted = |outcome: &'static str| {
+            metrics::counter!(
+                "jangteo_checkouts_total",
+                "provider" => provider.name().to_string(), "outcome" => outcome
+            )
             .increment(1);
+        };
         if order.status == OrderStatus::Paid {
+            counted("paid");
             return Ok(CheckoutResult {
                 order,
                 guest_token,
@@ -402,6 +410,7 @@ impl Engine {
             Err(e) => {
                 metrics::counter!("jangteo_payment_provider_errors_total", "provider" => provider.name().to_string())
                     .increment(1);
+                counted("pending");
                 // The order stays pending with its stock reserved; a webhook or the
                 // expiry sweeper settles it.
                 tracing::warn!(order = %order_id, error = %e, "payment provider failed; order left pending");
@@ -417,8 +426,14 @@ impl Engine {
             .record_payment_outcome(order_id, Some(order), outcome, provider_actor, None)
             .await?;
         if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
+            counted("declined");
             return Err(declined_error(&order));
         }
+        counted(if order.status == OrderStatus::Paid {
+            "paid"
+        } else {
+            "pending"
+        });
         Ok(CheckoutResult {
             order,
             guest_token,

@@ -388,14 +388,16 @@ impl Engine {
         // The password was checked outside any transaction (hashing is slow); with the
         // account now locked, make sure no reset or disable landed in between, or the
         // token stored below would outlive the revocation it raced.
-        let current = tx.customer(customer.id).await?;
-        if current
-            .as_ref()
-            .is_none_or(|c| c.password_hash != customer.password_hash || c.disabled_at.is_some())
-        {
-            return Err(CoreError::Unauthorized("invalid e-mail or password".into()));
-        }
-        let pair = self.issue_tokens(&mut *tx, customer, None).await?;
+        // The tokens are issued from this locked read, not the earlier one: a disable
+        // and re-enable in between leaves the hash alone but moves the session version
+        // (and a role change would change what the token says).
+        let current = tx
+            .customer(customer.id)
+            .await?
+            .filter(|c| c.password_hash == customer.password_hash && c.disabled_at.is_none())
+            .filter(|c| !attempt.staff_only || c.role.is_staff())
+            .ok_or_else(|| CoreError::Unauthorized("invalid e-mail or password".into()))?;
+        let pair = self.issue_tokens(&mut *tx, current, None).await?;
         self.commit(tx, &[]).await?;
         Ok(pair)
     }

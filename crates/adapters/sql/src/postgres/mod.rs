@@ -334,3 +334,27 @@ fn url_without_database(url: &str) -> String {
         None => base.to_string(),
     }
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    /// Released migrations keep their bytes (see the SQLite twin of this test).
+    #[test]
+    fn released_migrations_never_change() {
+        let released = [
+            (1, "86e28d0e5f1eb8f6ff0af3a956429619aa35bd8f4de882b1da9292301847c1b4ea1b29eb9e461ff2ed176f0e7e4300be"),
+            (2, "f99e205c0fd5f7562a5051c06c95c2c39180709a7fc0c3a3d2e8482ef8459968d0f2fa5f4541dd97b2be0b2c2aae79e4"),
+            (3, "d6f74209a5f1668eaf1d42d37806fbc0ccf4b7b8e610efc20fac3173144160f1ee34c2165a7393f01bfddd2db0aaebe5"),
+            (4, "cd2803951f4779d18402d07483ef6ed459f6759fcfb1d200451617482d6942a9ea486823662f3327f984b225abac7932"),
+            (5, "6ea30ad0d81817068093f77d9e5275a5bab6b2c5c353926714d06aed8556247232d2dc9c10bf42336f31224fae04d523"),
+        ];
+        let now = crate::sqlite::migrate::checksums_hex(&super::MIGRATOR);
+        for (version, sum) in released {
+            let found = now.iter().find(|(v, _)| *v == version);
+            assert_eq!(
+                found.map(|(_, s)| s.as_str()),
+                Some(sum),
+                "postgres migration {version} changed"
+            );
+        }
+    }
+}

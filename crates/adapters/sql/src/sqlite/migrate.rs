@@ -101,9 +101,45 @@ pub(super) fn run(conn: &mut Connection) -> Result<(), SqlError> {
     Ok(())
 }
 
+/// SHA-384 (hex) of each released migration, as sqlx records it: a database migrated
+/// by a build that shipped one refuses to open once its file changes ("differs from
+/// the one applied"). Released files are never edited; a change is a new migration.
+#[cfg(test)]
+pub(crate) fn checksums_hex(migrator: &sqlx::migrate::Migrator) -> Vec<(i64, String)> {
+    migrator
+        .iter()
+        .map(|m| {
+            let hex = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
+            (m.version, hex)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Released migrations keep their bytes: editing one would lock every database
+    /// made by an earlier build out (add a migration instead).
+    #[test]
+    fn released_migrations_never_change() {
+        let released = [
+            (1, "6cb528e4ae0b562e8fd373ffe0d586b694fb7bc488782b75d9c7a5c1afabbb0e5abd36b7a1ac87cff13d5a7ffe601672"),
+            (2, "8be7c2e83d1b282d11e36495d1bb1d8325800ba94ad5f4653ff3616412c9619b7a104d6c837d1f1243c53b3de218a1f6"),
+            (3, "77c6de8b1211f6f452414428639b6b6d1fe3d12646a5c36c56f61facbec636ffb4910d1141184eb03e717fc9742b6f83"),
+            (4, "a1ba355ea9e78e43bfa12ce90dfe06e73f1c9f3475187a5e082f9f4bddc5743fc054ded78965ed94e255735088ca40cd"),
+            (5, "01e14e5fbaf2159122a879ba532a487ca76f0a3ab7c88b250c8bbcd99d711dd1867bae402a45fa13357217878db925ae"),
+        ];
+        let now = checksums_hex(&MIGRATOR);
+        for (version, sum) in released {
+            let found = now.iter().find(|(v, _)| *v == version);
+            assert_eq!(
+                found.map(|(_, s)| s.as_str()),
+                Some(sum),
+                "sqlite migration {version} changed"
+            );
+        }
+    }
 
     fn migrated() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();

@@ -31,7 +31,7 @@ use crate::PoolSettings;
 mod catalog;
 mod commerce;
 mod compliance;
-mod migrate;
+pub(crate) mod migrate;
 mod outbox;
 mod projections;
 mod q;

@@ -1,0 +1,10 @@
+-- Sessions end by a counter, not a time: a password change, reset or disable bumps
+-- session_version, and access tokens carry the version they were issued under.
+-- sessions_valid_after (0004) compared issue times in milliseconds, which let a token
+-- of the same millisecond through, and clocks of different hosts disagree.
+ALTER TABLE customers ADD COLUMN session_version BIGINT NOT NULL DEFAULT 0;
+-- Tokens signed before this migration carry no version (read as 0): an account whose
+-- sessions were already ended once starts at 1, so tokens from before that end stay
+-- refused (its holder signs in again once).
+UPDATE customers SET session_version = 1 WHERE sessions_valid_after IS NOT NULL;
+ALTER TABLE customers DROP COLUMN sessions_valid_after;
