@@ -264,9 +264,11 @@ impl OutboxRelay {
         self
     }
 
-    /// How long the lease lasts without renewal (default 15 s). Must exceed the longest
-    /// publish of one batch, or another relay may take over mid-batch and publish it
-    /// again (consumers dedupe, but per-entity order may suffer).
+    /// How long the lease lasts without renewal (default 15 s): how long a relay that
+    /// died holds the others back. The relay renews it before every batch and every
+    /// third of it while a batch is with the broker, so a slow publish keeps it; only a
+    /// relay whose database stops answering for longer loses it, and the batch it had
+    /// in flight may then be published again (consumers dedupe).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl.max(Duration::from_secs(1));
         self
@@ -345,7 +347,22 @@ impl OutboxRelay {
                 Ok::<_, crate::CoreError>((t0.elapsed(), more))
             };
             let publish = async { (self.publisher.publish(&events).await, t0.elapsed()) };
-            let ((published, published_in), behind) = tokio::join!(publish, behind);
+            // The lease is renewed while the broker holds the batch, so it can be short
+            // (a relay that dies hands over within one TTL) however slow a publish is.
+            let ((published, published_in), behind) = {
+                let work = async { tokio::join!(publish, behind) };
+                tokio::pin!(work);
+                loop {
+                    tokio::select! {
+                        done = &mut work => break done,
+                        _ = tokio::time::sleep(self.lease_ttl / 3) => {
+                            if let Err(e) = self.store.outbox_lease(&self.holder, self.lease_ttl).await {
+                                tracing::warn!(error = %e, "outbox lease not renewed during a publish");
+                            }
+                        }
+                    }
+                }
+            };
             let (behind_in, more) = behind?;
             published?;
             // Monitoring: how many left, and how long each took from the use case to

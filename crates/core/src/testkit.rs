@@ -2649,7 +2649,7 @@ macro_rules! storage_contract_tests {
             a_refresh_token_replayed_at_once_leaves_no_valid_successor,
             confirm_and_cancel_racing_never_keep_money_unrefunded,
             a_refunding_cancellation_holds_off_fulfilment,
-            a_password_reset_leaves_no_session_behind);
+            a_password_reset_leaves_no_session_behind, a_slow_publish_keeps_the_lease);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -3014,6 +3014,46 @@ pub async fn place_order_takes_every_line_of_a_full_cart(store: Arc<dyn Store>) 
             s.variant.sku
         );
     }
+}
+
+/// A broker that takes its time to acknowledge.
+#[derive(Debug)]
+struct SlowPublisher(std::time::Duration);
+
+#[async_trait::async_trait]
+impl crate::events::EventPublisher for SlowPublisher {
+    async fn publish(&self, _: &[DomainEvent]) -> crate::CoreResult<()> {
+        tokio::time::sleep(self.0).await;
+        Ok(())
+    }
+}
+
+/// A publish that takes longer than the lease keeps it: the relay renews it while the
+/// broker holds the batch, so a short lease (a dead relay hands over quickly) never
+/// lets a second relay publish the same batch beside a slow one.
+pub async fn a_slow_publish_keeps_the_lease(store: Arc<dyn Store>) {
+    let mut tx = store.begin().await.unwrap();
+    tx.append_events(&placed_events(3, 3)).await.unwrap();
+    tx.commit().await.unwrap();
+    let ttl = std::time::Duration::from_secs(1);
+    let relay = crate::events::OutboxRelay::new(
+        store.clone(),
+        Arc::new(SlowPublisher(ttl * 3)),
+        Arc::new(tokio::sync::Notify::new()),
+    )
+    .lease_ttl(ttl);
+    let drain = tokio::spawn(async move { relay.drain().await });
+    // 1.3 s and 2.3 s into a 3 s publish, past one and two lease lengths, the lease is
+    // still taken.
+    for (step, at) in [(ttl + ttl / 3, "1.3 s"), (ttl, "2.3 s")] {
+        tokio::time::sleep(step).await;
+        assert!(
+            !store.outbox_lease("another-relay", ttl).await.unwrap(),
+            "another relay took the lease {at} into a slow publish"
+        );
+    }
+    assert_eq!(drain.await.unwrap().unwrap(), 3);
+    assert!(store.outbox_pending(10).await.unwrap().is_empty());
 }
 
 /// Publishes batches and records them; the `fail_at`-th call fails (the broker down).

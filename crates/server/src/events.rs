@@ -23,6 +23,9 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::ServerError;
 
+/// The Kafka relay's outbox lease: how long a relay that died holds the others back.
+const RELAY_LEASE_TTL: Duration = Duration::from_secs(10);
+
 /// What a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -175,13 +178,13 @@ mod kafka {
             }
             let mut inner = Vec::new();
             if let Some(publisher) = publisher {
-                // The lease outlives the slowest publish of a batch (the broker's
-                // acknowledgement timeout plus a queue-full wait), so a relay that is
-                // merely slow is not replaced mid-batch.
+                // The relay renews the lease while a batch waits for the broker, so a
+                // slow publish keeps it; the TTL is only how long a relay that died
+                // (SIGKILL, a lost host) holds events back before another takes over.
                 let relay = engine
                     .outbox_relay(publisher)
                     .batch(batch)
-                    .lease_ttl(settings.message_timeout * 2 + Duration::from_secs(15));
+                    .lease_ttl(RELAY_LEASE_TTL);
                 inner.push(tokio::spawn(relay.run(poll, stopped(stop.clone()))));
             }
             for handler in handlers {
