@@ -349,20 +349,26 @@ impl OutboxRelay {
             let publish = async { (self.publisher.publish(&events).await, t0.elapsed()) };
             // The lease is renewed while the broker holds the batch, so it can be short
             // (a relay that dies hands over within one TTL) however slow a publish is.
-            let ((published, published_in), behind) = {
-                let work = async { tokio::join!(publish, behind) };
-                tokio::pin!(work);
+            // Joined, not raced: a renewal waiting for the database (SQLite's single
+            // writer) must not stop `behind` from finishing the write it waits for.
+            let finished = Notify::new();
+            let work = async {
+                let done = tokio::join!(publish, behind);
+                finished.notify_one();
+                done
+            };
+            let heartbeat = async {
                 loop {
                     tokio::select! {
-                        done = &mut work => break done,
-                        _ = tokio::time::sleep(self.lease_ttl / 3) => {
-                            if let Err(e) = self.store.outbox_lease(&self.holder, self.lease_ttl).await {
-                                tracing::warn!(error = %e, "outbox lease not renewed during a publish");
-                            }
-                        }
+                        _ = finished.notified() => return,
+                        _ = tokio::time::sleep(self.lease_ttl / 3) => {}
+                    }
+                    if let Err(e) = self.store.outbox_lease(&self.holder, self.lease_ttl).await {
+                        tracing::warn!(error = %e, "outbox lease not renewed during a publish");
                     }
                 }
             };
+            let (((published, published_in), behind), ()) = tokio::join!(work, heartbeat);
             let (behind_in, more) = behind?;
             published?;
             // Monitoring: how many left, and how long each took from the use case to
