@@ -86,6 +86,18 @@ fn describe() {
             "jangteo_event_batch_failures_total",
             "Event batches a consumer failed to apply; delivered again, by handler.",
         ),
+        (
+            "process_cpu_seconds_total",
+            "User and system CPU time of this process in whole seconds.",
+        ),
+        (
+            "jangteo_redis_failures_total",
+            "Redis operations that failed or timed out (the fallback answered).",
+        ),
+        (
+            "jangteo_redis_skipped_total",
+            "Redis operations skipped while the breaker is open after a failure.",
+        ),
     ] {
         describe_counter!(name, help);
     }
@@ -117,6 +129,10 @@ fn describe() {
         (
             "jangteo_database_up",
             "1 when the database answered the last scrape, else 0.",
+        ),
+        (
+            "jangteo_redis_up",
+            "1 after Redis last answered, 0 after it last failed (cache.url only).",
         ),
         (
             "process_resident_memory_bytes",

@@ -332,10 +332,23 @@ fn redis_stopped_reads_and_logins_keep_working() {
     }
     assert_eq!(&statuses[..3], &[401, 401, 401], "{statuses:?}");
     assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Monitoring shows it: Redis down, operations failed or skipped by the breaker.
+    let text = scrape(&srv.admin);
+    assert_eq!(metric(&text, "jangteo_redis_up", &[]), Some(0.0), "{text}");
+    assert!(metric(&text, "jangteo_redis_failures_total", &[]).unwrap_or(0.0) >= 1.0);
 
     stack.start("redis");
     eventually(10, "reads after Redis returns", || {
         http(&srv.store, "GET", "/store/products?limit=5", None, None).0 == 200
+    });
+    let mut page = 0;
+    eventually(30, "Redis up again in the metrics", || {
+        // A listing not cached in the process asks Redis (once the breaker's
+        // cool-down allows a try).
+        page += 1;
+        let uri = format!("/store/products?limit={}", 10 + page % 90);
+        let _ = http(&srv.store, "GET", &uri, None, None);
+        metric(&scrape(&srv.admin), "jangteo_redis_up", &[]) == Some(1.0)
     });
 }
 

@@ -74,6 +74,7 @@ impl Breaker {
 
     fn success(&self) {
         self.open_until.store(0, Ordering::Release);
+        metrics::gauge!("jangteo_redis_up").set(1.0);
         if self.down.swap(false, Ordering::AcqRel) {
             tracing::info!("Redis is reachable again: shared cache and rate limits restored");
         }
@@ -82,6 +83,9 @@ impl Breaker {
     fn failure(&self, error: &str) {
         let next = self.now_ms() + self.cooldown.as_millis() as u64;
         self.open_until.store(next, Ordering::Release);
+        // Monitoring: Redis down means per-instance login limits and no shared cache.
+        metrics::gauge!("jangteo_redis_up").set(0.0);
+        metrics::counter!("jangteo_redis_failures_total").increment(1);
         if !self.down.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 error,
@@ -155,6 +159,7 @@ impl Link {
         Fut: Future<Output = RedisResult<T>>,
     {
         if !self.breaker.allow() {
+            metrics::counter!("jangteo_redis_skipped_total").increment(1);
             return Err(Down::Skipped);
         }
         let con = self
