@@ -408,12 +408,19 @@ fn postgres_restarted_under_load_heals_without_a_restart() {
     thread::sleep(Duration::from_secs(2));
     stack.stop("postgres");
     let down_at = Instant::now();
-    thread::sleep(Duration::from_secs(3));
+    // Monitoring sees the gap (the scrape itself answers, within its 3 s bound).
+    let text = scrape(&srv.admin);
+    assert_eq!(metric(&text, "jangteo_database_up", &[]), Some(0.0));
+    thread::sleep(Duration::from_secs(3).saturating_sub(down_at.elapsed()));
     stack.start("postgres");
     let up_at = Instant::now();
     eventually(30, "ready again after the restart", || {
         http(&srv.store, "GET", "/health/ready", None, None).0 == 200
     });
+    assert_eq!(
+        metric(&scrape(&srv.admin), "jangteo_database_up", &[]),
+        Some(1.0)
+    );
     thread::sleep(Duration::from_secs(2));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in workers {
