@@ -330,36 +330,10 @@ impl Engine {
         // is still with the provider. A mark older than any live cancel can be belongs
         // to no one, and is taken over.
         let now = self.now();
-        let owner;
-        match (order.status, order.payment.status) {
-            (OrderStatus::Paid, PaymentStatus::Captured) => {
-                owner = true;
-                order.payment.status = PaymentStatus::Refunding;
-                order.updated_at = now;
-                if !tx.update_order_if(&order, OrderStatus::Paid).await? {
-                    return Err(CoreError::conflict(
-                        "concurrent_update",
-                        "the order changed while this request ran; read it again",
-                    ));
-                }
-                tx.commit().await?;
-            }
-            (OrderStatus::Paid, PaymentStatus::Refunding)
-                if order.updated_at <= now - REFUND_TAKEOVER =>
-            {
-                owner = true;
-                order.updated_at = now;
-                if !tx.update_order_if(&order, OrderStatus::Paid).await? {
-                    return Err(CoreError::conflict(
-                        "concurrent_update",
-                        "the order changed while this request ran; read it again",
-                    ));
-                }
-                tx.commit().await?;
-            }
+        let owner = match (order.status, order.payment.status) {
+            (OrderStatus::Paid, PaymentStatus::Captured) => true,
             (OrderStatus::Paid, PaymentStatus::Refunding) => {
-                owner = false;
-                drop(tx)
+                order.updated_at <= now - REFUND_TAKEOVER
             }
             (status, _) => {
                 return Err(CoreError::conflict(
@@ -370,6 +344,19 @@ impl Engine {
                     ),
                 ))
             }
+        };
+        if owner {
+            order.payment.status = PaymentStatus::Refunding;
+            order.updated_at = now;
+            if !tx.update_order_if(&order, OrderStatus::Paid).await? {
+                return Err(CoreError::conflict(
+                    "concurrent_update",
+                    "the order changed while this request ran; read it again",
+                ));
+            }
+            tx.commit().await?;
+        } else {
+            drop(tx);
         }
         if let Err(e) = self
             .refund_payment(&order, reason.unwrap_or("canceled"))

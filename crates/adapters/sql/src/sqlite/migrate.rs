@@ -101,18 +101,28 @@ pub(super) fn run(conn: &mut Connection) -> Result<(), SqlError> {
     Ok(())
 }
 
-/// SHA-384 (hex) of each released migration, as sqlx records it: a database migrated
-/// by a build that shipped one refuses to open once its file changes ("differs from
-/// the one applied"). Released files are never edited; a change is a new migration.
+/// Fails when a released migration's bytes changed: sqlx records each one's SHA-384,
+/// and a database migrated by a build that shipped it refuses to open once the file
+/// differs ("differs from the one applied"). A change is a new migration instead.
 #[cfg(test)]
-pub(crate) fn checksums_hex(migrator: &sqlx::migrate::Migrator) -> Vec<(i64, String)> {
-    migrator
-        .iter()
-        .map(|m| {
-            let hex = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
-            (m.version, hex)
-        })
-        .collect()
+pub(crate) fn assert_released_unchanged(
+    migrator: &sqlx::migrate::Migrator,
+    backend: &str,
+    released: &[(i64, &str)],
+) {
+    for (version, sum) in released {
+        let found = migrator.iter().find(|m| m.version == *version).map(|m| {
+            m.checksum
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        });
+        assert_eq!(
+            found.as_deref(),
+            Some(*sum),
+            "{backend} migration {version} changed"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -130,15 +140,7 @@ mod tests {
             (4, "a1ba355ea9e78e43bfa12ce90dfe06e73f1c9f3475187a5e082f9f4bddc5743fc054ded78965ed94e255735088ca40cd"),
             (5, "01e14e5fbaf2159122a879ba532a487ca76f0a3ab7c88b250c8bbcd99d711dd1867bae402a45fa13357217878db925ae"),
         ];
-        let now = checksums_hex(&MIGRATOR);
-        for (version, sum) in released {
-            let found = now.iter().find(|(v, _)| *v == version);
-            assert_eq!(
-                found.map(|(_, s)| s.as_str()),
-                Some(sum),
-                "sqlite migration {version} changed"
-            );
-        }
+        assert_released_unchanged(&MIGRATOR, "sqlite", &released);
     }
 
     fn migrated() -> Connection {
