@@ -363,8 +363,19 @@ impl OutboxRelay {
                         _ = finished.notified() => return,
                         _ = tokio::time::sleep(self.lease_ttl / 3) => {}
                     }
-                    if let Err(e) = self.store.outbox_lease(&self.holder, self.lease_ttl).await {
-                        tracing::warn!(error = %e, "outbox lease not renewed during a publish");
+                    match self.store.outbox_lease(&self.holder, self.lease_ttl).await {
+                        Ok(true) => {}
+                        // Another relay holds it (this one stalled past its TTL): do not
+                        // take it back while the batch finishes; the next round asks.
+                        Ok(false) => {
+                            tracing::warn!(
+                                "outbox lease lost during a publish; this batch may go out twice"
+                            );
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "outbox lease not renewed during a publish")
+                        }
                     }
                 }
             };

@@ -107,6 +107,10 @@ impl Catalog {
     /// which gets a bundle of its own.
     pub fn errors_with(extra: &[(String, String)]) -> CoreResult<Self> {
         let mut catalog = Catalog::load("error", ERRORS)?;
+        // Languages before their regions (`en` before `en-US`), whatever order the
+        // plugins came in, so the region check below sees every language message.
+        let mut extra: Vec<&(String, String)> = extra.iter().collect();
+        extra.sort_by_key(|(locale, _)| locale.contains(['-', '_']));
         for (locale, source) in extra {
             catalog.extend(locale, source)?;
         }
@@ -239,6 +243,17 @@ mod tests {
             .render(&["th"], "error-out_of_stock", None, &args)
             .unwrap();
         assert_eq!((text.as_str(), used.as_str()), ("สินค้าหมด", "th"));
+
+        // A plugin's own code in a region and then its language is refused the same
+        // way as in the other order.
+        let both = |first: &str, second: &str| {
+            Catalog::errors_with(&[
+                (first.to_string(), "error-qr = QR\n".to_string()),
+                (second.to_string(), "error-qr = QR code\n".to_string()),
+            ])
+        };
+        assert!(both("en", "en-US").is_err());
+        assert!(both("en-US", "en").is_err());
 
         for (locale, src, why) in [
             ("en", "error-out_of_stock = Gone.\n", "already has"),

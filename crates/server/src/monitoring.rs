@@ -154,13 +154,14 @@ pub(crate) fn source(handle: PrometheusHandle, engine: Engine) -> MetricsSource 
         Box::pin(async move {
             // A database that does not answer (a network partition: no error, no
             // reply) must not hang the scrape, or `jangteo_database_up` would never
-            // read 0 and the alert on it never fire.
-            if tokio::time::timeout(SCRAPE_DB_TIMEOUT, read_gauges(&engine))
-                .await
-                .is_err()
-            {
+            // read 0 and the alert on it never fire. The read runs as a task of its
+            // own that is never cut off: readiness may be applying migrations, which
+            // must not stop halfway holding their lock.
+            let read = tokio::spawn(async move { read_gauges(&engine).await });
+            if tokio::time::timeout(SCRAPE_DB_TIMEOUT, read).await.is_err() {
                 metrics::gauge!("jangteo_database_up").set(0.0);
             }
+            read_process_gauges();
             handle.render()
         })
     }))
@@ -179,6 +180,10 @@ async fn read_gauges(engine: &Engine) {
             metrics::gauge!("jangteo_outbox_oldest_unsent_age_seconds").set(age);
         }
     }
+}
+
+/// Memory and CPU time of this process (no I/O beyond `/proc`).
+fn read_process_gauges() {
     if let Some(bytes) = resident_bytes() {
         metrics::gauge!("process_resident_memory_bytes").set(bytes as f64);
     }

@@ -7,4 +7,5 @@ ALTER TABLE customers ADD COLUMN session_version BIGINT NOT NULL DEFAULT 0;
 -- sessions were already ended once starts at 1, so tokens from before that end stay
 -- refused (its holder signs in again once).
 UPDATE customers SET session_version = 1 WHERE sessions_valid_after IS NOT NULL;
-ALTER TABLE customers DROP COLUMN sessions_valid_after;
+-- sessions_valid_after stays (unused) for now: a build before this one, still running
+-- during a rolling upgrade, reads and writes it. A later migration drops it.

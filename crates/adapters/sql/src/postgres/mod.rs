@@ -345,7 +345,7 @@ mod tests {
             (2, "f99e205c0fd5f7562a5051c06c95c2c39180709a7fc0c3a3d2e8482ef8459968d0f2fa5f4541dd97b2be0b2c2aae79e4"),
             (3, "d6f74209a5f1668eaf1d42d37806fbc0ccf4b7b8e610efc20fac3173144160f1ee34c2165a7393f01bfddd2db0aaebe5"),
             (4, "cd2803951f4779d18402d07483ef6ed459f6759fcfb1d200451617482d6942a9ea486823662f3327f984b225abac7932"),
-            (5, "6ea30ad0d81817068093f77d9e5275a5bab6b2c5c353926714d06aed8556247232d2dc9c10bf42336f31224fae04d523"),
+            (5, "e5e6df209755856c4101ef890fae3e66d961cfd2b0219aa8a4775aaf96b84de7ebca5e7927bff0d9747a6d262ddbdf17"),
         ];
         crate::sqlite::migrate::assert_released_unchanged(&super::MIGRATOR, "postgres", &released);
     }

@@ -138,7 +138,7 @@ mod tests {
             (2, "8be7c2e83d1b282d11e36495d1bb1d8325800ba94ad5f4653ff3616412c9619b7a104d6c837d1f1243c53b3de218a1f6"),
             (3, "77c6de8b1211f6f452414428639b6b6d1fe3d12646a5c36c56f61facbec636ffb4910d1141184eb03e717fc9742b6f83"),
             (4, "a1ba355ea9e78e43bfa12ce90dfe06e73f1c9f3475187a5e082f9f4bddc5743fc054ded78965ed94e255735088ca40cd"),
-            (5, "01e14e5fbaf2159122a879ba532a487ca76f0a3ab7c88b250c8bbcd99d711dd1867bae402a45fa13357217878db925ae"),
+            (5, "e6a2e33182fffd319da6dfac367395c8c5564a1ce0e8ff7d6ced539c10c276e3d7ebacaa3d2ca030dd4be0e97651d6be"),
         ];
         assert_released_unchanged(&MIGRATOR, "sqlite", &released);
     }
