@@ -2231,6 +2231,21 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
         }
     };
 
+    // A cancel whose provider call goes straight through the gate. Waiting for the
+    // gate's signal proves the provider was asked and takes the signal, so the next
+    // scenario waits for its own call.
+    let cancel_through_the_gate = |id: OrderId| {
+        let (engine, staff, gate) = (engine.clone(), staff.clone(), gate.clone());
+        async move {
+            gate.release.notify_one();
+            let answer = engine.cancel_by_staff(&staff, id, None).await;
+            tokio::time::timeout(wait, gate.entered.notified())
+                .await
+                .expect("the cancel called the provider");
+            answer
+        }
+    };
+
     // The refund is with the provider: fulfilment is refused, then the cancel lands.
     let (o, cancel) = cancel_at_the_gate().await;
     assert_eq!(
@@ -2255,14 +2270,8 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
     gate.fail.store(true, std::sync::atomic::Ordering::SeqCst);
     let o = paid();
     insert(o.clone()).await;
-    gate.release.notify_one();
-    let refused = engine.cancel_by_staff(&staff, o.id, None).await;
+    let refused = cancel_through_the_gate(o.id).await;
     assert!(refused.is_err(), "{refused:?}");
-    // The provider was asked (this also takes the gate's signal, so the next scenario
-    // waits for its own call).
-    tokio::time::timeout(wait, gate.entered.notified())
-        .await
-        .expect("the cancel called the provider");
     let last = stored_order(&store, o.id).await;
     assert_eq!(
         (last.status, last.payment.status),
@@ -2304,24 +2313,16 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
     gate.lost.store(true, std::sync::atomic::Ordering::SeqCst);
     let o = paid();
     insert(o.clone()).await;
-    gate.release.notify_one();
-    let lost = engine.cancel_by_staff(&staff, o.id, None).await;
+    let lost = cancel_through_the_gate(o.id).await;
     assert!(matches!(lost, Err(CoreError::Unavailable(_))), "{lost:?}");
-    tokio::time::timeout(wait, gate.entered.notified())
-        .await
-        .expect("the cancel called the provider");
     assert_eq!(
         stored_order(&store, o.id).await.payment.status,
         PaymentStatus::Refunding
     );
     assert!(engine.fulfill_order(&staff, o.id, ship()).await.is_err());
     gate.lost.store(false, std::sync::atomic::Ordering::SeqCst);
-    gate.release.notify_one();
-    let again = engine.cancel_by_staff(&staff, o.id, None).await;
+    let again = cancel_through_the_gate(o.id).await;
     assert!(again.is_ok(), "{again:?}");
-    tokio::time::timeout(wait, gate.entered.notified())
-        .await
-        .expect("the retry called the provider");
     let last = stored_order(&store, o.id).await;
     assert_eq!(
         (last.status, last.payment.status),
@@ -2340,12 +2341,8 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
         o.payment.status = PaymentStatus::Refunding;
         o.updated_at = now() - age;
         insert(o.clone()).await;
-        gate.release.notify_one();
-        let refused = engine.cancel_by_staff(&staff, o.id, None).await;
+        let refused = cancel_through_the_gate(o.id).await;
         assert!(refused.is_err(), "{refused:?}");
-        tokio::time::timeout(wait, gate.entered.notified())
-            .await
-            .expect("the cancel called the provider");
         let status = stored_order(&store, o.id).await.payment.status;
         let expected = if back {
             PaymentStatus::Captured
@@ -2364,12 +2361,8 @@ pub async fn a_refunding_cancellation_holds_off_fulfilment(store: Arc<dyn Store>
     let mut o = paid();
     o.payment.status = PaymentStatus::Refunding;
     insert(o.clone()).await;
-    gate.release.notify_one();
-    let finished = engine.cancel_by_staff(&staff, o.id, None).await;
+    let finished = cancel_through_the_gate(o.id).await;
     assert!(finished.is_ok(), "{finished:?}");
-    tokio::time::timeout(wait, gate.entered.notified())
-        .await
-        .expect("the cancel called the provider");
     let last = stored_order(&store, o.id).await;
     assert_eq!(
         (last.status, last.payment.status),
