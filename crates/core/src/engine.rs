@@ -395,6 +395,26 @@ impl Engine {
         self.0.store.ping().await
     }
 
+    /// [`Engine::ready`] with an answer within `limit`: a database that does not
+    /// answer at all (a network partition, a frozen host: no error, no reply) reads
+    /// as unavailable instead of holding a health probe until the request timeout.
+    /// The check runs as a task of its own that is never cut off: it may be applying
+    /// migrations, which must not stop halfway holding their lock.
+    pub async fn ready_within(&self, limit: Duration) -> CoreResult<()> {
+        let engine = self.clone();
+        let check = tokio::spawn(async move { engine.ready().await });
+        match tokio::time::timeout(limit, check).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(join)) => Err(CoreError::Internal(format!(
+                "readiness check failed: {join}"
+            ))),
+            Err(_) => Err(CoreError::Unavailable(format!(
+                "the database did not answer within {} s",
+                limit.as_secs_f32()
+            ))),
+        }
+    }
+
     /// Commits a transaction with its events and tells the relay.
     pub(crate) async fn commit(
         &self,

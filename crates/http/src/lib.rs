@@ -135,11 +135,15 @@ async fn live() -> axum::Json<dto::HealthDto> {
     })
 }
 
-/// Readiness: the database answers.
+/// How long a readiness probe waits for the database before it answers 503: a
+/// probe that hangs until the request timeout tells a load balancer nothing.
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Readiness: the database answers (within three seconds).
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, body = dto::HealthDto), (status = 503, body = problem::Problem, content_type = "application/problem+json")))]
 async fn ready(State(s): State<AppState>) -> Result<axum::Json<dto::HealthDto>, ApiError> {
-    s.engine.ready().await?;
+    s.engine.ready_within(READY_TIMEOUT).await?;
     Ok(axum::Json(dto::HealthDto {
         status: "ok".into(),
     }))
@@ -228,11 +232,13 @@ fn finish(
     };
     router
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::map_response(problem::ensure_problem))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
         ))
+        // Outside the timeout layer (a later `.layer` wraps the earlier ones), so its
+        // bare 408 becomes a problem document too.
+        .layer(axum::middleware::map_response(problem::ensure_problem))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(axum::middleware::from_fn(move |req, next| {
             problem::localize_problems(problem_engine.clone(), locales.clone(), req, next)

@@ -122,7 +122,7 @@ pub fn metrics_router(engine: Engine, source: MetricsSource) -> Router {
 }
 
 async fn ready(State(engine): State<Engine>) -> Response {
-    match engine.ready().await {
+    match engine.ready_within(crate::READY_TIMEOUT).await {
         Ok(()) => axum::Json(serde_json::json!({"status": "ok"})).into_response(),
         Err(e) => crate::problem::ApiError::from(e).into_response(),
     }

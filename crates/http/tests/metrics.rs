@@ -48,6 +48,17 @@ async fn a_timed_out_request_is_counted_under_its_route() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::REQUEST_TIMEOUT);
+    // A timeout is answered like every other error: a problem document.
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/problem+json"));
+    let body = axum::body::to_bytes(res.into_body(), 64 * 1024)
+        .await
+        .unwrap();
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["code"], "timeout", "{problem}");
+    assert_eq!(problem["status"], 408, "{problem}");
     let res = send(Method::GET, "/no/such/path", "").await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 

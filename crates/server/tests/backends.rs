@@ -463,6 +463,110 @@ fn postgres_restarted_under_load_heals_without_a_restart() {
     );
 }
 
+/// A PostgreSQL that stops answering without refusing (SIGSTOP: as behind a network
+/// partition, connections hang instead of failing): the health probe and the metrics
+/// say so within seconds, a checkout in the gap gets an answer that is not a 500, and
+/// once the database runs on, the retried checkout is one whole order.
+#[test]
+fn postgres_that_stops_answering_is_reported_at_once_and_heals() {
+    let stack = Stack::up();
+    let db = fresh_database(&stack.postgres);
+    let srv = start_with(
+        &data_dir("pg-frozen"),
+        &env(&[
+            ("JANGTEO__DATABASE__URL", db.clone()),
+            // A request stuck on the silent database ends as 408 after this long.
+            ("JANGTEO__SERVER__REQUEST_TIMEOUT_SECS", "5".to_string()),
+        ]),
+    );
+    let token = login(&srv);
+    let (pid, variant) = product(&srv, &token, "silent-db", 100);
+    let first = ready_cart(&srv, &variant, 1);
+    assert_eq!(complete(&srv, &first).unwrap().status, 201);
+    let cart = ready_cart(&srv, &variant, 2);
+    let place = |srv: &Server| {
+        try_http(
+            &srv.store,
+            "POST",
+            &format!("/store/carts/{cart}/complete"),
+            None,
+            Some(r#"{"payment":{"provider":"manual"}}"#),
+            &[("Idempotency-Key", "silent-db-1")],
+        )
+        .expect("an answer to the checkout")
+    };
+
+    stack.freeze_postgres();
+    let started = Instant::now();
+    let probe = try_http(&srv.store, "GET", "/health/ready", None, None, &[]).unwrap();
+    assert_eq!(probe.status, 503, "{probe:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "the probe waited {:?} for a silent database",
+        started.elapsed()
+    );
+    assert!(probe.header("retry-after").is_some(), "{probe:?}");
+    assert!(
+        probe
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("application/problem+json"),
+        "{probe:?}"
+    );
+    let started = Instant::now();
+    let text = scrape(&srv.admin);
+    assert_eq!(
+        metric(&text, "jangteo_database_up", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let in_gap = place(&srv);
+    assert!(
+        matches!(in_gap.status, 408 | 503),
+        "a checkout against a silent database: {in_gap:?}"
+    );
+    assert!(
+        in_gap
+            .header("content-type")
+            .unwrap_or_default()
+            .starts_with("application/problem+json"),
+        "{in_gap:?}"
+    );
+
+    stack.thaw_postgres();
+    eventually(30, "ready once the database answers again", || {
+        http(&srv.store, "GET", "/health/ready", None, None).0 == 200
+    });
+    assert_eq!(
+        metric(&scrape(&srv.admin), "jangteo_database_up", &[]),
+        Some(1.0)
+    );
+    let retried = place(&srv);
+    assert_eq!(retried.status, 201, "{retried:?}");
+    // Whatever the request in the gap got as far as, the cart is one order, its stock
+    // taken once, with its event.
+    assert_eq!(
+        psql(
+            &db,
+            &format!("SELECT count(*) FROM orders WHERE cart_id = '{cart}'")
+        ),
+        "1"
+    );
+    assert_eq!(stock(&srv, &token, &pid), 100 - 1 - 2);
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM outbox e WHERE e.aggregate_id = o.id::text AND e.event_type = 'order.placed')"
+        ),
+        "0"
+    );
+}
+
 #[test]
 fn sigkill_mid_checkout_leaves_whole_orders_or_nothing() {
     let db = fresh_database(&postgres_admin_url());

@@ -422,9 +422,19 @@ impl Engine {
                 });
             }
         };
-        let (order, next_action) = self
+        let (order, next_action) = match self
             .record_payment_outcome(order_id, Some(order), outcome, provider_actor, None)
-            .await?;
+            .await
+        {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                // The order is placed (pending, stock reserved) but the provider's
+                // answer was not written: the buyer gets the error, a retry replays
+                // the order, and a webhook or the expiry settles it.
+                counted("unrecorded");
+                return Err(e);
+            }
+        };
         if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
             counted("declined");
             return Err(declined_error(&order));

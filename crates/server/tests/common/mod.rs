@@ -394,10 +394,50 @@ impl Stack {
     pub fn start(&self, service: &str) {
         self.run("start", service);
     }
+
+    /// Stops every PostgreSQL process of this stack with SIGSTOP: the database then
+    /// neither answers nor refuses (connections are accepted by the kernel and hang),
+    /// as behind a network partition.
+    pub fn freeze_postgres(&self) {
+        assert!(self.signal_postgres("STOP"), "could not SIGSTOP PostgreSQL");
+    }
+
+    /// Lets a frozen PostgreSQL run on (SIGCONT).
+    pub fn thaw_postgres(&self) {
+        assert!(self.signal_postgres("CONT"), "could not SIGCONT PostgreSQL");
+    }
+
+    /// Sends a signal to the postmaster and its children; false if there were none
+    /// or `kill` failed.
+    fn signal_postgres(&self, signal: &str) -> bool {
+        let pidfile = self.dir.join("pg/postmaster.pid");
+        let Some(postmaster) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
+        else {
+            return false;
+        };
+        let children = Command::new("pgrep")
+            .args(["-P", &postmaster])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut pids: Vec<&str> = children.split_whitespace().collect();
+        pids.push(&postmaster);
+        Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(&pids)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        // A test that failed while PostgreSQL was frozen would otherwise leave
+        // `down` waiting for a server that cannot stop.
+        self.signal_postgres("CONT");
         stack_command(&self.dir, &["down"]);
     }
 }
