@@ -229,17 +229,85 @@ pub trait RateLimiter: Send + Sync + std::fmt::Debug {
 }
 
 /// Fixed-window limiter in process memory (one instance; Redis serves several).
-#[derive(Debug, Default)]
+///
+/// Memory is bounded under a flood of distinct keys (e-mails never seen before): expired
+/// windows are swept once the map has doubled since the last sweep, so a sweep's cost is
+/// spread over as many calls as it scans (a sweep on every call made each login scan
+/// the whole map under the lock once it held 100,000 keys), and beyond
+/// [`MAX_KEYS`](Self::MAX_KEYS) live windows the oldest are forgotten.
+#[derive(Debug)]
 pub struct InMemoryRateLimiter {
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
+    windows: Mutex<Windows>,
+}
+
+#[derive(Debug)]
+struct Windows {
+    /// key -> (window start, attempts counted, window length).
+    map: HashMap<String, (Instant, u32, Duration)>,
+    /// The size at which the next sweep runs.
+    sweep_at: usize,
+    /// Sweeps so far (what the tests count instead of timing calls).
+    sweeps: u64,
+}
+
+impl Default for InMemoryRateLimiter {
+    fn default() -> Self {
+        Self {
+            windows: Mutex::new(Windows {
+                map: HashMap::new(),
+                sweep_at: Self::SWEEP_FROM,
+                sweeps: 0,
+            }),
+        }
+    }
+}
+
+impl InMemoryRateLimiter {
+    /// No sweep below this many keys.
+    const SWEEP_FROM: usize = 100_000;
+    /// Live windows kept at most; past it the oldest windows are dropped (their
+    /// counts forgotten: a flood of this many distinct keys within one window comes
+    /// from more addresses than the per-address limit lets through in one).
+    pub const MAX_KEYS: usize = 1_000_000;
+
+    /// Keys with a window held (counted or expired, not yet swept).
+    pub fn tracked_keys(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// How many times the map was swept.
+    pub fn sweeps(&self) -> u64 {
+        self.lock().sweeps
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Windows {
+    fn sweep(&mut self, now: Instant) {
+        self.sweeps += 1;
+        self.map
+            .retain(|_, (start, _, window)| now.duration_since(*start) < *window);
+        if self.map.len() > InMemoryRateLimiter::MAX_KEYS {
+            let mut starts: Vec<Instant> = self.map.values().map(|(s, _, _)| *s).collect();
+            let keep = InMemoryRateLimiter::MAX_KEYS / 2;
+            let cut = starts.len() - keep;
+            let (_, oldest_kept, _) = starts.select_nth_unstable(cut);
+            let oldest_kept = *oldest_kept;
+            self.map.retain(|_, (start, _, _)| *start >= oldest_kept);
+        }
+        self.sweep_at = (self.map.len() * 2).max(InMemoryRateLimiter::SWEEP_FROM);
+    }
 }
 
 #[async_trait]
 impl RateLimiter for InMemoryRateLimiter {
     async fn check(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()> {
-        let map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(key) {
-            Some((start, n)) if start.elapsed() < window && *n >= limit => {
+        let w = self.lock();
+        match w.map.get(key) {
+            Some((start, n, _)) if start.elapsed() < window && *n >= limit => {
                 let retry = window.saturating_sub(start.elapsed()).as_secs().max(1);
                 Err(CoreError::RateLimited {
                     retry_after_secs: retry,
@@ -250,15 +318,14 @@ impl RateLimiter for InMemoryRateLimiter {
     }
 
     async fn acquire(&self, key: &str, limit: u32, window: Duration) -> CoreResult<()> {
-        let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = self.lock();
         let now = Instant::now();
-        if map.len() > 100_000 {
-            // Bound memory under a flood of distinct keys.
-            map.retain(|_, (start, _)| now.duration_since(*start) < window);
+        if w.map.len() >= w.sweep_at {
+            w.sweep(now);
         }
-        let entry = map.entry(key.to_string()).or_insert((now, 0));
+        let entry = w.map.entry(key.to_string()).or_insert((now, 0, window));
         if now.duration_since(entry.0) >= window {
-            *entry = (now, 0);
+            *entry = (now, 0, window);
         }
         if entry.1 >= limit {
             let retry = window.saturating_sub(now.duration_since(entry.0));
@@ -271,18 +338,14 @@ impl RateLimiter for InMemoryRateLimiter {
     }
 
     async fn release(&self, key: &str) -> CoreResult<()> {
-        let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = map.get_mut(key) {
+        if let Some(entry) = self.lock().map.get_mut(key) {
             entry.1 = entry.1.saturating_sub(1);
         }
         Ok(())
     }
 
     async fn reset(&self, key: &str) -> CoreResult<()> {
-        self.windows
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        self.lock().map.remove(key);
         Ok(())
     }
 }
@@ -371,6 +434,68 @@ mod tests {
         l.reset("k").await.unwrap();
         l.check("k", 3, w).await.unwrap();
         l.release("never-seen").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_new_keys_is_swept_rarely_and_stays_bounded() {
+        let l = InMemoryRateLimiter::default();
+        let live = Duration::from_secs(600);
+        for i in 0..250_000 {
+            l.acquire(&format!("k{i}"), 5, live).await.unwrap();
+        }
+        // Sweeps at 100,000 and 200,000 keys (every window live, nothing dropped):
+        // not one per call once the map is large.
+        assert_eq!(l.sweeps(), 2);
+        assert_eq!(l.tracked_keys(), 250_000);
+        // Expired windows go at the next sweep.
+        let gone = Duration::from_nanos(1);
+        for i in 0..160_000 {
+            l.acquire(&format!("new{i}"), 5, gone).await.unwrap();
+        }
+        // The third sweep (at 400,000 keys) drops the expired windows only.
+        assert_eq!(l.sweeps(), 3);
+        assert!(l.tracked_keys() <= 260_000, "{}", l.tracked_keys());
+        assert!(l.tracked_keys() >= 250_000, "{}", l.tracked_keys());
+        // Counting is unchanged by all that: "k7" kept its first attempt.
+        for _ in 0..4 {
+            l.acquire("k7", 5, live).await.unwrap();
+        }
+        assert!(matches!(
+            l.acquire("k7", 5, live).await,
+            Err(CoreError::RateLimited { .. })
+        ));
+    }
+
+    #[test]
+    fn past_the_cap_the_oldest_windows_are_forgotten() {
+        let mut w = Windows {
+            map: HashMap::new(),
+            sweep_at: 0,
+            sweeps: 0,
+        };
+        let t0 = Instant::now();
+        let n = InMemoryRateLimiter::MAX_KEYS + 10;
+        for i in 0..n {
+            w.map.insert(
+                format!("k{i}"),
+                (
+                    t0 + Duration::from_micros(i as u64),
+                    1,
+                    Duration::from_secs(600),
+                ),
+            );
+        }
+        w.sweep(t0 + Duration::from_secs(1));
+        assert!(
+            w.map.len() <= InMemoryRateLimiter::MAX_KEYS / 2 + 1,
+            "{}",
+            w.map.len()
+        );
+        assert!(
+            w.map.contains_key(&format!("k{}", n - 1)),
+            "the newest is kept"
+        );
+        assert!(!w.map.contains_key("k0"), "the oldest is gone");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

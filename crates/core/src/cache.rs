@@ -58,6 +58,15 @@ pub trait SharedCache: Send + Sync + std::fmt::Debug {
         let _ = token;
         self.put(namespace, key, value, ttl).await
     }
+
+    /// The namespace's current generation, which every
+    /// [`invalidate`](SharedCache::invalidate) changes (on any instance), or `None`
+    /// when the implementation keeps none. Lets an instance without an event stream
+    /// notice another instance's invalidation and drop its in-process copies.
+    async fn generation(&self, namespace: &str) -> CoreResult<Option<String>> {
+        let _ = namespace;
+        Ok(None)
+    }
 }
 
 /// What [`SharedCache::lookup`] found.

@@ -336,6 +336,48 @@ impl Engine {
         self.invalidate_catalog_cache();
     }
 
+    /// The shared cache's catalog generations now (`None` without a shared cache, or
+    /// when it keeps none or does not answer).
+    pub async fn shared_catalog_generation(&self) -> Option<(String, String)> {
+        let shared = self.0.shared_cache.as_ref()?;
+        let pages = shared.generation(PAGES_NS).await.ok()?;
+        let products = shared.generation(PRODUCTS_NS).await.ok()?;
+        Some((pages.unwrap_or_default(), products.unwrap_or_default()))
+    }
+
+    /// Follows catalog invalidations made by other instances through the shared cache
+    /// alone, for deployments without an event stream (several instances on one
+    /// database and one Redis, no Kafka): every `interval` it reads the shared
+    /// generations and, when they moved, drops this instance's in-process pages, which
+    /// would otherwise serve the old catalog for up to two cache lifetimes. Runs until
+    /// `stop` resolves.
+    pub async fn follow_shared_invalidations(
+        &self,
+        interval: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        if self.0.shared_cache.is_none() {
+            return;
+        }
+        let watch = async {
+            let mut seen = self.shared_catalog_generation().await;
+            loop {
+                tokio::time::sleep(interval).await;
+                let now = self.shared_catalog_generation().await;
+                // Moved, or readable again after a gap in which it may have moved
+                // (`seen` is then `None`): drop the local pages.
+                if now.is_some() && now != seen {
+                    self.invalidate_catalog_cache();
+                }
+                seen = now;
+            }
+        };
+        tokio::select! {
+            _ = watch => {}
+            _ = stop => {}
+        }
+    }
+
     /// A value from the shared cache, or `load`'s (then stored there). Any shared-cache
     /// failure counts as a miss: the database answers.
     pub(crate) async fn shared_or_load<V, F, Fut>(

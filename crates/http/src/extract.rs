@@ -225,14 +225,18 @@ impl FromRequestParts<AppState> for ClientIp {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         if state.trust_forwarded_for {
+            // Only the right-most entry is the gateway's; every entry left of it is
+            // whatever the client sent. An entry the gateway wrote in a form not read
+            // here falls back to the peer address, never to a client's entry.
             let forwarded = parts
                 .headers
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
-                .next_back();
+                .map(str::trim)
+                .rfind(|entry| !entry.is_empty())
+                .and_then(forwarded_address);
             if let Some(ip) = forwarded {
                 return Ok(ClientIp(Some(ip.to_string())));
             }
@@ -244,6 +248,21 @@ impl FromRequestParts<AppState> for ClientIp {
                 .map(|c| c.0.ip().to_string()),
         ))
     }
+}
+
+/// An `X-Forwarded-For` entry as gateways write it: `203.0.113.7`, `203.0.113.7:4711`,
+/// `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:4711`.
+fn forwarded_address(entry: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    if let Ok(sa) = entry.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    entry
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .and_then(|inner| inner.parse().ok())
 }
 
 /// Parses an id from a path segment; a malformed id names nothing, so it is a 404.

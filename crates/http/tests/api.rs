@@ -2396,8 +2396,8 @@ async fn the_address_limit_follows_x_forwarded_for_when_trusted() {
         ..Default::default()
     };
     let store = jangteo_http::store_router(app.engine.clone(), &settings);
-    let login = |email: String, ip: &'static str| {
-        let store = store.clone();
+    let login = |email: String, ip: &str| {
+        let (store, ip) = (store.clone(), ip.to_string());
         async move {
             send(
                 &store,
@@ -2405,7 +2405,7 @@ async fn the_address_limit_follows_x_forwarded_for_when_trusted() {
                 "/store/auth/login",
                 None,
                 Some(json!({"email": email, "password": "wrong-password"})),
-                &[("x-forwarded-for", ip)],
+                &[("x-forwarded-for", ip.as_str())],
             )
             .await
             .status
@@ -2427,6 +2427,87 @@ async fn the_address_limit_follows_x_forwarded_for_when_trusted() {
         StatusCode::UNAUTHORIZED,
         "another client (the right-most address) is not limited"
     );
+    // A gateway that writes `ip:port`: still its entry, not the client's before it.
+    assert_eq!(
+        login("fresh@example.com".into(), "198.51.100.3, 203.0.113.7:4711").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the gateway's entry with a port names the limited client"
+    );
+    assert_eq!(
+        login(
+            "fresh@example.com".into(),
+            "198.51.100.3, [::ffff:203.0.113.7]:4711"
+        )
+        .await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "an IPv4-mapped address is the IPv4 address"
+    );
+    // One IPv6 subscriber (a /64) is one client, however many addresses it uses.
+    let v6: Vec<String> = (0..51)
+        .map(|i| format!("2001:db8:1:2::{:x}", i + 1))
+        .collect();
+    for (i, ip) in v6.iter().take(50).enumerate() {
+        assert_eq!(
+            login(format!("v6user{i}@example.com"), ip).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login("fresh@example.com".into(), &v6[50]).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "another address of the same /64 is limited"
+    );
+    assert_eq!(
+        login("fresh@example.com".into(), "2001:db8:1:3::1").await,
+        StatusCode::UNAUTHORIZED,
+        "the next /64 is another client"
+    );
+}
+
+/// A limited address that tries e-mail after e-mail is refused before any per-account
+/// window is made: the limiter's memory does not grow with the e-mails it invents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_address_adds_no_window_per_e_mail_it_tries() {
+    use jangteo_core::auth::InMemoryRateLimiter;
+    use jangteo_core::service::users::LoginAttempt;
+    let store = jangteo_sql::open("sqlite::memory:", &Default::default())
+        .await
+        .unwrap();
+    let limiter = Arc::new(InMemoryRateLimiter::default());
+    let engine = EngineBuilder::new(store, vec![42u8; 32])
+        .payments(
+            PaymentRegistry::new()
+                .register(jangteo_payment_manual::ManualConfig::default().build()),
+        )
+        .rate_limiter(limiter.clone())
+        .build()
+        .unwrap();
+    let attempt = |i: usize| {
+        let engine = engine.clone();
+        async move {
+            let email = format!("flood{i}@example.com");
+            engine
+                .login(LoginAttempt {
+                    email: &email,
+                    password: "wrong-password",
+                    client_ip: Some("203.0.113.7"),
+                    staff_only: false,
+                })
+                .await
+        }
+    };
+    for i in 0..50 {
+        assert!(matches!(attempt(i).await, Err(CoreError::Unauthorized(_))));
+    }
+    let windows = limiter.tracked_keys();
+    assert_eq!(windows, 51, "one per e-mail and one for the address");
+    for i in 50..550 {
+        assert!(matches!(
+            attempt(i).await,
+            Err(CoreError::RateLimited { .. })
+        ));
+    }
+    assert_eq!(limiter.tracked_keys(), windows);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

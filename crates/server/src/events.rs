@@ -73,6 +73,13 @@ pub(crate) fn start(
                 "events.run_workers = false needs Kafka (events.kafka_brokers) and `jangteo worker` processes".into(),
             ));
         }
+        if !cfg.events.run_consumers {
+            // The relay would mark every event sent with nobody to apply it: the
+            // notifications and statistics of those orders would be lost for good.
+            return Err(ServerError::Usage(
+                "events.run_consumers = false needs Kafka (events.kafka_brokers) and consumers in other processes".into(),
+            ));
+        }
         // The bus keeps its last `capacity` events alive for slow subscribers; the one
         // subscriber here only logs, so a small buffer keeps idle memory down.
         let bus = InProcessBus::new(256);

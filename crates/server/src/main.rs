@@ -347,6 +347,10 @@ async fn metrics_listener(
     .await
 }
 
+/// How often an instance without Kafka reads the shared cache's catalog generations:
+/// another instance's catalog change is served here within this plus one request.
+const SHARED_INVALIDATION_POLL: Duration = Duration::from_millis(250);
+
 async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), ServerError> {
     let (store_on, admin_on) = apis(&cfg)?;
     let store = open_store(&cfg, true).await?;
@@ -410,6 +414,19 @@ async fn serve(cfg: Config, demo_mode: bool, started: Instant) -> Result<(), Ser
     });
 
     memory::spawn(engine.clone(), stop_rx.clone());
+
+    if cfg.events.kafka_brokers.is_empty() && !cfg.cache.url.0.is_empty() {
+        // Several instances on one database and one Redis without Kafka: only the
+        // instance holding the outbox lease sees the catalog events, so the others
+        // learn of a change from the shared cache's generations instead.
+        let engine = engine.clone();
+        let stop = wait_stop(stop_rx.clone());
+        tokio::spawn(async move {
+            engine
+                .follow_shared_invalidations(SHARED_INVALIDATION_POLL, stop)
+                .await
+        });
+    }
 
     let http = HttpSettings {
         request_timeout: Duration::from_secs(cfg.server.request_timeout_secs),

@@ -936,6 +936,19 @@ fn a_stopped_or_killed_worker_hands_the_relay_over() {
     );
 }
 
+/// A product's English title as the store serves it (through its caches).
+fn english_title(srv: &Server, handle: &str) -> String {
+    let (st, body) = http(
+        &srv.store,
+        "GET",
+        &format!("/store/products/{handle}?locale=en"),
+        None,
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    json(&body)["title"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn an_admin_change_on_the_back_office_shows_in_the_store_within_a_second() {
     let brokers = kafka_brokers();
@@ -963,17 +976,7 @@ fn an_admin_change_on_the_back_office_shows_in_the_store_within_a_second() {
     assert!(a.store.is_empty() && b.admin.is_empty());
     let token = login(&a);
     let (pid, _) = product(&a, &token, "cache-visible", 5);
-    let title = |srv: &Server| {
-        let (st, body) = http(
-            &srv.store,
-            "GET",
-            "/store/products/cache-visible?locale=en",
-            None,
-            None,
-        );
-        assert_eq!(st, 200, "{body}");
-        json(&body)["title"].as_str().unwrap().to_string()
-    };
+    let title = |srv: &Server| english_title(srv, "cache-visible");
     // Warm both instances' caches (and Redis), then wait until B's catalog consumer has
     // joined its group, which a first product event reaching B proves.
     assert_eq!(title(&b), "Hanbit Red Ginseng Stick");
@@ -1016,6 +1019,57 @@ fn an_admin_change_on_the_back_office_shows_in_the_store_within_a_second() {
         took < Duration::from_millis(1500),
         "visible on B after {took:?}"
     );
+}
+
+/// Several instances on one PostgreSQL and one Redis without Kafka: catalog events
+/// reach only the instance that holds the outbox lease, so the others follow the
+/// shared cache's generations; a change made on one is served by the other within a
+/// second, although each keeps pages in process for a minute.
+#[test]
+fn without_kafka_a_change_on_one_instance_shows_on_another_within_a_second() {
+    let redis = std::env::var("JANGTEO_TEST_REDIS_URL").expect(
+        "JANGTEO_TEST_REDIS_URL is not set: run ./scripts/test, or `scripts/stack up` and source its env",
+    );
+    let db = fresh_database(&postgres_admin_url());
+    let prefix = format!("n{}.", uuid_ish());
+    let vars = env(&[
+        ("JANGTEO__DATABASE__URL", db),
+        ("JANGTEO__CACHE__URL", redis),
+        ("JANGTEO__CACHE__PREFIX", prefix),
+        // Long enough that only invalidation can explain a fresh read.
+        ("JANGTEO__CACHE__TTL_SECS", "300".to_string()),
+        ("JANGTEO__ENGINE__CATALOG_CACHE_MS", "60000".to_string()),
+    ]);
+    let a = common::start_args(&data_dir("nokafka-a"), &vars, &["--apis", "admin"]);
+    let token = login(&a);
+    let (pid, _) = product(&a, &token, "no-kafka-visible", 5);
+    // A relays its own first events and so holds the lease: B, started after, never
+    // sees a catalog event.
+    thread::sleep(Duration::from_secs(1));
+    let b = common::start_args(&data_dir("nokafka-b"), &vars, &["--apis", "store"]);
+    let title = |srv: &Server| english_title(srv, "no-kafka-visible");
+    assert_eq!(title(&b), "Hanbit Red Ginseng Stick");
+    for round in 1..=3 {
+        let t = format!("Renamed on A, round {round}");
+        let body = serde_json::json!({"title": {"en": t}}).to_string();
+        let (st, resp) = http(
+            &a.admin,
+            "PATCH",
+            &format!("/admin/products/{pid}"),
+            Some(&token),
+            Some(&body),
+        );
+        assert_eq!(st, 200, "{resp}");
+        let changed = Instant::now();
+        eventually(5, "the change visible on B", || title(&b) == t);
+        let took = changed.elapsed();
+        assert!(
+            took < Duration::from_millis(1000),
+            "round {round}: visible on B after {took:?}"
+        );
+        // B's copy is cached again before the next change.
+        assert_eq!(title(&b), t);
+    }
 }
 
 #[test]

@@ -280,6 +280,15 @@ fn bad_database_urls_and_settings_fail_clearly() {
         2,
     );
     assert!(err.contains("compliance.countries"), "{err}");
+    // Without Kafka nothing else could apply the events these processes would relay.
+    for setting in ["RUN_CONSUMERS", "RUN_WORKERS"] {
+        let var = format!("JANGTEO__EVENTS__{setting}");
+        let err = run(&serve, &[(var.as_str(), "false")], 2);
+        assert!(
+            err.contains(&format!("events.{}", setting.to_lowercase())),
+            "{err}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&data);
     // Nothing listens on this port: `migrate` reports it instead of waiting forever.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

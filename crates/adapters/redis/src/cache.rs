@@ -210,6 +210,19 @@ impl SharedCache for RedisCache {
         self.store(namespace, key, value, ttl, token).await
     }
 
+    async fn generation(&self, namespace: &str) -> CoreResult<Option<String>> {
+        let gen_key = format!("{}:gen", self.base(namespace));
+        self.link
+            .run(|mut con| async move {
+                redis::cmd("GET")
+                    .arg(gen_key)
+                    .query_async::<Option<String>>(&mut con)
+                    .await
+            })
+            .await
+            .map_err(|d| d.into_core("cache generation"))
+    }
+
     async fn invalidate(&self, namespace: &str) -> CoreResult<()> {
         let gen_key = format!("{}:gen", self.base(namespace));
         let script = &self.scripts.invalidate;

@@ -111,9 +111,18 @@ async fn two_instances_share_values_and_invalidations() {
         Some(&b"from two"[..])
     );
 
+    let before = one.generation("products").await.unwrap();
+    assert!(before.is_some(), "a used namespace has a generation");
     two.invalidate("products").await.unwrap();
     assert_eq!(one.get("products", "p1").await.unwrap(), None);
     assert_eq!(one.get("products", "p2").await.unwrap(), None);
+    // What an instance without an event stream watches to learn of it.
+    let after = one.generation("products").await.unwrap();
+    assert!(
+        after.is_some() && after != before,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(two.generation("products").await.unwrap(), after);
 
     // Another prefix is another cache.
     let other = RedisCache::new(&connect(common::settings("shared-other")).await.unwrap());

@@ -353,19 +353,27 @@ impl Engine {
         let s = &self.0.settings;
         let limiter = &self.0.limiter;
         let account_key = format!("login:acct:{email}");
-        let ip_key = attempt.client_ip.map(|ip| format!("login:ip:{ip}"));
+        let ip_key = attempt
+            .client_ip
+            .map(|ip| format!("login:ip:{}", limit_address(ip)));
         // Each attempt is counted before the password is checked (atomically with the
         // limit check, so a burst sent at once cannot slip past it) and taken back
-        // below unless it turns out a failure.
-        limiter
-            .acquire(&account_key, s.login_limit, s.login_window)
-            .await?;
+        // below unless it turns out a failure. The address first: a limited address
+        // trying e-mail after e-mail then adds no per-account window per e-mail.
         if let Some(k) = &ip_key {
             // Addresses get more room: many buyers can share one NAT.
-            if let Err(e) = limiter.acquire(k, s.login_limit * 5, s.login_window).await {
-                limiter.release(&account_key).await?;
-                return Err(e);
+            limiter
+                .acquire(k, s.login_limit * 5, s.login_window)
+                .await?;
+        }
+        if let Err(e) = limiter
+            .acquire(&account_key, s.login_limit, s.login_window)
+            .await
+        {
+            if let Some(k) = &ip_key {
+                limiter.release(k).await?;
             }
+            return Err(e);
         }
         let verified = self.verify_login(&email, &attempt).await;
         let customer = match verified {
@@ -621,5 +629,44 @@ impl Engine {
             .await?
             .audit_entries(limit.clamp(1, 500), before)
             .await
+    }
+}
+
+/// What the per-address login limit counts by: an IPv4 address as it is (also when
+/// written IPv4-mapped, `::ffff:a.b.c.d`), an IPv6 address by its /64, the smallest
+/// block a single subscriber is given: counting each of its addresses apart would give
+/// one client 2^64 budgets.
+fn limit_address(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
+        Ok(v4) => v4.to_string(),
+        Err(_) => ip.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod limit_address_tests {
+    use super::limit_address;
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        assert_eq!(limit_address("203.0.113.7"), "203.0.113.7");
+        assert_eq!(limit_address("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(limit_address("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            limit_address("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "2001:db8:1:2::/64"
+        );
+        assert_ne!(
+            limit_address("2001:db8:1:3::1"),
+            limit_address("2001:db8:1:2::1")
+        );
     }
 }
