@@ -1976,7 +1976,8 @@ impl crate::payment::PaymentProvider for RedeliveringProvider {
 /// once, through the engine: each is recorded on the order and announced exactly once,
 /// neither write lost to the other (on PostgreSQL this needs `OrderRead::order`'s lock).
 pub async fn late_payment_deliveries_race_to_one_event(store: Arc<dyn Store>) {
-    let order = order(None, OrderStatus::Canceled, Duration::hours(-1));
+    let mut order = order(None, OrderStatus::Canceled, Duration::hours(-1));
+    order.payment.provider = "redelivering".into();
     let mut tx = store.begin().await.unwrap();
     tx.insert_order(&order).await.unwrap();
     tx.commit().await.unwrap();
@@ -2172,6 +2173,137 @@ impl crate::payment::PaymentProvider for GatedRefunds {
         }
         Ok(format!("refund-{}", r.order_id))
     }
+}
+
+/// A provider whose payments wait at a gate and are then declined: the moment between
+/// checkout's commit and the record of the provider's answer, held open.
+#[derive(Debug, Default)]
+struct GatedDecline {
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl crate::payment::PaymentProvider for GatedDecline {
+    fn name(&self) -> &str {
+        "gated"
+    }
+    async fn authorize(
+        &self,
+        _: &crate::payment::PaymentRequest,
+    ) -> crate::CoreResult<crate::payment::PaymentOutcome> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        Ok(crate::payment::PaymentOutcome::Declined {
+            code: "card_declined".into(),
+            message: "declined".into(),
+        })
+    }
+    async fn refund(&self, r: &crate::payment::RefundRequest) -> crate::CoreResult<String> {
+        Ok(format!("refund-{}", r.order_id))
+    }
+}
+
+/// A decline recorded while the expiry sweeper cancels the same order: both lock the
+/// order row before any stock row, so neither waits for the other in a circle (on
+/// PostgreSQL the decline restocked first and deadlocked with the sweeper).
+pub async fn a_decline_recorded_while_the_order_expires_does_not_deadlock(store: Arc<dyn Store>) {
+    let p = product("gate", &[("en", "Gate")], &[("GATE-1", 1000, 5)]);
+    let variant = p.variants[0].id;
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_product(&p).await.unwrap();
+    tx.commit().await.unwrap();
+    let gate = Arc::new(GatedDecline::default());
+    let engine = engine_paying_with(&store, gate.clone());
+    let cart = engine
+        .create_cart(
+            crate::service::carts::NewCart {
+                country: "KR".into(),
+                currency: "KRW".into(),
+                locale: Some("en".into()),
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .cart
+        .id;
+    engine.add_line(cart, variant, 1, None).await.unwrap();
+    let update = crate::service::carts::CartUpdate {
+        email: Some("gate@example.com".into()),
+        shipping_address: Some(Address {
+            name: "김".into(),
+            line1: "1".into(),
+            city: "Seoul".into(),
+            postal_code: "04524".into(),
+            country: "KR".into(),
+            phone: Some("+82 10-1234-5678".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    engine.update_cart(cart, update, None).await.unwrap();
+    let checkout = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let choice = crate::service::checkout::PaymentChoice {
+                provider: Some("gated".into()),
+                data: BTreeMap::new(),
+            };
+            engine.complete_cart(cart, None, choice, None).await
+        })
+    };
+    gate.entered.notified().await;
+    let placed = store
+        .read()
+        .await
+        .unwrap()
+        .cart(cart)
+        .await
+        .unwrap()
+        .unwrap()
+        .order_id
+        .expect("the order is placed before the provider is asked");
+
+    // The sweeper's transaction, step by step: the order locked first...
+    let mut sweeper = store.begin().await.unwrap();
+    let mut order = sweeper.order(placed).await.unwrap().unwrap();
+    gate.release.notify_one();
+    // ... the decline meanwhile tries to record itself ...
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // ... then the stock and the order.
+    sweeper.return_stock(variant, 1).await.unwrap();
+    order
+        .transition(
+            OrderStatus::Canceled,
+            crate::order::Actor::System,
+            Some("payment expired".into()),
+            SystemClock.now(),
+        )
+        .unwrap();
+    order.payment.status = PaymentStatus::Failed;
+    assert!(sweeper
+        .update_order_if(&order, OrderStatus::Pending)
+        .await
+        .unwrap());
+    sweeper.commit().await.unwrap();
+
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(20), checkout)
+        .await
+        .expect("the checkout finishes")
+        .unwrap();
+    let answered = answer.expect("the checkout is answered (the order expired meanwhile)");
+    assert_eq!(answered.order.status, OrderStatus::Canceled);
+    let stock = store
+        .read()
+        .await
+        .unwrap()
+        .variants(&[variant])
+        .await
+        .unwrap()[0]
+        .variant
+        .stock;
+    assert_eq!(stock, 5, "the unit went back once");
 }
 
 /// While a cancellation waits for the provider to refund a paid order, the order cannot
@@ -2639,6 +2771,7 @@ macro_rules! storage_contract_tests {
             relay_publishes_in_order_and_marks_what_was_acknowledged,
             a_hundred_products_read_at_once, cart_for_checkout_reads_cart_and_variants,
             an_order_read_in_a_transaction_holds_it, late_payment_deliveries_race_to_one_event,
+            a_decline_recorded_while_the_order_expires_does_not_deadlock,
             a_refresh_token_replayed_at_once_leaves_no_valid_successor,
             confirm_and_cancel_racing_never_keep_money_unrefunded,
             a_refunding_cancellation_holds_off_fulfilment,

@@ -94,12 +94,17 @@ impl CountryCompliance for Antarctica {
 impl TaxPolicy for Antarctica {}
 
 async fn app_with_clock(clock: Arc<dyn Clock>) -> App {
-    build_app(clock, false).await
+    build_app(clock, false, None).await
+}
+
+/// An app with one more payment provider installed.
+async fn app_with_provider(extra: Arc<dyn PaymentProvider>) -> App {
+    build_app(Arc::new(SystemClock), false, Some(extra)).await
 }
 
 /// An app whose engine has the `AQ` country plugin.
 async fn compliance_app() -> App {
-    build_app(Arc::new(SystemClock), true).await
+    build_app(Arc::new(SystemClock), true, None).await
 }
 
 /// A provider that confirms later by webhook, as Xendit's callbacks do: a shared token
@@ -171,17 +176,23 @@ impl PaymentProvider for CallbackProvider {
     }
 }
 
-async fn build_app(clock: Arc<dyn Clock>, with_country: bool) -> App {
+async fn build_app(
+    clock: Arc<dyn Clock>,
+    with_country: bool,
+    extra: Option<Arc<dyn PaymentProvider>>,
+) -> App {
     let dir = std::env::temp_dir().join(format!("jangteo-http-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("t.db").display());
     let store = jangteo_sql::open(&url, &Default::default()).await.unwrap();
+    let mut payments = PaymentRegistry::new()
+        .register(jangteo_payment_manual::ManualConfig::default().build())
+        .register(Arc::new(CallbackProvider));
+    if let Some(p) = extra {
+        payments = payments.register(p);
+    }
     let mut builder = EngineBuilder::new(store, vec![42u8; 32])
-        .payments(
-            PaymentRegistry::new()
-                .register(jangteo_payment_manual::ManualConfig::default().build())
-                .register(Arc::new(CallbackProvider)),
-        )
+        .payments(payments)
         .error_messages(CALLBACK_MESSAGES)
         .clock(clock);
     if with_country {
@@ -455,8 +466,14 @@ impl App {
             .await
     }
     async fn events(&self) -> Vec<String> {
+        let rows = self.outbox().await;
+        rows.into_iter().map(|e| e.event_type).collect()
+    }
+
+    /// Every event written so far (none is relayed in these tests).
+    async fn outbox(&self) -> Vec<jangteo_core::events::DomainEvent> {
         let rows = self.engine.store().outbox_pending(10_000).await.unwrap();
-        rows.into_iter().map(|r| r.event.event_type).collect()
+        rows.into_iter().map(|r| r.event).collect()
     }
 }
 
@@ -3824,11 +3841,29 @@ async fn payment_webhooks_settle_pending_orders_once() {
     let r = callback(&app.store, "forged", paid.clone()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
     assert_eq!(r.headers[header::CONTENT_TYPE], "application/problem+json");
-    let short =
-        json!({"id": format!("qr_{id}"), "external_id": id, "status": "PAID", "amount": total - 1});
-    let r = callback(&app.store, CALLBACK_TOKEN, short).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
-    assert_eq!(r.body["code"], "amount_mismatch");
+    // Money that is not the order's total does not pay it, but it was taken: it is
+    // put on record for a refund, once, and acknowledged so the provider stops.
+    let short = json!({"id": format!("qr_short_{id}"), "external_id": id, "status": "PAID", "amount": total - 1});
+    for _ in 0..2 {
+        let r = callback(&app.store, CALLBACK_TOKEN, short.clone()).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    }
+    let order = order_status(id.clone()).await;
+    assert_eq!(order["status"], "pending");
+    assert_eq!(
+        order["payment"]["late_references"],
+        json!([format!("qr_short_{id}")])
+    );
+    let unmatched: Vec<Value> = app
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "order.payment_unmatched")
+        .map(|e| e.payload["late_payment"].clone())
+        .collect();
+    assert_eq!(unmatched.len(), 1, "{unmatched:?}");
+    assert_eq!(unmatched[0]["reason"], "amount_mismatch");
+    assert_eq!(won(&unmatched[0]["amount"]), total - 1);
     let r = callback(&app.store, CALLBACK_TOKEN, json!({"status": "PAID"})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(r.body["code"], "malformed_webhook");
@@ -3934,4 +3969,202 @@ async fn payment_webhooks_settle_pending_orders_once() {
         json!([format!("qr_{id3}"), "qr_second"])
     );
     assert_eq!(count(&app.events().await, "order.payment_after_cancel"), 2);
+}
+
+/// Payments of `gated` wait until the test lets them go, then are captured: the
+/// moment between checkout's commit and the provider's answer, held open.
+#[derive(Debug, Default)]
+struct GatedCapture {
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl PaymentProvider for GatedCapture {
+    fn name(&self) -> &str {
+        "gated"
+    }
+    async fn authorize(&self, req: &PaymentRequest) -> CoreResult<PaymentOutcome> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        Ok(PaymentOutcome::Captured {
+            reference: format!("cap_{}", req.order_id),
+        })
+    }
+    async fn refund(&self, req: &RefundRequest) -> CoreResult<String> {
+        Ok(format!("refund_{}", req.order_id))
+    }
+}
+
+/// The references announced by events of `event_type`, with their reasons.
+async fn unapplied(app: &App, event_type: &str) -> Vec<(String, String)> {
+    app.outbox()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == event_type)
+        .map(|e| {
+            let p = &e.payload["late_payment"];
+            (
+                p["reference"].as_str().unwrap().to_string(),
+                p["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The buyer cancels (in another tab) while the provider is still taking the money:
+/// the capture that arrives after the cancel is put on record for a refund, and the
+/// checkout answers the canceled order, not "payment declined".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_that_loses_to_a_cancel_is_put_on_record() {
+    let gate = Arc::new(GatedCapture::default());
+    let app = app_with_provider(gate.clone()).await;
+    let admin = app.admin_token().await;
+    let (_, vid) = app.product(&admin, "gated-item", 5).await;
+    let buyer = app.buyer("gated@example.com").await;
+    let cart = app.ready_cart(Some(&buyer), &vid, 1).await;
+    let checkout = {
+        let (store, cart, buyer) = (app.store.clone(), cart.clone(), buyer.clone());
+        tokio::spawn(async move {
+            send(
+                &store,
+                Method::POST,
+                &format!("/store/carts/{cart}/complete"),
+                Some(&buyer),
+                Some(json!({"payment": {"provider": "gated"}})),
+                &[("idempotency-key", "gated-1")],
+            )
+            .await
+        })
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), gate.entered.notified())
+        .await
+        .unwrap();
+    let list = app.get("/store/orders", Some(&buyer)).await;
+    let id = list.body["orders"][0]["id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            &format!("/store/orders/{id}/cancel"),
+            Some(&buyer),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    gate.release.notify_one();
+    let answer = checkout.await.unwrap();
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    assert_eq!(answer.body["status"], "canceled", "{}", answer.body);
+    let reference = format!("cap_{id}");
+    assert_eq!(
+        answer.body["payment"]["late_references"],
+        json!([reference])
+    );
+    assert_eq!(
+        unapplied(&app, "order.payment_after_cancel").await,
+        [(reference, "after_cancel".to_string())]
+    );
+    // A retry with the key answers the same order.
+    let again = send(
+        &app.store,
+        Method::POST,
+        &format!("/store/carts/{cart}/complete"),
+        Some(&buyer),
+        Some(json!({"payment": {"provider": "gated"}})),
+        &[("idempotency-key", "gated-1")],
+    )
+    .await;
+    assert_eq!(again.body["id"], answer.body["id"], "{}", again.body);
+    assert_eq!(again.body["status"], "canceled");
+}
+
+/// A pending order paid, canceled (refunded), and then the provider redelivers its
+/// "paid" webhook: the money was returned already, so nothing asks for a refund again;
+/// a second, different payment for a paid order is new money and is put on record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_and_second_payments_are_told_apart() {
+    let app = app().await;
+    let admin = app.admin_token().await;
+    let (_, vid) = app.product(&admin, "redeliver", 5).await;
+    let paid_order = || {
+        let (app, vid) = (&app, vid.clone());
+        async move {
+            let cart = app.ready_cart(None, &vid, 1).await;
+            let body = app
+                .complete_pending(&cart, json!({"provider": "callback"}), "qr")
+                .await;
+            let id = body["id"].as_str().unwrap().to_string();
+            let paid = json!({"id": format!("qr_{id}"), "external_id": id, "status": "PAID", "amount": won(&body["totals"]["total"])});
+            let r = callback(&app.store, CALLBACK_TOKEN, paid.clone()).await;
+            assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+            (id, body["order_token"].as_str().unwrap().to_string(), paid)
+        }
+    };
+
+    let (id, token, paid) = paid_order().await;
+    let r = send(
+        &app.store,
+        Method::POST,
+        &format!("/store/orders/{id}/cancel"),
+        None,
+        None,
+        &[("x-order-token", &token)],
+    )
+    .await;
+    assert_eq!(r.body["payment"]["status"], "refunded", "{}", r.body);
+    let r = callback(&app.store, CALLBACK_TOKEN, paid).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let order = app
+        .admin(Method::GET, &format!("/admin/orders/{id}"), &admin, None)
+        .await
+        .body;
+    assert_eq!(order["payment"]["late_references"], json!([]), "{order}");
+    assert!(unapplied(&app, "order.payment_after_cancel")
+        .await
+        .is_empty());
+
+    let (id, _, mut paid) = paid_order().await;
+    paid["id"] = json!("qr_second");
+    for _ in 0..2 {
+        let r = callback(&app.store, CALLBACK_TOKEN, paid.clone()).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    }
+    let order = app
+        .admin(Method::GET, &format!("/admin/orders/{id}"), &admin, None)
+        .await
+        .body;
+    assert_eq!(order["status"], "paid");
+    assert_eq!(order["payment"]["reference"], format!("qr_{id}"));
+    assert_eq!(order["payment"]["late_references"], json!(["qr_second"]));
+    assert_eq!(
+        unapplied(&app, "order.payment_unmatched").await,
+        [("qr_second".to_string(), "already_paid".to_string())]
+    );
+}
+
+/// One provider's webhook never settles or cancels an order another provider takes
+/// the payment of (a `manual` bank transfer is confirmed by an operator only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_settles_only_its_own_providers_orders() {
+    let app = app().await;
+    let admin = app.admin_token().await;
+    let (pid, vid) = app.product(&admin, "cross-provider", 5).await;
+    let body = app.manual_transfer(&vid, 1).await;
+    let id = body["id"].as_str().unwrap().to_string();
+    let total = won(&body["totals"]["total"]);
+    for status in ["PAID", "EXPIRED"] {
+        let r = callback(
+            &app.store,
+            CALLBACK_TOKEN,
+            json!({"id": "qr_foreign", "external_id": id, "status": status, "amount": total}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{status}: {}", r.body);
+    }
+    let order = app
+        .admin(Method::GET, &format!("/admin/orders/{id}"), &admin, None)
+        .await
+        .body;
+    assert_eq!(order["status"], "pending", "{order}");
+    assert_eq!(order["payment"]["reference"], body["payment"]["reference"]);
+    assert_eq!(app.stock(&pid).await, 4, "the stock stays reserved");
 }

@@ -56,7 +56,7 @@ fn describe() {
         ),
         (
             "jangteo_checkouts_total",
-            "Checkouts that placed an order, by provider and outcome: paid, pending, declined, unrecorded (provider answer not written).",
+            "Checkouts that placed an order, by provider and outcome: paid, pending, declined, canceled (meanwhile), unrecorded (provider answer not written).",
         ),
         (
             "jangteo_payment_provider_errors_total",

@@ -29,6 +29,7 @@ use crate::engine::Engine;
 use crate::error::{CoreError, CoreResult};
 use crate::events::DomainEvent;
 use crate::ids::{CartId, OrderId};
+use crate::money::Money;
 use crate::order::{
     Actor, Order, OrderLine, OrderStatus, PaymentInfo, PaymentStatus, StatusChange,
 };
@@ -435,14 +436,16 @@ impl Engine {
                 return Err(e);
             }
         };
-        if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
+        if is_declined(&order) {
             counted("declined");
             return Err(declined_error(&order));
         }
-        counted(if order.status == OrderStatus::Paid {
-            "paid"
-        } else {
-            "pending"
+        // Canceled meanwhile (the buyer in another tab, staff, the expiry): the order
+        // is answered as it is; a payment taken anyway is in its `late_references`.
+        counted(match order.status {
+            OrderStatus::Paid => "paid",
+            OrderStatus::Pending => "pending",
+            _ => "canceled",
         });
         Ok(CheckoutResult {
             order,
@@ -474,11 +477,18 @@ impl Engine {
                 .ok_or(CoreError::NotFound { entity: "order" })?,
         };
         if order.status != OrderStatus::Pending {
-            // Someone (webhook, sweeper) settled it meanwhile.
-            return Ok((order, None));
+            // Someone (webhook, sweeper, a cancel) settled it meanwhile.
+            drop(tx);
+            return self.settled_meanwhile(order_id, outcome).await;
         }
+        // Money the provider took, should the order turn out settled meanwhile.
+        let captured = match &outcome {
+            PaymentOutcome::Captured { reference } => Some(reference.clone()),
+            _ => None,
+        };
         let mut events = Vec::new();
         let mut next = None;
+        let mut declined = false;
         match outcome {
             PaymentOutcome::Captured { reference } => {
                 events.push(capture(&mut order, reference, actor, now)?);
@@ -506,14 +516,7 @@ impl Engine {
                     Some(format!("payment declined: {code}: {message}")),
                     now,
                 )?;
-                super::orders::restock(&mut tx, &order.lines).await?;
-                // The buyer may try again with another card.
-                if let Some(mut cart) = tx.cart(order.cart_id).await? {
-                    cart.status = CartStatus::Open;
-                    cart.order_id = None;
-                    cart.updated_at = now;
-                    tx.save_cart(&cart).await?;
-                }
+                declined = true;
                 events.push(DomainEvent::new(
                     "order.canceled",
                     "order",
@@ -523,10 +526,30 @@ impl Engine {
                 ));
             }
         }
+        // The order row first, then stock and cart: cancel and expiry lock in that
+        // order too, so a decline recorded while they run cannot deadlock with them.
         if !tx.update_order_if(&order, OrderStatus::Pending).await? {
-            // Settled meanwhile (webhook, sweeper): nothing of ours is written.
+            // Settled meanwhile (webhook, sweeper, a cancel): nothing of ours is
+            // written, but money taken is put on record.
             drop(tx);
-            return Ok((self.order_by_id(order_id).await?, None));
+            let outcome = match captured {
+                Some(reference) => PaymentOutcome::Captured { reference },
+                None => PaymentOutcome::Declined {
+                    code: String::new(),
+                    message: String::new(),
+                },
+            };
+            return self.settled_meanwhile(order_id, outcome).await;
+        }
+        if declined {
+            super::orders::restock(&mut tx, &order.lines).await?;
+            // The buyer may try again with another card.
+            if let Some(mut cart) = tx.cart(order.cart_id).await? {
+                cart.status = CartStatus::Open;
+                cart.order_id = None;
+                cart.updated_at = now;
+                tx.save_cart(&cart).await?;
+            }
         }
         if let Some(a) = audit {
             tx.append_audit(&a).await?;
@@ -537,6 +560,21 @@ impl Engine {
             self.invalidate_catalog_cache();
         }
         Ok((order, next))
+    }
+
+    /// A provider's answer for an order someone settled first: a capture is money
+    /// the order no longer takes (canceled meanwhile, or paid by another payment), so
+    /// it is put on record for a refund; any other answer changes nothing.
+    async fn settled_meanwhile(
+        &self,
+        order_id: OrderId,
+        outcome: PaymentOutcome,
+    ) -> CoreResult<(Order, Option<NextAction>)> {
+        if let PaymentOutcome::Captured { reference } = outcome {
+            self.record_unapplied_payment(order_id, reference, None)
+                .await?;
+        }
+        Ok((self.order_by_id(order_id).await?, None))
     }
 
     /// The stored answer for `key`, if a request with it was recorded.
@@ -577,7 +615,7 @@ impl Engine {
 
     async fn replayed_order(&self, order_id: OrderId) -> CoreResult<CheckoutResult> {
         let order = self.order_by_id(order_id).await?;
-        if order.status == OrderStatus::Canceled && order.payment.status == PaymentStatus::Failed {
+        if is_declined(&order) {
             return Err(declined_error(&order));
         }
         // Guests lose nothing if the first answer was lost: the token is derived.
@@ -631,33 +669,29 @@ impl Engine {
                 reference,
                 amount,
             } => {
-                let order = self.order_by_id(order_id).await?;
+                let order = self.provider_order(order_id, provider).await?;
                 if amount != order.payment.amount {
-                    return Err(CoreError::invalid(
-                        "amount_mismatch",
-                        "webhook amount differs from the order total",
-                    ));
-                }
-                let (after, _) = self
-                    .record_payment_outcome(
-                        order_id,
-                        None,
-                        PaymentOutcome::Captured {
-                            reference: reference.clone(),
-                        },
-                        Actor::Provider {
-                            name: provider.into(),
-                        },
-                        None,
-                    )
-                    .await?;
-                if after.status == OrderStatus::Canceled {
-                    self.record_payment_after_cancel(order_id, provider, reference)
+                    // The money is real even if it does not match: kept on record for
+                    // a refund (and answered 2xx, so the provider stops redelivering).
+                    self.record_unapplied_payment(order_id, reference, Some(amount))
                         .await?;
+                    return Ok(());
                 }
+                // A capture for an order settled meanwhile is put on record there.
+                self.record_payment_outcome(
+                    order_id,
+                    None,
+                    PaymentOutcome::Captured { reference },
+                    Actor::Provider {
+                        name: provider.into(),
+                    },
+                    None,
+                )
+                .await?;
                 Ok(())
             }
             crate::payment::WebhookEvent::Failed { order_id, reason } => {
+                self.provider_order(order_id, provider).await?;
                 self.record_payment_outcome(
                     order_id,
                     None,
@@ -679,17 +713,33 @@ impl Engine {
 }
 
 impl Engine {
-    /// Money arrived for a canceled order (paid after expiry): someone must refund it.
-    /// The provider's reference is kept on the order and `order.payment_after_cancel`
-    /// is emitted once per payment, however often the provider redelivers the webhook
-    /// (they retry until they see a 2xx, sometimes several deliveries at once): the
-    /// order read in the transaction holds the order, so a racing delivery waits and
-    /// then finds the reference.
-    async fn record_payment_after_cancel(
+    /// The order a provider's webhook names, if that provider takes its payment: one
+    /// provider's webhook never settles (or cancels) another's order, such as a
+    /// `manual` bank transfer only an operator may confirm.
+    async fn provider_order(&self, order_id: OrderId, provider: &str) -> CoreResult<Order> {
+        let order = self.order_by_id(order_id).await?;
+        if order.payment.provider != provider {
+            // As for an unknown order: this provider has no such order.
+            return Err(CoreError::NotFound { entity: "order" });
+        }
+        Ok(order)
+    }
+
+    /// Money a provider took that the order does not take: paid after the order was
+    /// canceled (expired, canceled by the buyer while paying), a second payment for an
+    /// order already paid, or an amount that is not the order's (`mismatch`, the amount
+    /// paid). Someone must refund it: the reference is kept in the order's
+    /// `payment.late_references` and one event is emitted per reference, however often
+    /// the provider redelivers (they retry until they see a 2xx, sometimes several
+    /// deliveries at once): the order read in the transaction holds the order, so a
+    /// racing delivery waits and then finds the reference. The order's own payment
+    /// delivered again (captured, refunding or refunded) is no new money and records
+    /// nothing.
+    async fn record_unapplied_payment(
         &self,
         order_id: OrderId,
-        provider: &str,
         reference: String,
+        mismatch: Option<Money>,
     ) -> CoreResult<()> {
         let now = self.now();
         let mut tx = self.0.store.begin().await?;
@@ -697,30 +747,36 @@ impl Engine {
             .order(order_id)
             .await?
             .ok_or(CoreError::NotFound { entity: "order" })?;
-        if order.status != OrderStatus::Canceled
-            || order.payment.late_references.contains(&reference)
+        let own_payment = order.payment.reference.as_deref() == Some(reference.as_str())
+            && matches!(
+                order.payment.status,
+                PaymentStatus::Captured | PaymentStatus::Refunding | PaymentStatus::Refunded
+            );
+        if (own_payment && mismatch.is_none()) || order.payment.late_references.contains(&reference)
         {
             return Ok(());
         }
+        let read_as = order.status;
         order.payment.late_references.push(reference.clone());
         order.updated_at = now;
-        if !tx.update_order_if(&order, OrderStatus::Canceled).await? {
+        if !tx.update_order_if(&order, read_as).await? {
             return Ok(());
         }
+        let (event_type, reason) = match (read_as, mismatch) {
+            (OrderStatus::Canceled, _) => ("order.payment_after_cancel", "after_cancel"),
+            (_, Some(_)) => ("order.payment_unmatched", "amount_mismatch"),
+            _ => ("order.payment_unmatched", "already_paid"),
+        };
+        let provider = order.payment.provider.clone();
+        let amount = mismatch.unwrap_or(order.payment.amount);
         // Whoever refunds needs to know which payment: the snapshot names the order only.
         let mut payload = order_payload(&order);
         payload["late_payment"] = json!({
-            "provider": provider, "reference": reference, "amount": order.payment.amount,
+            "provider": provider, "reference": reference, "amount": amount, "reason": reason,
         });
-        let ev = DomainEvent::new(
-            "order.payment_after_cancel",
-            "order",
-            order_id,
-            now,
-            payload,
-        );
+        let ev = DomainEvent::new(event_type, "order", order_id, now, payload);
         self.commit(tx, &[ev]).await?;
-        tracing::error!(order = %order_id, provider, %reference, "payment confirmed for a canceled order; refund needed");
+        tracing::error!(order = %order_id, %provider, %reference, reason, "a payment the order does not take; refund needed");
         Ok(())
     }
 
@@ -798,6 +854,14 @@ impl Engine {
         }
         Ok(order)
     }
+}
+
+/// Canceled because the provider declined the payment (not by a cancel or expiry,
+/// which record no failure code).
+fn is_declined(order: &Order) -> bool {
+    order.status == OrderStatus::Canceled
+        && order.payment.status == PaymentStatus::Failed
+        && order.payment.failure_code.is_some()
 }
 
 fn declined_error(order: &Order) -> CoreError {
