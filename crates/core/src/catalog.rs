@@ -224,6 +224,14 @@ pub fn validate_handle(field: &str, handle: &str, errors: &mut Vec<FieldError>) 
             "invalid_format",
             "1-100 characters of lowercase letters, digits and dashes, not starting or ending with a dash",
         ));
+    } else if handle.parse::<crate::ids::ProductId>().is_ok() {
+        // `/products/{id_or_handle}` reads an id first: a handle written like one
+        // (32 hex digits, with or without dashes) could never be reached by it.
+        errors.push(FieldError::new(
+            field,
+            "invalid_format",
+            "a handle must not have the form of a product id (a UUID)",
+        ));
     }
 }
 
@@ -741,6 +749,23 @@ pub struct ProductPage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handle_may_not_look_like_a_product_id() {
+        let check = |h: &str| {
+            let mut errors = Vec::new();
+            validate_handle("handle", h, &mut errors);
+            errors.is_empty()
+        };
+        assert!(check("red-ginseng-stick-30"));
+        assert!(check("cafebabe"));
+        assert!(!check("cafebabecafebabecafebabecafebabe"));
+        assert!(!check("00000000-0000-0000-0000-000000000001"));
+        assert!(
+            check("00000000-0000-0000-0000-00000000000"),
+            "one digit short"
+        );
+    }
 
     fn input() -> ProductInput {
         serde_json::from_value(serde_json::json!({

@@ -1954,6 +1954,67 @@ async fn a_line_too_expensive_to_total_is_refused_and_the_cart_stays_usable() {
     let r = app.get(&format!("/store/carts/{cart}"), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["totals"]["subtotal"]["amount"], "600000000039000");
+
+    // The price raised afterwards past what the cart can total: a change that leaves
+    // the cart unpriceable is refused with nothing saved (not saved and answered
+    // with an error), and one that makes it priceable again goes through.
+    let gold_product = r.body["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["variant_id"] == gold.as_str())
+        .unwrap()["product_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let price = |amount: &'static str| {
+        let (app, admin, uri) = (
+            &app,
+            admin.clone(),
+            format!("/admin/products/{gold_product}/variants/{gold}"),
+        );
+        async move {
+            let r = app
+                .admin(
+                    Method::PATCH,
+                    &uri,
+                    &admin,
+                    Some(json!({"prices": [{"amount": amount, "currency": "KRW"}]})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        }
+    };
+    price("1000000000000000").await;
+    let r = app
+        .patch(
+            &format!("/store/carts/{cart}"),
+            None,
+            json!({"email": "changed@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    price("600000000000000").await;
+    let r = app.get(&format!("/store/carts/{cart}"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["email"], "buyer@example.com",
+        "the refused change left nothing"
+    );
+    assert_eq!(r.body["line_items"].as_array().unwrap().len(), 2);
+    // Removing the line that cannot be totaled is what makes the cart whole again.
+    price("1000000000000000").await;
+    let r = send(
+        &app.store,
+        Method::DELETE,
+        &format!("{lines}/{line}"),
+        None,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["line_items"].as_array().unwrap().len(), 1);
 }
 
 /// A guest cart completed by a signed-in buyer: replaying the completion shows the order

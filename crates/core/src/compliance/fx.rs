@@ -17,6 +17,7 @@ pub struct ExchangeRates {
     /// The currency rates are quoted against.
     pub base: Currency,
     /// Units of the currency for one unit of `base`.
+    #[serde(deserialize_with = "each_currency_once")]
     pub rates: BTreeMap<Currency, Decimal>,
     /// Where the rates come from (bank, date).
     #[serde(default)]
@@ -98,9 +99,53 @@ impl ExchangeRates {
     }
 }
 
+/// A rate map in which no currency appears twice. Currency codes are read in any case,
+/// so `"USD"` and `"usd"` name one currency: a plain map would keep whichever came
+/// last and silently drop the other rate.
+fn each_currency_once<'de, D>(d: D) -> Result<BTreeMap<Currency, Decimal>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Rates;
+    impl<'de> serde::de::Visitor<'de> for Rates {
+        type Value = BTreeMap<Currency, Decimal>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of currency codes to rates")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut rates = BTreeMap::new();
+            while let Some((currency, rate)) = map.next_entry::<Currency, Decimal>()? {
+                if rates.insert(currency, rate).is_some() {
+                    return Err(serde::de::Error::custom(format!(
+                        "rates: {currency} is listed twice"
+                    )));
+                }
+            }
+            Ok(rates)
+        }
+    }
+    d.deserialize_map(Rates)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_currency_listed_twice_in_any_case_is_refused() {
+        let table = |rates: &str| {
+            serde_json::from_str::<ExchangeRates>(&format!(
+                r#"{{"base": "KRW", "rates": {rates}, "valid_from": "2026-01-01"}}"#
+            ))
+        };
+        let err = table(r#"{"USD": "0.00072", "usd": "0.5"}"#).unwrap_err();
+        assert!(err.to_string().contains("USD is listed twice"), "{err}");
+        assert!(table(r#"{"USD": "0.00072", "USD": "0.5"}"#).is_err());
+        assert!(table(r#"{"USD": "0.00072", "idr": "11.5"}"#).is_ok());
+    }
     use proptest::prelude::*;
 
     fn table() -> ExchangeRates {

@@ -158,8 +158,10 @@ impl Engine {
         self.priced(r, cart).await
     }
 
-    /// A change that needs no catalog data (address, removal): the variants for the
-    /// answer are read after the commit, off the single writer.
+    /// A change that needs no catalog data (address, removal). The cart is still
+    /// priced before the commit: a cart that cannot be priced after the change (a
+    /// price raised since beyond the largest total) refuses it with nothing saved,
+    /// rather than saving it and answering an error.
     async fn change_cart<F>(
         &self,
         id: CartId,
@@ -169,7 +171,7 @@ impl Engine {
     where
         F: FnOnce(&mut Cart) -> CoreResult<()> + Send,
     {
-        self.change_cart_inner(id, caller, None, |cart, _| change(cart))
+        self.change_cart_inner(id, caller, Vec::new(), |cart, _| change(cart))
             .await
     }
 
@@ -186,15 +188,14 @@ impl Engine {
     where
         F: FnOnce(&mut Cart, &[crate::catalog::VariantSnapshot]) -> CoreResult<()> + Send,
     {
-        self.change_cart_inner(id, caller, Some(extra), change)
-            .await
+        self.change_cart_inner(id, caller, extra, change).await
     }
 
     async fn change_cart_inner<F>(
         &self,
         id: CartId,
         caller: Option<&Principal>,
-        extra: Option<Vec<VariantId>>,
+        extra: Vec<VariantId>,
         change: F,
     ) -> CoreResult<PricedCart>
     where
@@ -203,10 +204,7 @@ impl Engine {
         let now = self.now();
         // Taken before the transaction: refreshing it may read the store, which must
         // not wait for a second connection while this one is held.
-        let rules = match extra {
-            Some(_) => Some(self.rules_snapshot().await),
-            None => None,
-        };
+        let rules = self.rules_snapshot().await;
         let mut tx = self.0.store.begin().await?;
         let mut cart = tx
             .cart(id)
@@ -214,28 +212,17 @@ impl Engine {
             .ok_or(CoreError::NotFound { entity: "cart" })?;
         Self::check_owner(&cart, caller)?;
         cart.ensure_open(now)?;
-        let snaps = match &extra {
-            Some(extra) => {
-                let mut ids: Vec<VariantId> = cart.lines.iter().map(|l| l.variant_id).collect();
-                ids.extend(
-                    extra
-                        .iter()
-                        .filter(|v| !cart.lines.iter().any(|l| l.variant_id == **v)),
-                );
-                tx.variants(&ids).await?
-            }
-            None => Vec::new(),
-        };
+        let mut ids: Vec<VariantId> = cart.lines.iter().map(|l| l.variant_id).collect();
+        ids.extend(
+            extra
+                .iter()
+                .filter(|v| !cart.lines.iter().any(|l| l.variant_id == **v)),
+        );
+        let snaps = tx.variants(&ids).await?;
         change(&mut cart, &snaps)?;
         cart.updated_at = now;
         // Activity extends the cart's life.
         cart.expires_at = now + self.0.settings.cart_ttl;
-        let Some(rules) = rules else {
-            tx.save_cart(&cart).await?;
-            self.commit(tx, &[]).await?;
-            let r = self.0.store.read().await?;
-            return self.priced(r, cart).await;
-        };
         // Priced before the commit (no store read: pricing alone, as checkout prices
         // in its transaction): a line the cart cannot be priced with (a total beyond
         // the largest amount) is refused with nothing saved, instead of being saved
