@@ -332,7 +332,8 @@ impl SalesStatistics {
             match rows.iter_mut().find(|r| r.product_id == line.product_id) {
                 Some(r) => {
                     r.units += sign * line.quantity;
-                    r.revenue_minor += sign * revenue;
+                    // Saturating, as the stores sum: see `SalesRow::revenue_minor`.
+                    r.revenue_minor = r.revenue_minor.saturating_add(sign * revenue);
                 }
                 None => rows.push(SalesRow {
                     day,

@@ -252,7 +252,9 @@ pub struct SalesRow {
     pub orders: i64,
     /// Units sold.
     pub units: i64,
-    /// Revenue in minor units of `currency` (line totals).
+    /// Revenue in minor units of `currency` (line totals). Sums saturate at the
+    /// bounds of `i64` (about 9.2 x 10^18 minor units per day, country, product and
+    /// currency) instead of overflowing: a figure at a bound reads "at least this".
     pub revenue_minor: i64,
 }
 

@@ -1494,6 +1494,38 @@ pub async fn projections_apply_once(store: Arc<dyn Store>) {
         .unwrap();
     assert!(none.is_empty());
 
+    // Sums past the range of a 64-bit integer stay integers at its bound (SQLite would
+    // turn the sum into a float, PostgreSQL refuse it and stall the consumer).
+    let big = SalesRow {
+        product_id: ProductId::new(),
+        revenue_minor: i64::MAX - 10,
+        ..row.clone()
+    };
+    for rows in [vec![big.clone()], vec![big.clone(), big.clone()]] {
+        let mut tx = store.begin().await.unwrap();
+        tx.add_sales(&rows).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let read = |p: ProductId| {
+        let store = store.clone();
+        async move {
+            let rows = store.read().await.unwrap().sales(day, day).await.unwrap();
+            rows.into_iter().find(|r| r.product_id == p).unwrap()
+        }
+    };
+    let saturated = read(big.product_id).await;
+    assert_eq!((saturated.orders, saturated.revenue_minor), (3, i64::MAX));
+    let refund = SalesRow {
+        revenue_minor: i64::MIN + 5,
+        ..big.clone()
+    };
+    for _ in 0..3 {
+        let mut tx = store.begin().await.unwrap();
+        tx.add_sales(std::slice::from_ref(&refund)).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(read(big.product_id).await.revenue_minor, i64::MIN);
+
     let n = NotificationRecord {
         id: 0,
         event_id: event,

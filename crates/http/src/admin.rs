@@ -10,7 +10,7 @@ use jangteo_core::compliance::ExchangeRates;
 use jangteo_core::customer::Role;
 use jangteo_core::ids::{OrderId, ProductId, VariantId};
 use jangteo_core::locale::LocalizedText;
-use jangteo_core::money::{Currency, Money};
+use jangteo_core::money::Currency;
 use jangteo_core::order::OrderStatus;
 use jangteo_core::service::orders::FulfillInput;
 use jangteo_core::service::users::StaffUpdate;
@@ -452,14 +452,21 @@ pub(crate) async fn sales_report(
     let rows = rows
         .into_iter()
         .map(|r| {
-            let revenue = Money::from_minor(r.revenue_minor, r.currency.parse::<Currency>()?)?;
+            // A day's sum may pass the largest amount one order can have (`Money`'s
+            // range): formatted from the minor units as they are.
+            let currency = r.currency.parse::<Currency>()?;
+            let revenue = crate::dto::MoneyDto {
+                amount: rust_decimal::Decimal::new(r.revenue_minor, currency.exponent())
+                    .to_string(),
+                currency: currency.code().to_string(),
+            };
             Ok(SalesRowDto {
                 day: r.day,
                 country: r.country,
                 product_id: r.product_id.to_string(),
                 orders: r.orders,
                 units: r.units,
-                revenue: revenue.into(),
+                revenue,
             })
         })
         .collect::<Result<Vec<_>, jangteo_core::CoreError>>()?;

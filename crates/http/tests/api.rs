@@ -2078,6 +2078,36 @@ async fn sales_report_ranges_are_checked() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // A day's revenue beyond what one order may total is reported as it is, not
+    // refused as if the caller had sent a bad amount.
+    let day = chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
+    let mut tx = app.engine.store().begin().await.unwrap();
+    tx.add_sales(&[jangteo_core::ports::SalesRow {
+        day,
+        country: "KR".into(),
+        product_id: jangteo_core::ids::ProductId::new(),
+        currency: "USD".into(),
+        orders: 93,
+        units: 93,
+        revenue_minor: 930_000_000_000_000_000,
+    }])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = app
+        .admin(
+            Method::GET,
+            "/admin/stats/sales?from=2025-06-01&to=2025-06-01",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["rows"][0]["revenue"],
+        json!({"amount": "9300000000000000.00", "currency": "USD"})
+    );
 }
 
 /// Wrong passwords sent all at once are limited as if sent one by one: each attempt

@@ -156,7 +156,7 @@ impl ProjectionWrite for PgTx {
                 Some(s) => {
                     s.orders += r.orders;
                     s.units += r.units;
-                    s.revenue_minor += r.revenue_minor;
+                    s.revenue_minor = s.revenue_minor.saturating_add(r.revenue_minor);
                 }
                 None => sums.push(r.clone()),
             }
@@ -170,7 +170,9 @@ impl ProjectionWrite for PgTx {
              ON CONFLICT (day, country, product_id, currency) DO UPDATE SET
                orders = sales_daily.orders + excluded.orders,
                units = sales_daily.units + excluded.units,
-               revenue_minor = sales_daily.revenue_minor + excluded.revenue_minor",
+               revenue_minor = LEAST(GREATEST(
+                 sales_daily.revenue_minor::numeric + excluded.revenue_minor,
+                 -9223372036854775808), 9223372036854775807)::bigint",
         )
         .bind(sums.iter().map(|s| s.day).collect::<Vec<_>>())
         .bind(sums.iter().map(|s| s.country.as_str()).collect::<Vec<_>>())

@@ -106,7 +106,14 @@ impl ProjectionWrite for SqliteTx {
                  VALUES (?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (day, country, product_id, currency) DO UPDATE SET
                    orders = orders + excluded.orders, units = units + excluded.units,
-                   revenue_minor = revenue_minor + excluded.revenue_minor",
+                   revenue_minor = CASE
+                     WHEN excluded.revenue_minor > 0
+                       AND revenue_minor > 9223372036854775807 - excluded.revenue_minor
+                       THEN 9223372036854775807
+                     WHEN excluded.revenue_minor < 0
+                       AND revenue_minor < (-9223372036854775807 - 1) - excluded.revenue_minor
+                       THEN (-9223372036854775807 - 1)
+                     ELSE revenue_minor + excluded.revenue_minor END",
                 params![
                     s.day.to_string(),
                     s.country,
