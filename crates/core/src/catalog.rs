@@ -54,6 +54,7 @@ impl ProductStatus {
 
 /// A reference to a media file (image) kept by a media store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MediaRef {
     /// Where the file can be fetched (absolute URL or a path under the media base URL).
     pub url: String,

@@ -254,6 +254,7 @@ impl fmt::Display for Money {
 /// Wire form of money as it arrives in JSON: `{"amount": "12900", "currency": "KRW"}`.
 /// Kept separate from [`Money`] so that validation errors carry a field path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MoneyInput {
     /// Decimal string.
     pub amount: String,

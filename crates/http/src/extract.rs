@@ -13,10 +13,26 @@ use jangteo_core::locale::{parse_accept_language, LocaleChain};
 use crate::problem::ApiError;
 use crate::AppState;
 
-/// `axum::Json` with problem-document rejections.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body, with problem-document rejections: `415` unless sent as
+/// `application/json`, `422 invalid_body` for a body that is not a JSON object (serde
+/// would otherwise read a struct from an array of its fields, `["KR","KRW"]`) or does
+/// not fit, `400 malformed_json` for text that is not JSON.
+#[derive(Debug)]
 pub(crate) struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = object_body(req, state).await?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(ApiJson(value))
+    }
+}
 
 /// An optional JSON body (a cancel reason, checkout's payment choice): no body, or only
 /// whitespace, is `T::default()`; anything else must be a JSON object sent as
@@ -32,31 +48,61 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        use axum::extract::rejection::JsonRejection;
-        use axum::http::StatusCode;
         let sent_as_json = is_json(req.headers());
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::from(JsonRejection::from(e)))?;
-        let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(OptionalJson(T::default()));
-        };
+        }
         if !sent_as_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body with `Content-Type: application/json`",
-            ));
+            return Err(not_json());
         }
-        if *first != b'{' {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
-                "the body must be a JSON object",
-            ));
-        }
+        must_be_object(&bytes)?;
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(OptionalJson(value))
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(
+    req: axum::extract::Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    use axum::extract::rejection::JsonRejection;
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| ApiError::from(JsonRejection::from(e)))
+}
+
+/// The body of a request that must carry a JSON object.
+async fn object_body<S: Send + Sync>(
+    req: axum::extract::Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    if !is_json(req.headers()) {
+        return Err(not_json());
+    }
+    let bytes = body_bytes(req, state).await?;
+    must_be_object(&bytes)?;
+    Ok(bytes)
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body with `Content-Type: application/json`",
+    )
+}
+
+/// Refuses a body whose JSON value is not an object. An empty body is left to the
+/// parser, which calls it malformed.
+fn must_be_object(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => Ok(()),
+        Some(_) => Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "the body must be a JSON object",
+        )),
     }
 }
 

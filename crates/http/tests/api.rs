@@ -2296,6 +2296,60 @@ async fn bad_input_gets_problem_documents_never_500() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "unknown fields are refused"
     );
+    // A struct is not read from an array of its fields, on any route.
+    let r = app.post(&lines, None, json!([vid, 1])).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body")),
+        "{}",
+        r.body
+    );
+    let r = app
+        .post("/store/carts", None, json!(["KR", "KRW", null]))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = app
+        .post(
+            "/store/auth/login",
+            None,
+            json!(["buyer1@example.com", "correct horse battery"]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // Nor are unknown fields dropped inside prices and media.
+    let admin = app.admin_token().await;
+    for (field, value) in [
+        (
+            "prices",
+            json!([{"amount": "1000", "currency": "KRW", "sale": "900"}]),
+        ),
+        (
+            "media",
+            json!([{"url": "https://cdn.example/a.jpg", "width": 800}]),
+        ),
+    ] {
+        let mut body = json!({"handle": format!("extra-{field}"), "title": {"en": "Extra"},
+            "variants": [{"sku": format!("EXTRA-{field}"), "prices": [{"amount": "1000", "currency": "KRW"}]}]});
+        if field == "prices" {
+            body["variants"][0]["prices"] = value;
+        } else {
+            body["media"] = value;
+        }
+        let r = app
+            .admin(Method::POST, "/admin/products", &admin, Some(body))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            r.body
+        );
+        assert!(
+            r.body.to_string().contains("unknown field"),
+            "{field}: {}",
+            r.body
+        );
+    }
 
     for uri in [
         "/store/carts/not-a-uuid",
@@ -4258,4 +4312,22 @@ async fn a_webhook_settles_only_its_own_providers_orders() {
     assert_eq!(order["status"], "pending", "{order}");
     assert_eq!(order["payment"]["reference"], body["payment"]["reference"]);
     assert_eq!(app.stock(&pid).await, 4, "the stock stays reserved");
+}
+
+/// Country codes are read in either case in an address too, as for the cart itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_country_is_read_in_either_case() {
+    let app = app().await;
+    let cart = app
+        .new_cart(None, json!({"country": "kr", "currency": "KRW"}))
+        .await;
+    let r = app
+        .patch(
+            &format!("/store/carts/{cart}"),
+            None,
+            json!({"shipping_address": {"name": "김민지", "line1": "세종대로 110", "city": "서울", "postal_code": "04524", "country": "kr", "phone": "+82 10-1234-5678"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["shipping_address"]["country"], "KR");
 }

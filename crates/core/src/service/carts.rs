@@ -377,7 +377,10 @@ impl Engine {
                 ));
             }
         }
-        if let Some(a) = &update.shipping_address {
+        // Country codes are read in either case, as for the cart itself.
+        let mut update = update;
+        if let Some(a) = &mut update.shipping_address {
+            a.country = a.country.trim().to_ascii_uppercase();
             a.validate(&mut errors);
         }
         let locale = match update.locale.as_deref() {

@@ -808,7 +808,7 @@ impl Engine {
                 ),
             ));
         }
-        if reference.as_ref().is_some_and(|r| r.len() > 200) {
+        if reference.as_ref().is_some_and(|r| r.chars().count() > 200) {
             return Err(CoreError::invalid_field(
                 "reference",
                 "too_long",
