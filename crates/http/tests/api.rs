@@ -4331,3 +4331,74 @@ async fn an_address_country_is_read_in_either_case() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["shipping_address"]["country"], "KR");
 }
+
+/// A provider that refuses a request without a card token, and captures otherwise.
+#[derive(Debug)]
+struct NeedsToken;
+
+#[async_trait::async_trait]
+impl PaymentProvider for NeedsToken {
+    fn name(&self) -> &str {
+        "tokenized"
+    }
+    async fn authorize(&self, req: &PaymentRequest) -> CoreResult<PaymentOutcome> {
+        if !req.data.contains_key("card_token") {
+            return Err(CoreError::invalid_field(
+                "payment.card_token",
+                "required",
+                "this provider needs a card token",
+            ));
+        }
+        Ok(PaymentOutcome::Captured {
+            reference: format!("tok_{}", req.order_id),
+        })
+    }
+    async fn refund(&self, req: &RefundRequest) -> CoreResult<String> {
+        Ok(format!("refund_{}", req.order_id))
+    }
+}
+
+/// A provider that refuses the payment request itself (data it cannot use) charged
+/// nothing: the order is canceled, its stock returned and the cart opened again, so
+/// the buyer corrects the payment and completes the same cart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_payment_request_reopens_the_cart() {
+    let app = app_with_provider(Arc::new(NeedsToken)).await;
+    let admin = app.admin_token().await;
+    let (pid, vid) = app.product(&admin, "token-item", 5).await;
+    let cart = app.ready_cart(None, &vid, 2).await;
+    let complete = |payment: Value| {
+        let (app, cart) = (&app, cart.clone());
+        async move {
+            app.post(
+                &format!("/store/carts/{cart}/complete"),
+                None,
+                json!({ "payment": payment }),
+            )
+            .await
+        }
+    };
+    let r = complete(json!({"provider": "tokenized"})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert_eq!(
+        r.body["errors"][0]["field"], "payment.card_token",
+        "{}",
+        r.body
+    );
+    assert_eq!(app.stock(&pid).await, 5, "the stock is back");
+    let r = app.get(&format!("/store/carts/{cart}"), None).await;
+    assert_eq!(r.body["status"], "open", "{}", r.body);
+    let r = complete(json!({"provider": "tokenized", "card_token": "tok_visa"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["status"], "paid");
+    assert_eq!(app.stock(&pid).await, 3);
+    assert_eq!(
+        app.events()
+            .await
+            .iter()
+            .filter(|e| *e == "order.canceled")
+            .count(),
+        1,
+        "the refused attempt's order is canceled"
+    );
+}

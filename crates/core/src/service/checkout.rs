@@ -409,6 +409,28 @@ impl Engine {
         let outcome = match answered {
             Ok(o) => o,
             Err(e) => {
+                // The provider (or its plugin) refused the request itself, e.g. payment
+                // data it cannot use: nothing was charged. The order is canceled as for
+                // a decline (stock back, cart open again) and the buyer gets the
+                // reason, so the payment can be corrected and the cart completed
+                // again; otherwise the order would hold its stock, unpayable, until
+                // it expired.
+                if let Some(code) = refusal_code(&e) {
+                    let declined = PaymentOutcome::Declined {
+                        code,
+                        message: e.to_string(),
+                    };
+                    self.record_payment_outcome(
+                        order_id,
+                        Some(order),
+                        declined,
+                        provider_actor,
+                        None,
+                    )
+                    .await?;
+                    counted("declined");
+                    return Err(e);
+                }
                 metrics::counter!("jangteo_payment_provider_errors_total", "provider" => provider.name().to_string())
                     .increment(1);
                 counted("pending");
@@ -853,6 +875,16 @@ impl Engine {
             ));
         }
         Ok(order)
+    }
+}
+
+/// The failure code of an `authorize` error that is a refusal of the request itself
+/// (nothing charged); `None` for errors whose outcome is unknown.
+fn refusal_code(e: &CoreError) -> Option<String> {
+    match e {
+        CoreError::Invalid { code, .. } => Some((*code).to_string()),
+        CoreError::PaymentDeclined { code, .. } => Some(code.clone()),
+        _ => None,
     }
 }
 
