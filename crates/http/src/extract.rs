@@ -29,8 +29,7 @@ where
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         let bytes = object_body(req, state).await?;
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(ApiJson(value))
+        parse_body(&bytes).map(ApiJson)
     }
 }
 
@@ -57,8 +56,7 @@ where
             return Err(not_json());
         }
         must_be_object(&bytes)?;
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(OptionalJson(value))
+        parse_body(&bytes).map(OptionalJson)
     }
 }
 
@@ -83,6 +81,26 @@ async fn object_body<S: Send + Sync>(
     let bytes = body_bytes(req, state).await?;
     must_be_object(&bytes)?;
     Ok(bytes)
+}
+
+/// Reads `T` from a body. serde_json reports some type errors of valid JSON as syntax
+/// errors (a number where an enum's string belongs: "expected value"): those are a
+/// wrong shape (`422 invalid_body`), not malformed JSON (`400`).
+fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    use axum::extract::rejection::JsonRejection;
+    match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(JsonRejection::JsonSyntaxError(e))
+            if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() =>
+        {
+            Err(ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                e.body_text(),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn not_json() -> ApiError {

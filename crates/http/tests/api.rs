@@ -2318,6 +2318,20 @@ async fn bad_input_gets_problem_documents_never_500() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     // Nor are unknown fields dropped inside prices and media.
     let admin = app.admin_token().await;
+    // A wrong type for an enum is a wrong shape (422), not malformed JSON (400).
+    for status in [json!(1), json!(true), json!([])] {
+        let body = json!({"handle": "enum-typed", "title": {"en": "Enum"}, "status": status,
+            "variants": [{"sku": "ENUM-1", "prices": [{"amount": "1000", "currency": "KRW"}]}]});
+        let r = app
+            .admin(Method::POST, "/admin/products", &admin, Some(body))
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_body")),
+            "status {status}: {}",
+            r.body
+        );
+    }
     for (field, value) in [
         (
             "prices",
