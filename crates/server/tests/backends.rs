@@ -485,15 +485,8 @@ fn postgres_that_stops_answering_is_reported_at_once_and_heals() {
     assert_eq!(complete(&srv, &first).unwrap().status, 201);
     let cart = ready_cart(&srv, &variant, 2);
     let place = |srv: &Server| {
-        try_http(
-            &srv.store,
-            "POST",
-            &format!("/store/carts/{cart}/complete"),
-            None,
-            Some(r#"{"payment":{"provider":"manual"}}"#),
-            &[("Idempotency-Key", "silent-db-1")],
-        )
-        .expect("an answer to the checkout")
+        complete_with(srv, &cart, &[("Idempotency-Key", "silent-db-1")])
+            .expect("an answer to the checkout")
     };
 
     stack.freeze_postgres();

@@ -275,13 +275,22 @@ pub fn ready_cart(srv: &Server, variant: &str, qty: i64) -> String {
 
 /// Completes a cart with the manual provider; (status, body), or an I/O error.
 pub fn complete(srv: &Server, cart: &str) -> std::io::Result<Response> {
+    complete_with(srv, cart, &[])
+}
+
+/// Like [`complete`], with extra headers (an `Idempotency-Key`).
+pub fn complete_with(
+    srv: &Server,
+    cart: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Response> {
     try_http(
         &srv.store,
         "POST",
         &format!("/store/carts/{cart}/complete"),
         None,
         Some(r#"{"payment":{"provider":"manual"}}"#),
-        &[],
+        headers,
     )
 }
 
