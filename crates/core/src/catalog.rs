@@ -225,11 +225,19 @@ pub fn validate_handle(field: &str, handle: &str, errors: &mut Vec<FieldError>) 
             "invalid_format",
             "1-100 characters of lowercase letters, digits and dashes, not starting or ending with a dash",
         ));
-    } else if handle.parse::<crate::ids::ProductId>().is_ok() {
-        // `/products/{id_or_handle}` reads an id first: a handle written like one
-        // (32 hex digits, with or without dashes) could never be reached by it.
+    }
+}
+
+/// A product's handle: as [`validate_handle`], and never in the form of a product id,
+/// since `/products/{id_or_handle}` reads an id first and a handle written like one (32
+/// hex digits, with or without dashes) could never be reached by it. Category handles
+/// are never read as ids, so they keep the plain rule.
+fn validate_product_handle(handle: &str, errors: &mut Vec<FieldError>) {
+    let before = errors.len();
+    validate_handle("handle", handle, errors);
+    if errors.len() == before && handle.parse::<crate::ids::ProductId>().is_ok() {
         errors.push(FieldError::new(
-            field,
+            "handle",
             "invalid_format",
             "a handle must not have the form of a product id (a UUID)",
         ));
@@ -320,7 +328,7 @@ fn validate_common(
     errors: &mut Vec<FieldError>,
 ) -> Option<BTreeMap<String, CountryData>> {
     if let Some(h) = &input.handle {
-        validate_handle("handle", h, errors);
+        validate_product_handle(h, errors);
     }
     if let Some(t) = &input.title {
         t.validate("title", 300, true, errors);
@@ -755,7 +763,7 @@ mod tests {
     fn a_handle_may_not_look_like_a_product_id() {
         let check = |h: &str| {
             let mut errors = Vec::new();
-            validate_handle("handle", h, &mut errors);
+            validate_product_handle(h, &mut errors);
             errors.is_empty()
         };
         assert!(check("red-ginseng-stick-30"));
@@ -766,6 +774,14 @@ mod tests {
             check("00000000-0000-0000-0000-00000000000"),
             "one digit short"
         );
+        // Categories are never read as ids: an imported UUID-like handle stays valid.
+        let mut errors = Vec::new();
+        validate_handle(
+            "categories[0]",
+            "cafebabecafebabecafebabecafebabe",
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
     }
 
     fn input() -> ProductInput {

@@ -4416,3 +4416,98 @@ async fn a_refused_payment_request_reopens_the_cart() {
         "the refused attempt's order is canceled"
     );
 }
+
+/// Captures after a gate, and reads webhooks as `callback` does.
+#[derive(Debug, Default)]
+struct GatedHook {
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl PaymentProvider for GatedHook {
+    fn name(&self) -> &str {
+        "gatedhook"
+    }
+    async fn authorize(&self, req: &PaymentRequest) -> CoreResult<PaymentOutcome> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        Ok(PaymentOutcome::Captured {
+            reference: format!("cap_{}", req.order_id),
+        })
+    }
+    async fn refund(&self, req: &RefundRequest) -> CoreResult<String> {
+        Ok(format!("refund_{}", req.order_id))
+    }
+    async fn verify_webhook(
+        &self,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+    ) -> CoreResult<WebhookEvent> {
+        CallbackProvider.verify_webhook(headers, body).await
+    }
+}
+
+/// A payment of the wrong amount recorded while checkout waits for the provider is
+/// kept when checkout then records the capture, and a redelivery announces nothing new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmatched_payment_recorded_during_checkout_is_kept() {
+    let gate = Arc::new(GatedHook::default());
+    let app = app_with_provider(gate.clone()).await;
+    let admin = app.admin_token().await;
+    let (_, vid) = app.product(&admin, "gatedhook-item", 5).await;
+    let cart = app.ready_cart(None, &vid, 1).await;
+    let checkout = {
+        let (store, cart) = (app.store.clone(), cart.clone());
+        tokio::spawn(async move {
+            send(
+                &store,
+                Method::POST,
+                &format!("/store/carts/{cart}/complete"),
+                None,
+                Some(json!({"payment": {"provider": "gatedhook"}})),
+                &[],
+            )
+            .await
+        })
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), gate.entered.notified())
+        .await
+        .unwrap();
+    let list = app.admin(Method::GET, "/admin/orders", &admin, None).await;
+    let id = list.body["orders"][0]["id"].as_str().unwrap().to_string();
+    let total = won(&list.body["orders"][0]["totals"]["total"]);
+    let short =
+        json!({"id": "wrong_amount_1", "external_id": id, "status": "PAID", "amount": total - 1});
+    let hook = |body: Value| {
+        let store = app.store.clone();
+        async move {
+            send(
+                &store,
+                Method::POST,
+                "/store/payments/gatedhook/webhook",
+                None,
+                Some(body),
+                &[("x-callback-token", CALLBACK_TOKEN)],
+            )
+            .await
+        }
+    };
+    assert_eq!(hook(short.clone()).await.status, StatusCode::NO_CONTENT);
+    gate.release.notify_one();
+    assert_eq!(checkout.await.unwrap().status, StatusCode::CREATED);
+    assert_eq!(hook(short).await.status, StatusCode::NO_CONTENT);
+    let after = app
+        .admin(Method::GET, &format!("/admin/orders/{id}"), &admin, None)
+        .await
+        .body;
+    assert_eq!(after["status"], "paid");
+    assert_eq!(
+        after["payment"]["late_references"],
+        json!(["wrong_amount_1"])
+    );
+    assert_eq!(
+        unapplied(&app, "order.payment_unmatched").await,
+        [("wrong_amount_1".to_string(), "amount_mismatch".to_string())]
+    );
+}

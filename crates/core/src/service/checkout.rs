@@ -491,13 +491,21 @@ impl Engine {
     ) -> CoreResult<(Order, Option<NextAction>)> {
         let now = self.now();
         let mut tx = self.0.store.begin().await?;
-        let mut order = match known {
-            Some(o) => o,
-            None => tx
-                .order(order_id)
-                .await?
-                .ok_or(CoreError::NotFound { entity: "order" })?,
-        };
+        // Always read (and lock) the stored order, even when the caller holds a copy:
+        // a webhook may have written to it meanwhile (an unmatched payment in
+        // `late_references` on a still-pending order), which writing the copy back
+        // would erase. The copy only spares the read when it is settled already.
+        if known
+            .as_ref()
+            .is_some_and(|o| o.status != OrderStatus::Pending)
+        {
+            drop(tx);
+            return self.settled_meanwhile(order_id, outcome).await;
+        }
+        let mut order = tx
+            .order(order_id)
+            .await?
+            .ok_or(CoreError::NotFound { entity: "order" })?;
         if order.status != OrderStatus::Pending {
             // Someone (webhook, sweeper, a cancel) settled it meanwhile.
             drop(tx);
